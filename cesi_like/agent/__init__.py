@@ -1,0 +1,1 @@
+"""The per-host agent: reads supervisord.conf, runs its programs, speaks Supervisor's XML-RPC."""

@@ -1,0 +1,109 @@
+"""Reading a child's stdout/stderr pipes into its log files, without blocking the loop.
+
+Each pipe gets an `add_reader` callback that reads everything available in one go (pipes are
+enlarged in spawn.py) and appends it to the channel's RotatingFile. A pipe is read until EOF, even
+after its process was reaped, so output written just before exit (or by a grandchild still
+holding the pipe) is never lost (supervisord's issue #57).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+
+from .config import AUTO, ChannelConfig
+from .logs import RotatingFile, strip_ansi
+
+READ_SIZE = 1 << 18
+
+Listener = Callable[[bytes], None]
+
+
+class Channel:
+    """One output channel (stdout or stderr) of one process: its log file and its followers."""
+
+    def __init__(self, name: str, config: ChannelConfig, path: str | None, strip: bool) -> None:
+        self.name = name
+        self.config = config
+        self.path = path  # resolved path (AUTO already turned into a file name), or None
+        self.strip = strip
+        self.file: RotatingFile | None = None
+        self.listeners: list[Listener] = []
+
+    def write(self, data: bytes) -> None:
+        if self.strip:
+            data = strip_ansi(data)
+        if self.path is not None:
+            if self.file is None:
+                self.file = RotatingFile(self.path, self.config.maxbytes, self.config.backups)
+            self.file.write(data)
+        for listener in list(self.listeners):
+            listener(data)
+
+    def reopen(self) -> None:
+        if self.file is not None:
+            self.file.open()
+
+    def clear(self) -> None:
+        if self.path is None:
+            return
+        if self.file is None:
+            self.file = RotatingFile(self.path, self.config.maxbytes, self.config.backups)
+        self.file.clear()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def channel_path(config: ChannelConfig, auto_path: Callable[[], str]) -> str | None:
+    if config.logfile is None:
+        return None
+    if config.logfile == AUTO:
+        return auto_path()
+    return config.logfile
+
+
+class PipeReader:
+    """Feeds one non-blocking pipe fd into a Channel until EOF."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fd: int,
+        channel: Channel,
+        on_close: Callable[[PipeReader], None],
+    ) -> None:
+        self.loop = loop
+        self.fd = fd
+        self.channel = channel
+        self.on_close = on_close
+        loop.add_reader(fd, self.read_available)
+
+    def read_available(self) -> None:
+        """Read until the pipe is empty; close on EOF or error."""
+        while self.fd >= 0:
+            try:
+                data = os.read(self.fd, READ_SIZE)
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self.close()
+                return
+            self.channel.write(data)
+            if len(data) < READ_SIZE:
+                return
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        self.loop.remove_reader(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        self.on_close(self)

@@ -1,0 +1,290 @@
+"""HTTP/1.1 transport for the agent: h11 on asyncio streams, over a unix socket or TCP.
+
+Authentication is checked on the request head, before a byte of the body is read, so an
+unauthenticated client cannot make us buffer anything. Bodies are capped. Each complete response
+goes out in one write (headers and body together) to avoid Nagle/delayed-ACK stalls; streams
+(`/logtail`) are sent chunked as data arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import socket
+import stat
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import h11
+
+MAX_BODY = 2 * 1024 * 1024
+"""Largest request body we accept: generous for XML-RPC (multicall, sendProcessStdin)."""
+
+MAX_HEAD = 64 * 1024
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    stream: AsyncIterator[bytes] | None = None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Basic-auth credentials; a password of the form `{SHA}<hex sha1>` is compared hashed."""
+
+    username: str
+    password: str
+
+    def accepts(self, header: str | None) -> bool:
+        if not header or not header.lower().startswith("basic "):
+            return False
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        user, colon, password = decoded.partition(":")
+        if not colon:
+            return False
+        expected = self.password
+        if expected.startswith("{SHA}"):
+            password = hashlib.sha1(password.encode("utf-8")).hexdigest()
+            expected = expected[5:].lower()
+        user_ok = hmac.compare_digest(user.encode(), self.username.encode())
+        password_ok = hmac.compare_digest(password.encode(), expected.encode())
+        return user_ok and password_ok
+
+
+def _simple(status: int, text: str, extra: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, text.encode(), "text/plain", extra or [])
+
+
+class HttpServer:
+    """Serves one listening socket with one handler; `credentials` None means no auth."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        credentials: Credentials | None,
+        name: str,
+        on_error: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.handler = handler
+        self.on_error = on_error
+        self.credentials = credentials
+        self.name = name
+        self.server: asyncio.AbstractServer | None = None
+        self.connections: set[asyncio.Task[None]] = set()
+
+    async def start(self, sock: socket.socket) -> None:
+        if sock.family == socket.AF_UNIX:
+            self.server = await asyncio.start_unix_server(self._client, sock=sock)
+        else:
+            self.server = await asyncio.start_server(self._client, sock=sock)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self.connections):
+            task.cancel()
+        if self.connections:
+            await asyncio.gather(*self.connections, return_exceptions=True)
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections.add(task)
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            await _Connection(self, reader, writer).serve()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass  # the server is closing; ending quietly keeps asyncio from logging noise
+        finally:
+            self.connections.discard(task)
+            writer.close()
+
+
+class _Connection:
+    def __init__(
+        self, server: HttpServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+
+    async def _next_event(self) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.reader.read(65536)
+            self.conn.receive_data(data)
+            if not data:
+                return h11.ConnectionClosed()
+
+    async def serve(self) -> None:
+        while True:
+            try:
+                event = await self._next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._fail(exc.error_status_hint, str(exc))
+                return
+            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return
+            if not isinstance(event, h11.Request):
+                return
+            request = await self._read_request(event)
+            if request is None:
+                return
+            try:
+                response = await self.server.handler(request)
+            except Exception as exc:  # a handler bug must not take the daemon down
+                self.server.on_error(
+                    f"{request.method} {request.path} failed: {traceback.format_exc()}"
+                )
+                response = _simple(500, f"internal error: {type(exc).__name__}")
+            await self._send(response, request.method == "HEAD")
+            if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
+                return
+            try:
+                self.conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+
+    async def _read_request(self, event: h11.Request) -> Request | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
+        request = Request(event.method.decode("ascii"), event.target.decode("latin-1"), headers)
+        creds = self.server.credentials
+        if creds is not None and not creds.accepts(headers.get("authorization")):
+            await self._fail(
+                401, "Unauthorized", [("WWW-Authenticate", 'Basic realm="default"')]
+            )
+            return None
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            await self._fail(413, "Request Entity Too Large")
+            return None
+        body = bytearray()
+        while True:
+            try:
+                part = await self._next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._fail(exc.error_status_hint, str(exc))
+                return None
+            if isinstance(part, h11.Data):
+                body += part.data
+                if len(body) > MAX_BODY:
+                    await self._fail(413, "Request Entity Too Large")
+                    return None
+            elif isinstance(part, h11.EndOfMessage):
+                request.body = bytes(body)
+                return request
+            else:
+                return None
+
+    async def _fail(
+        self, status: int, text: str, extra: list[tuple[str, str]] | None = None
+    ) -> None:
+        """Answer an error and close: the rest of the request is not worth reading."""
+        response = _simple(status, text + "\n", [*(extra or []), ("Connection", "close")])
+        try:
+            await self._send(response, False)
+        except h11.LocalProtocolError:
+            pass
+
+    async def _send(self, response: Response, head_only: bool) -> None:
+        headers = [("Content-Type", response.content_type), ("Server", "cesi-agentd")]
+        headers += response.headers
+        if response.stream is None:
+            headers.append(("Content-Length", str(len(response.body))))
+        out = self.conn.send(h11.Response(status_code=response.status, headers=headers)) or b""
+        if response.stream is None:
+            if response.body and not head_only:
+                out += self.conn.send(h11.Data(data=response.body)) or b""
+            out += self.conn.send(h11.EndOfMessage()) or b""
+            self.writer.write(out)
+            await self.writer.drain()
+            return
+        self.writer.write(out)
+        await self.writer.drain()
+        stream = response.stream
+        try:
+            async for chunk in stream:
+                if chunk:
+                    self.writer.write(self.conn.send(h11.Data(data=chunk)) or b"")
+                    await self.writer.drain()
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        self.writer.write(self.conn.send(h11.EndOfMessage()) or b"")
+        await self.writer.drain()
+
+
+def bind_unix(path: str, mode: int, owner: tuple[int, int] | None) -> socket.socket:
+    """Bind the unix socket as supervisord does: refuse if a live server answers on it,
+    replace a stale one, then chmod/chown. Raises OSError with a message on failure."""
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise OSError(f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+            probe.close()
+            raise OSError(f"Another program is already listening on a port that one of our "
+                          f"HTTP servers is configured to use ({path}).  Shut this program "
+                          "down first before starting supervisord.")
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(path)
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o777 ^ mode)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, mode)
+    if owner is not None:
+        os.chown(path, owner[0], owner[1])
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """Bind a TCP listener (`host` empty = all interfaces; port 0 = any free port)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,231 @@
+"""Log files: size-bounded rotation that never splits a line it can keep whole, and the main log.
+
+supervisord writes a chunk and only then checks the size, so its files overrun `maxbytes` and
+lines get cut across two files (its issue #749). Here a chunk is split at the last newline that
+still fits: every file stays within `maxbytes` and every byte lands exactly once.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from .states import LogLevel
+
+_ANSI_ESCAPE = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+
+
+def strip_ansi(data: bytes) -> bytes:
+    """Remove ANSI escape sequences (colours, cursor moves) from program output."""
+    return _ANSI_ESCAPE.sub(b"", data)
+
+
+class RotatingFile:
+    """An append-only file that rotates to `path.1` … `path.N` when it would exceed `maxbytes`.
+
+    Writes go straight to the file descriptor (no userspace buffer), so what a program wrote is
+    on disk as soon as it was read from the pipe, and a crash of the agent loses nothing.
+    """
+
+    def __init__(self, path: str, maxbytes: int = 0, backups: int = 0) -> None:
+        self.path = path
+        self.maxbytes = maxbytes
+        self.backups = backups
+        self._fd = -1
+        self._size = 0
+        self.open()
+
+    def open(self) -> None:
+        """(Re)open the file for appending; used at start and on SIGUSR2."""
+        self.close()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._size = os.fstat(self._fd).st_size
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def write(self, data: bytes) -> None:
+        """Append `data`, rotating first wherever the next piece would not fit."""
+        if self._fd < 0:
+            self.open()
+        maxbytes = self.maxbytes
+        view = memoryview(data)
+        while view:
+            if maxbytes <= 0:
+                self._write_all(view)
+                return
+            room = maxbytes - self._size
+            if len(view) <= room:
+                self._write_all(view)
+                return
+            cut = bytes(view[:room]).rfind(b"\n") + 1 if room > 0 else 0
+            if cut == 0 and self._size == 0:
+                cut = room  # one line longer than a whole file: split it hard
+            if cut:
+                self._write_all(view[:cut])
+                view = view[cut:]
+            self.rotate()
+
+    def _write_all(self, view: memoryview) -> None:
+        while view:
+            try:
+                written = os.write(self._fd, view)
+            except InterruptedError:
+                continue
+            self._size += written
+            view = view[written:]
+
+    def rotate(self) -> None:
+        """Shift `path.i` to `path.i+1`, `path` to `path.1`, start an empty `path`."""
+        self.close()
+        if self.backups > 0:
+            for index in range(self.backups - 1, 0, -1):
+                source = f"{self.path}.{index}"
+                if os.path.exists(source):
+                    os.replace(source, f"{self.path}.{index + 1}")
+            os.replace(self.path, f"{self.path}.1")
+        else:
+            _unlink(self.path)
+        self.open()
+
+    def clear(self) -> None:
+        """Truncate the current file and delete its backups (clearProcessLogs / clearLog)."""
+        self.close()
+        for index in range(1, self.backups + 1):
+            _unlink(f"{self.path}.{index}")
+        with open(self.path, "wb"):
+            pass
+        self.open()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def format_time(now: float) -> str:
+    """supervisord's timestamp: `2024-05-01 12:00:00,123`, local time."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+    return f"{stamp},{int(now * 1000) % 1000:03d}"
+
+
+class MainLog:
+    """The daemon's own log: `<time> <LEVL> <message>` lines, as supervisord writes them."""
+
+    def __init__(
+        self,
+        level: LogLevel = LogLevel.INFO,
+        file: RotatingFile | None = None,
+        echo: TextIO | None = None,
+    ) -> None:
+        self.level = level
+        self.file = file
+        self.echo = echo
+        self.listeners: list[Callable[[bytes], None]] = []
+
+    def log(self, level: LogLevel, message: str) -> None:
+        if level < self.level:
+            return
+        line = f"{format_time(time.time())} {level.tag} {message}\n"
+        data = line.encode("utf-8", "backslashreplace")
+        for listener in list(self.listeners):
+            listener(data)
+        if self.file is not None:
+            try:
+                self.file.write(data)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+        if self.echo is not None:
+            try:
+                self.echo.write(line)
+                self.echo.flush()
+            except (OSError, ValueError):
+                self.echo = None
+
+    def critical(self, message: str) -> None:
+        self.log(LogLevel.CRITICAL, message)
+
+    def error(self, message: str) -> None:
+        self.log(LogLevel.ERROR, message)
+
+    def warn(self, message: str) -> None:
+        self.log(LogLevel.WARN, message)
+
+    def info(self, message: str) -> None:
+        self.log(LogLevel.INFO, message)
+
+    def debug(self, message: str) -> None:
+        self.log(LogLevel.DEBUG, message)
+
+    def trace(self, message: str) -> None:
+        self.log(LogLevel.TRACE, message)
+
+    def blather(self, message: str) -> None:
+        self.log(LogLevel.BLATHER, message)
+
+    def reopen(self) -> None:
+        if self.file is not None:
+            self.file.open()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def stderr_log(level: LogLevel = LogLevel.INFO) -> MainLog:
+    """A log that only echoes to stderr: used before the config says where the log goes."""
+    return MainLog(level, None, sys.stderr)
+
+
+class BadArguments(ValueError):
+    """A negative length, or a negative offset with a length (readLog's BAD_ARGUMENTS)."""
+
+
+def read_range(path: str, offset: int, length: int) -> bytes:
+    """supervisord's readFile: `offset` < 0 means the last |offset| bytes (length must be 0);
+    length 0 means to the end. Raises BadArguments, or OSError when the file cannot be read."""
+    with open(path, "rb") as handle:
+        if offset < 0:
+            if length:
+                raise BadArguments(length)
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size + offset))
+            return handle.read(-offset)
+        if length < 0:
+            raise BadArguments(length)
+        handle.seek(offset)
+        return handle.read(length) if length else handle.read()
+
+
+def tail(path: str, offset: int, length: int) -> tuple[bytes, int, bool]:
+    """supervisord's tailFile: up to `length` bytes from `offset`, the new offset (the file's
+    size), and whether more than `length` bytes arrived since `offset` (overflow)."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            overflow = size > offset + length
+            if overflow:
+                offset = size - 1
+            if offset + length > size:
+                if offset > size - 1:
+                    length = 0
+                offset = size - length
+            offset, length = max(offset, 0), max(length, 0)
+            handle.seek(offset)
+            return (handle.read(length) if length else b""), size, overflow
+    except OSError:
+        return b"", offset, False

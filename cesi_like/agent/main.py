@@ -1,0 +1,233 @@
+"""`cesi-agentd`: supervisord's command line, config search, daemonizing, pidfile and limits."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import resource
+import sys
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+from .. import __version__
+from . import datatypes as dt
+from .config import Config, find_config, load, search_paths
+from .daemon import Agent, bind_servers
+from .inifile import ConfigError
+from .logs import MainLog, RotatingFile
+from .supervisor import clear_auto_logs
+
+EXIT_BAD_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cesi-agentd",
+        description="Run the programs of a supervisord.conf and serve Supervisor's XML-RPC API.",
+    )
+    add = parser.add_argument
+    add("-c", "--configuration", metavar="FILE", help="configuration file path")
+    add("-n", "--nodaemon", action="store_true", default=None, help="run in the foreground")
+    add("-s", "--silent", action="store_true", default=None, help="no logs to stdout (with -n)")
+    add("-u", "--user", help="run as this user (or numeric uid)")
+    add("-m", "--umask", help="umask for the daemon (octal, e.g. 022)")
+    add("-d", "--directory", help="directory to chdir to when daemonized")
+    add("-l", "--logfile", help="main log file path")
+    add("-y", "--logfile_maxbytes", metavar="BYTES", help="main log rotation size")
+    add("-z", "--logfile_backups", metavar="NUM", help="number of main log backups")
+    add("-e", "--loglevel", help="critical, error, warn, info, debug, trace or blather")
+    add("-j", "--pidfile", help="pid file path")
+    add("-i", "--identifier", help="identifier reported over RPC")
+    add("-q", "--childlogdir", help="directory for AUTO child logs")
+    add("-k", "--nocleanup", action="store_true", default=None,
+        help="keep AUTO child logs of previous runs")
+    add("-a", "--minfds", metavar="NUM", help="file descriptors required to start")
+    add("-t", "--strip_ansi", action="store_true", default=None,
+        help="strip ANSI escapes from child logs")
+    add("--minprocs", metavar="NUM", help="processes required to start")
+    add("--profile_options", help=argparse.SUPPRESS)
+    add("-v", "--version", action="store_true", help="print the version and exit")
+    add("--sample-config", action="store_true", help="print a commented sample config")
+    return parser
+
+
+_OVERRIDES: dict[str, Callable[[str], Any]] = {
+    "user": str,
+    "umask": dt.octal,
+    "directory": dt.existing_directory,
+    "logfile": dt.path_in_existing_directory,
+    "logfile_maxbytes": dt.byte_size,
+    "logfile_backups": dt.integer,
+    "loglevel": dt.log_level,
+    "pidfile": dt.path_in_existing_directory,
+    "identifier": str,
+    "childlogdir": dt.existing_directory,
+    "minfds": dt.integer,
+    "minprocs": dt.integer,
+}
+
+
+def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
+    """Command-line flags win over `[supervisord]` values, as in supervisord."""
+    changes: dict[str, Any] = {}
+    for key, convert in _OVERRIDES.items():
+        value = getattr(args, key)
+        if value is not None:
+            try:
+                changes[key] = convert(value)
+            except ValueError as exc:
+                raise ConfigError(str(exc), key=f"--{key}") from None
+    for flag in ("nodaemon", "silent", "nocleanup", "strip_ansi"):
+        if getattr(args, flag):
+            changes[flag] = True
+    return dataclasses.replace(config, server=dataclasses.replace(config.server, **changes))
+
+
+def sample_config() -> str:
+    return resources.files("cesi_like.agent").joinpath("sample.conf").read_text("utf-8")
+
+
+def raise_limits(minfds: int, minprocs: int, processes: int) -> str | None:
+    """Lift the fd and process limits to what the config needs; an error message if we can't."""
+    wanted_fds = max(minfds, 8 * processes + 64)
+    for name, limit, wanted, needed in (
+        ("file descriptors", resource.RLIMIT_NOFILE, wanted_fds, minfds),
+        ("processes", resource.RLIMIT_NPROC, minprocs, minprocs),
+    ):
+        soft, hard = resource.getrlimit(limit)
+        if soft == resource.RLIM_INFINITY or soft >= wanted:
+            continue
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(limit, (target, hard))
+        except (ValueError, OSError):
+            target = soft
+        if target < needed:
+            return (
+                f"The minimum number of {name} required to run this process is {needed} as per "
+                f"the config file setting. The current environment will only allow {target}. "
+                "Raise the limit in your environment or lower the setting in the config file."
+            )
+    return None
+
+
+def drop_privileges(user: str | None) -> str | None:
+    """Become `user` when running as root; the reason as text when that is impossible."""
+    if user is None:
+        return None
+    try:
+        uid, gid = dt.user_to_uid(user)
+    except ValueError as exc:
+        return str(exc)
+    if os.getuid() == uid:
+        return None
+    if os.getuid() != 0:
+        return "Can't drop privilege as nonroot user"
+    import pwd
+
+    os.initgroups(pwd.getpwuid(uid).pw_name, gid)
+    os.setgid(gid)
+    os.setuid(uid)
+    return None
+
+
+def daemonize(directory: str | None) -> None:
+    """Fork into the background: the parent exits, the child leads a new session."""
+    if os.fork():
+        os._exit(0)
+    if directory:
+        os.chdir(directory)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    os.setsid()
+
+
+def make_log(config: Config) -> MainLog:
+    server = config.server
+    file = None
+    if server.logfile is not None:
+        file = RotatingFile(server.logfile, server.logfile_maxbytes, server.logfile_backups)
+    echo = sys.stdout if server.nodaemon and not server.silent else None
+    return MainLog(server.loglevel, file, echo)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.version:
+        print(__version__)
+        return 0
+    if args.sample_config:
+        sys.stdout.write(sample_config())
+        return 0
+    path = args.configuration or find_config(sys.argv[0], os.getcwd())
+    if path is None:
+        print("Error: No config file found at default paths ("
+              + ", ".join(search_paths(sys.argv[0], os.getcwd()))
+              + "); use the -c option to specify a config file at a different path",
+              file=sys.stderr)
+        return EXIT_BAD_CONFIG
+
+    def reread() -> Config:
+        return apply_overrides(load(path), args)
+
+    try:
+        config = reread()
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        print("For help, use cesi-agentd -h", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    server = config.server
+    problem = drop_privileges(server.user) or raise_limits(
+        server.minfds, server.minprocs, sum(len(g.processes) for g in config.groups)
+    )
+    if problem:
+        print(f"Error: {problem}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    os.umask(server.umask)
+    try:
+        log = make_log(config)
+    except OSError as exc:
+        print(f"Error: cannot open log file {server.logfile}: {exc.strerror}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    if os.getuid() == 0 and server.user is None:
+        log.critical("Supervisor is running as root.  Privileges were not dropped because no "
+                     "user is specified in the config file.  If you intend to run as root, you "
+                     "can set user=root in the config file to avoid this message.")
+    for included in config.included:
+        log.info(f'Included extra file "{included}" during parsing')
+    for warning in config.warnings:
+        log.warn(warning)
+    if not server.nocleanup:
+        clear_auto_logs(server.childlogdir, server.identifier, log)
+    try:
+        listeners = bind_servers(config)
+    except OSError as exc:
+        print(f"Error: cannot open an HTTP server: {exc}", file=sys.stderr)
+        return 1
+    if not server.nodaemon:
+        daemonize(server.directory)
+    try:
+        with open(server.pidfile, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+    except OSError as exc:
+        log.critical(f"could not write pidfile {server.pidfile}: {exc.strerror}")
+    log.info(f"cesi-agentd started with pid {os.getpid()}")
+    try:
+        asyncio.run(Agent(config, log, reread, listeners).run())
+    finally:
+        try:
+            os.unlink(server.pidfile)
+        except OSError:
+            pass
+        log.info("exited")
+        log.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,657 @@
+"""The `supervisor.*` XML-RPC namespace, answering as supervisord 4.3 does.
+
+Method names, arguments, struct keys, fault codes and fault strings are Supervisor's contract
+(see shared/SUPERVISOR.md). Docstrings carry `@param`/`@return` tags for methodSignature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .config import AUTO, Config
+from .datatypes import signal_number
+from .groups import ProcessGroup
+from .inifile import ConfigError
+from .logs import BadArguments, read_range, tail
+from .process import Process
+from .spawn import NotFound, SpawnError
+from .states import (
+    RUNNING_STATES,
+    SIGNALLABLE_STATES,
+    STOPPED_STATES,
+    Fault,
+    ProcessState,
+    SupervisorState,
+)
+from .supervisor import Supervisor
+from .xmlrpc import RPCError
+
+API_VERSION = "3.0"
+SUPERVISOR_VERSION = "4.3.0"
+"""We implement supervisord 4.3.0's interface; clients gate features on this string."""
+
+MAX_INT = 2**31 - 1
+
+Result = dict[str, Any]
+
+
+def _capped(value: float) -> int:
+    return min(int(value), MAX_INT)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+class SupervisorNamespace:
+    """`supervisor.*`: one instance per daemon run, bound to its Supervisor."""
+
+    def __init__(self, supervisor: Supervisor, reread: Callable[[], Config]) -> None:
+        self._sup = supervisor
+        self._reread = reread
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _update(self) -> None:
+        if self._sup.state < SupervisorState.RUNNING:
+            raise RPCError(Fault.SHUTDOWN_STATE)
+
+    def _group_and_process(self, name: str) -> tuple[ProcessGroup, Process | None]:
+        group, process = self._sup.lookup(name)
+        if group is None:
+            raise RPCError(Fault.BAD_NAME, name)
+        if process is None and ":" not in name:
+            raise RPCError(Fault.BAD_NAME, name)
+        if process is None and name.split(":", 1)[1] not in ("", "*"):
+            raise RPCError(Fault.BAD_NAME, name)
+        return group, process
+
+    def _process(self, name: str) -> Process:
+        _, process = self._group_and_process(name)
+        if process is None:
+            raise RPCError(Fault.BAD_NAME, name)
+        return process
+
+    def _all_processes(self, lexical: bool = False) -> list[Process]:
+        if lexical:
+            return self._sup.all_processes()
+        return [p for g in self._sup.ordered_groups() for p in g.by_priority()]
+
+    @staticmethod
+    def _status(process: Process, code: int, description: str) -> Result:
+        return {"name": process.name, "group": process.group, "status": code,
+                "description": description}
+
+    async def _each(
+        self,
+        processes: list[Process],
+        wanted: Callable[[Process], bool],
+        action: Callable[[Process], Awaitable[Any]],
+    ) -> list[Result]:
+        """Apply `action` to every wanted process concurrently, as supervisord's make_allfunc:
+        failures first as they happen, then completions in list order."""
+        results: list[Result] = []
+        pending: list[tuple[Process, asyncio.Task[Any]]] = []
+        for process in processes:
+            if not wanted(process):
+                continue
+            task = asyncio.ensure_future(action(process))
+            await asyncio.sleep(0)
+            if task.done() and task.exception() is not None:
+                exc = task.exception()
+                if isinstance(exc, RPCError):
+                    results.append(self._status(process, exc.code, exc.text))
+                    continue
+                raise exc  # type: ignore[misc]
+            pending.append((process, task))
+        for process, task in pending:
+            try:
+                await task
+            except RPCError as exc:
+                results.append(self._status(process, exc.code, exc.text))
+            else:
+                results.append(self._status(process, Fault.SUCCESS, "OK"))
+        return results
+
+    # -- daemon ----------------------------------------------------------------------------
+
+    async def getAPIVersion(self) -> str:
+        """The version of the RPC API used by supervisord.
+
+        @return string version  version id
+        """
+        self._update()
+        return API_VERSION
+
+    async def getVersion(self) -> str:
+        """Deprecated alias of getAPIVersion.
+
+        @return string version  version id
+        """
+        return await self.getAPIVersion()
+
+    async def getSupervisorVersion(self) -> str:
+        """The version of the supervisor interface this daemon implements.
+
+        @return string version  version id
+        """
+        self._update()
+        return SUPERVISOR_VERSION
+
+    async def getIdentification(self) -> str:
+        """The identifier string of this daemon ([supervisord] identifier).
+
+        @return string identifier  identifying string
+        """
+        self._update()
+        return self._sup.config.server.identifier
+
+    async def getState(self) -> Result:
+        """The daemon's current state.
+
+        @return struct result  {statecode, statename}
+        """
+        self._update()
+        state = self._sup.state
+        return {"statecode": int(state), "statename": state.name}
+
+    async def getPID(self) -> int:
+        """The daemon's process id.
+
+        @return int pid
+        """
+        self._update()
+        return os.getpid()
+
+    def _main_log(self) -> str:
+        path = self._sup.config.server.logfile
+        if path is None or not os.path.exists(path):
+            raise RPCError(Fault.NO_FILE, path)
+        return path
+
+    async def readLog(self, offset: int, length: int) -> str:
+        """Read length bytes from the main log starting at offset.
+
+        @param int offset  offset to start reading from.
+        @param int length  number of bytes to read from the log.
+        @return string result  bytes of log
+        """
+        self._update()
+        return self._read(self._main_log(), offset, length)
+
+    async def readMainLog(self, offset: int, length: int) -> str:
+        """Deprecated alias of readLog.
+
+        @param int offset  offset to start reading from.
+        @param int length  number of bytes to read from the log.
+        @return string result  bytes of log
+        """
+        return await self.readLog(offset, length)
+
+    @staticmethod
+    def _read(path: str, offset: Any, length: Any) -> str:
+        try:
+            return _text(read_range(path, int(offset), int(length)))
+        except BadArguments:
+            raise RPCError(Fault.BAD_ARGUMENTS) from None
+        except (OSError, ValueError, TypeError):
+            raise RPCError(Fault.FAILED) from None
+
+    async def clearLog(self) -> bool:
+        """Clear the main log.
+
+        @return boolean result always returns True unless error
+        """
+        self._update()
+        self._main_log()
+        if self._sup.log.file is not None:
+            self._sup.log.file.clear()
+        return True
+
+    async def shutdown(self) -> bool:
+        """Shut down the daemon after stopping every process.
+
+        @return boolean result always returns True unless error
+        """
+        self._update()
+        self._sup.request_stop(SupervisorState.SHUTDOWN)
+        return True
+
+    async def restart(self) -> bool:
+        """Restart the daemon: stop everything, reread the config, start again.
+
+        @return boolean result  always return True unless error
+        """
+        self._update()
+        self._sup.request_stop(SupervisorState.RESTARTING)
+        return True
+
+    async def reloadConfig(self) -> list[list[list[str]]]:
+        """Reread the config file and report which groups it adds, changes and removes.
+
+        @return array result  [[added, changed, removed]]
+        """
+        self._update()
+        try:
+            config = self._reread()
+        except ConfigError as exc:
+            raise RPCError(Fault.CANT_REREAD, exc) from None
+        diff = self._sup.diff(config)
+        self._sup.config = config
+        return [[[g.name for g in diff.added], [g.name for g in diff.changed],
+                 [g.name for g in diff.removed]]]
+
+    async def addProcessGroup(self, name: str) -> bool:
+        """Activate a group of the last read config.
+
+        @param string name  name of process group to add
+        @return boolean result  true if successful
+        """
+        self._update()
+        config = self._sup.config.group(name)
+        if config is None:
+            raise RPCError(Fault.BAD_NAME, name)
+        if not self._sup.add_group(config):
+            raise RPCError(Fault.ALREADY_ADDED, name)
+        self._sup.transition_group(self._sup.groups[name])
+        return True
+
+    async def removeProcessGroup(self, name: str) -> bool:
+        """Remove a stopped group from the active configuration.
+
+        @param string name  name of process group to remove
+        @return boolean result  whether the removal was successful
+        """
+        self._update()
+        if name not in self._sup.groups:
+            raise RPCError(Fault.BAD_NAME, name)
+        if not self._sup.remove_group(name):
+            raise RPCError(Fault.STILL_RUNNING, name)
+        return True
+
+    # -- start / stop / signal -------------------------------------------------------------
+
+    async def startProcess(self, name: str, wait: bool = True) -> Any:
+        """Start a process.
+
+        @param string name  process name (or group:name, or group:*)
+        @param boolean wait  wait for the process to be fully started
+        @return boolean result  always true unless error
+        """
+        self._update()
+        group, process = self._group_and_process(name)
+        if process is None:
+            return await self.startProcessGroup(group.name, wait)
+        return await self._start(process, wait)
+
+    async def _start(self, process: Process, wait: Any) -> bool:
+        name = process.namespec if process.group != process.name else process.name
+        try:
+            self._sup.check_command(process)
+        except NotFound as exc:
+            raise RPCError(Fault.NO_FILE, exc) from None
+        except SpawnError as exc:
+            raise RPCError(Fault.NOT_EXECUTABLE, exc) from None
+        if process.state in RUNNING_STATES:
+            raise RPCError(Fault.ALREADY_STARTED, name)
+        if process.state == ProcessState.UNKNOWN:
+            raise RPCError(Fault.FAILED, f"{name} is in an unknown process state")
+        process.spawn()
+        self._sup.reap()
+        if process.spawnerr:
+            raise RPCError(Fault.SPAWN_ERROR, name)
+        process.transition()
+        while wait and process.state != ProcessState.RUNNING:
+            if process.spawnerr:
+                raise RPCError(Fault.SPAWN_ERROR, name)
+            if process.state not in (ProcessState.STARTING, ProcessState.RUNNING):
+                raise RPCError(Fault.ABNORMAL_TERMINATION, name)
+            await self._sup.wait_change(process)
+        if wait and process.spawnerr:
+            raise RPCError(Fault.SPAWN_ERROR, name)
+        return True
+
+    async def startProcessGroup(self, name: str, wait: bool = True) -> list[Result]:
+        """Start every process of a group.
+
+        @param string name  the group name
+        @param boolean wait  wait for each process to be fully started
+        @return array result  an array of process status info structs
+        """
+        self._update()
+        group = self._sup.groups.get(name)
+        if group is None:
+            raise RPCError(Fault.BAD_NAME, name)
+        return await self._each(group.by_priority(), lambda p: not p.running,
+                                lambda p: self._start(p, wait))
+
+    async def startAllProcesses(self, wait: bool = True) -> list[Result]:
+        """Start every process of every group.
+
+        @param boolean wait  wait for each process to be fully started
+        @return array result  an array of process status info structs
+        """
+        self._update()
+        return await self._each(self._all_processes(), lambda p: not p.running,
+                                lambda p: self._start(p, wait))
+
+    async def stopProcess(self, name: str, wait: bool = True) -> Any:
+        """Stop a process.
+
+        @param string name  the process to stop (or group:name, or group:*)
+        @param boolean wait  wait for the process to be fully stopped
+        @return boolean result  always true unless error
+        """
+        self._update()
+        group, process = self._group_and_process(name)
+        if process is None:
+            return await self.stopProcessGroup(group.name, wait)
+        return await self._stop(process, wait, name)
+
+    async def _stop(self, process: Process, wait: Any, name: str | None = None) -> bool:
+        name = name or (process.namespec if process.group != process.name else process.name)
+        if process.state not in RUNNING_STATES:
+            raise RPCError(Fault.NOT_RUNNING, name)
+        message = process.stop()
+        if message is not None:
+            raise RPCError(Fault.FAILED, message)
+        self._sup.reap()
+        while wait and process.state not in STOPPED_STATES:
+            await self._sup.wait_change(process)
+        return True
+
+    async def stopProcessGroup(self, name: str, wait: bool = True) -> list[Result]:
+        """Stop every process of a group.
+
+        @param string name  the group name
+        @param boolean wait  wait for each process to be fully stopped
+        @return array result  an array of process status info structs
+        """
+        self._update()
+        group = self._sup.groups.get(name)
+        if group is None:
+            raise RPCError(Fault.BAD_NAME, name)
+        return await self._each(group.by_priority(), lambda p: p.running,
+                                lambda p: self._stop(p, wait))
+
+    async def stopAllProcesses(self, wait: bool = True) -> list[Result]:
+        """Stop every process.
+
+        @param boolean wait  wait for each process to be fully stopped
+        @return array result  an array of process status info structs
+        """
+        self._update()
+        return await self._each(self._all_processes(), lambda p: p.running,
+                                lambda p: self._stop(p, wait))
+
+    async def signalProcess(self, name: str, signal: Any) -> Any:
+        """Send any signal to a process.
+
+        @param string name  the process (or group:name, or group:*)
+        @param string signal  signal name ('HUP') or number ('1')
+        @return boolean result  always true unless error
+        """
+        group, process = self._group_and_process(name)
+        if process is None:
+            return await self.signalProcessGroup(group.name, signal)
+        return await self._signal(process, signal, name)
+
+    async def _signal(self, process: Process, signal: Any, name: str | None = None) -> bool:
+        name = name or (process.namespec if process.group != process.name else process.name)
+        try:
+            signum = signal_number(str(signal))
+        except ValueError:
+            raise RPCError(Fault.BAD_SIGNAL, signal) from None
+        if process.state not in SIGNALLABLE_STATES:
+            raise RPCError(Fault.NOT_RUNNING, name)
+        message = process.signal(signum)
+        if message is not None:
+            raise RPCError(Fault.FAILED, message)
+        return True
+
+    async def signalProcessGroup(self, name: str, signal: Any) -> list[Result]:
+        """Send a signal to every process of a group.
+
+        @param string name  the group name
+        @param string signal  signal name ('HUP') or number ('1')
+        @return array result  an array of process status info structs
+        """
+        group = self._sup.groups.get(name)
+        if group is None:
+            raise RPCError(Fault.BAD_NAME, name)
+        return await self._each(group.by_priority(), lambda p: p.state in SIGNALLABLE_STATES,
+                                lambda p: self._signal(p, signal))
+
+    async def signalAllProcesses(self, signal: Any) -> list[Result]:
+        """Send a signal to every process.
+
+        @param string signal  signal name ('HUP') or number ('1')
+        @return array result  an array of process status info structs
+        """
+        return await self._each(self._all_processes(), lambda p: p.state in SIGNALLABLE_STATES,
+                                lambda p: self._signal(p, signal))
+
+    # -- information -----------------------------------------------------------------------
+
+    async def getAllConfigInfo(self) -> list[Result]:
+        """Every process of the last read config, one struct each.
+
+        @return array result  an array of process config info structs
+        """
+        self._update()
+        infos = []
+        for group in self._sup.config.groups:
+            active = self._sup.groups.get(group.name)
+            for pc in group.processes:
+                info: Result = {
+                    "autostart": pc.autostart, "directory": pc.directory, "uid": pc.uid,
+                    "command": pc.command, "exitcodes": list(pc.exitcodes),
+                    "group": group.name, "group_prio": group.priority,
+                    "inuse": active is not None, "killasgroup": pc.killasgroup,
+                    "name": pc.name, "process_prio": pc.priority,
+                    "redirect_stderr": pc.redirect_stderr, "startretries": pc.startretries,
+                    "startsecs": pc.startsecs, "stopsignal": pc.stopsignal,
+                    "stopwaitsecs": pc.stopwaitsecs, "serverurl": pc.serverurl,
+                }
+                for channel_name, channel in (("stdout", pc.stdout), ("stderr", pc.stderr)):
+                    logfile = channel.logfile
+                    if logfile == AUTO and active is not None and pc.name in active.processes:
+                        logfile = self._sup.channel(active.processes[pc.name], channel_name).path
+                    info[f"{channel_name}_capture_maxbytes"] = channel.capture_maxbytes
+                    info[f"{channel_name}_events_enabled"] = channel.events_enabled
+                    info[f"{channel_name}_logfile"] = "auto" if logfile == AUTO else logfile
+                    info[f"{channel_name}_logfile_backups"] = channel.backups
+                    info[f"{channel_name}_logfile_maxbytes"] = channel.maxbytes
+                    info[f"{channel_name}_syslog"] = channel.syslog
+                infos.append({k: "none" if v is None else v for k, v in info.items()})
+        infos.sort(key=lambda info: info["name"])
+        return infos
+
+    def _info(self, process: Process, now: float) -> Result:
+        stdout = self._sup.channel(process, "stdout").path or ""
+        return {
+            "name": process.name,
+            "group": process.group,
+            "start": _capped(process.laststart),
+            "stop": _capped(process.laststop),
+            "now": _capped(now),
+            "state": int(process.state),
+            "statename": process.state.name,
+            "spawnerr": process.spawnerr or "",
+            "exitstatus": process.exitstatus or 0,
+            "logfile": stdout,
+            "stdout_logfile": stdout,
+            "stderr_logfile": self._sup.channel(process, "stderr").path or "",
+            "pid": process.pid,
+            "description": process.describe(now),
+        }
+
+    async def getProcessInfo(self, name: str) -> Result:
+        """Information about one process.
+
+        @param string name  the name of the process (or group:name)
+        @return struct result  a structure containing data about the process
+        """
+        self._update()
+        return self._info(self._process(name), time.time())
+
+    async def getAllProcessInfo(self) -> list[Result]:
+        """Information about every process, sorted by group and name.
+
+        @return array result  an array of process status results
+        """
+        self._update()
+        now = time.time()
+        return [self._info(p, now) for p in self._all_processes(lexical=True)]
+
+    # -- process logs ----------------------------------------------------------------------
+
+    def _log_path(self, name: str, channel: str) -> str | None:
+        return self._sup.channel(self._process(name), channel).path
+
+    def _read_process_log(self, name: str, offset: int, length: int, channel: str) -> str:
+        path = self._log_path(name, channel)
+        if path is None or not os.path.exists(path):
+            raise RPCError(Fault.NO_FILE, path)
+        return self._read(path, offset, length)
+
+    def _tail_process_log(self, name: str, offset: int, length: int, channel: str) -> list[Any]:
+        path = self._log_path(name, channel)
+        if path is None or not os.path.exists(path):
+            return ["", 0, False]
+        data, new_offset, overflow = tail(path, int(offset), int(length))
+        return [_text(data), new_offset, overflow]
+
+    async def readProcessStdoutLog(self, name: str, offset: int, length: int) -> str:
+        """Read length bytes from a process's stdout log starting at offset.
+
+        @param string name  the name of the process (or group:name)
+        @param int offset  offset to start reading from
+        @param int length  number of bytes to read from the log
+        @return string result  bytes of log
+        """
+        self._update()
+        return self._read_process_log(name, offset, length, "stdout")
+
+    async def readProcessLog(self, name: str, offset: int, length: int) -> str:
+        """Deprecated alias of readProcessStdoutLog.
+
+        @param string name  the name of the process (or group:name)
+        @param int offset  offset to start reading from
+        @param int length  number of bytes to read from the log
+        @return string result  bytes of log
+        """
+        return await self.readProcessStdoutLog(name, offset, length)
+
+    async def readProcessStderrLog(self, name: str, offset: int, length: int) -> str:
+        """Read length bytes from a process's stderr log starting at offset.
+
+        @param string name  the name of the process (or group:name)
+        @param int offset  offset to start reading from
+        @param int length  number of bytes to read from the log
+        @return string result  bytes of log
+        """
+        self._update()
+        return self._read_process_log(name, offset, length, "stderr")
+
+    async def tailProcessStdoutLog(
+        self, name: str, offset: int, length: int
+    ) -> list[Any]:
+        """Tail a process's stdout log: [bytes, new offset, overflow].
+
+        @param string name  the name of the process (or group:name)
+        @param int offset  offset to start reading from
+        @param int length  maximum number of bytes to return
+        @return array result  [string bytes, int offset, bool overflow]
+        """
+        self._update()
+        return self._tail_process_log(name, offset, length, "stdout")
+
+    async def tailProcessLog(self, name: str, offset: int, length: int) -> list[Any]:
+        """Deprecated alias of tailProcessStdoutLog.
+
+        @param string name  the name of the process (or group:name)
+        @param int offset  offset to start reading from
+        @param int length  maximum number of bytes to return
+        @return array result  [string bytes, int offset, bool overflow]
+        """
+        return await self.tailProcessStdoutLog(name, offset, length)
+
+    async def tailProcessStderrLog(
+        self, name: str, offset: int, length: int
+    ) -> list[Any]:
+        """Tail a process's stderr log: [bytes, new offset, overflow].
+
+        @param string name  the name of the process (or group:name)
+        @param int offset  offset to start reading from
+        @param int length  maximum number of bytes to return
+        @return array result  [string bytes, int offset, bool overflow]
+        """
+        self._update()
+        return self._tail_process_log(name, offset, length, "stderr")
+
+    async def clearProcessLogs(self, name: str) -> bool:
+        """Clear both log files of a process.
+
+        @param string name  the name of the process (or group:name)
+        @return boolean result  always true unless error
+        """
+        self._update()
+        process = self._process(name)
+        try:
+            for channel in ("stdout", "stderr"):
+                self._sup.channel(process, channel).clear()
+        except OSError:
+            raise RPCError(Fault.FAILED, name) from None
+        return True
+
+    async def clearProcessLog(self, name: str) -> bool:
+        """Deprecated alias of clearProcessLogs.
+
+        @param string name  the name of the process (or group:name)
+        @return boolean result  always true unless error
+        """
+        return await self.clearProcessLogs(name)
+
+    async def clearAllProcessLogs(self) -> list[Result]:
+        """Clear the logs of every process.
+
+        @return array result  an array of process status info structs
+        """
+        self._update()
+        return await self._each(self._all_processes(), lambda p: True,
+                                lambda p: self.clearProcessLogs(p.namespec))
+
+    async def sendProcessStdin(self, name: str, chars: Any) -> bool:
+        """Write characters to a process's stdin.
+
+        @param string name  the process name to send to (or group:name)
+        @param string chars  the character data to send to the process
+        @return boolean result  always return True unless error
+        """
+        self._update()
+        if not isinstance(chars, str | bytes):
+            raise RPCError(Fault.INCORRECT_PARAMETERS, chars)
+        data = chars.encode("utf-8") if isinstance(chars, str) else chars
+        process = self._process(name)
+        if not process.pid or process.killing:
+            raise RPCError(Fault.NOT_RUNNING, name)
+        try:
+            self._sup.write_stdin(process, data)
+        except BrokenPipeError:
+            raise RPCError(Fault.NO_FILE, name) from None
+        return True
+
+    async def sendRemoteCommEvent(self, type: str, data: str) -> bool:
+        """Send a REMOTE_COMMUNICATION event to listeners that subscribe to it.
+
+        @param string type  string for the "type" key in the event header
+        @param string data  the data for the event body
+        @return boolean result  always true unless error
+        """
+        self._sup.notify_remote(str(type), str(data))
+        return True

@@ -1,0 +1,217 @@
+"""Turning a ProcessConfig into a running child: command lookup, pipes, fork and exec.
+
+The child side mirrors supervisord exactly, because users read its messages in their logs: it
+makes its own process group, gets fds 0-2 from our pipes and nothing else, switches user,
+changes directory and umask, and on failure writes `supervisor: couldn't ...` to its stderr
+and exits 127.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shlex
+import signal
+import stat
+from dataclasses import dataclass
+
+from .config import ProcessConfig
+
+PIPE_SIZE = 1 << 18
+"""Kernel pipe buffer we ask for: fewer wake-ups per MB of output than the default 64 KiB."""
+
+
+class SpawnError(Exception):
+    """The child could not be started; the message is what supervisord would record."""
+
+
+class NotFound(SpawnError):
+    pass
+
+
+class NotExecutable(SpawnError):
+    pass
+
+
+def resolve_command(command: str, environment: dict[str, str]) -> tuple[str, list[str]]:
+    """Split the command like a shell and find the program on PATH, checking it can run."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise SpawnError(f"can't parse command {command!r}: {exc}") from None
+    if not argv:
+        raise SpawnError("command is empty")
+    program = argv[0]
+    found: os.stat_result | None = None
+    filename = program
+    if "/" in program:
+        try:
+            found = os.stat(program)
+        except OSError:
+            found = None
+    else:
+        path = environment.get("PATH", os.environ.get("PATH", os.defpath))
+        for directory in path.split(os.pathsep):
+            candidate = os.path.join(directory, program)
+            try:
+                found = os.stat(candidate)
+            except OSError:
+                continue
+            filename = candidate
+            break
+    if found is None:
+        raise NotFound(f"can't find command {filename!r}")
+    if stat.S_ISDIR(found.st_mode):
+        raise NotExecutable(f"command at {filename!r} is a directory")
+    if not stat.S_IMODE(found.st_mode) & 0o111:
+        raise NotExecutable(f"command at {filename!r} is not executable")
+    if not os.access(filename, os.X_OK):
+        raise NotExecutable(f"no permission to run command {filename!r}")
+    return filename, argv
+
+
+@dataclass
+class ChildPipes:
+    """Parent ends of a child's stdin/stdout/stderr (-1 where there is none)."""
+
+    stdin: int
+    stdout: int
+    stderr: int
+
+
+def child_environment(
+    config: ProcessConfig, server_url: str | None, base: dict[str, str]
+) -> dict[str, str]:
+    """The environment supervisord gives a child, in the same order of precedence."""
+    env = dict(base)
+    env["SUPERVISOR_ENABLED"] = "1"
+    url = config.serverurl or server_url
+    if url:
+        env["SUPERVISOR_SERVER_URL"] = url
+    env["SUPERVISOR_PROCESS_NAME"] = config.name
+    env["SUPERVISOR_GROUP_NAME"] = config.group
+    env.update(config.environment)
+    return env
+
+
+def _pipe() -> tuple[int, int]:
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass  # over the per-user pipe budget: the default size still works
+    return read_end, write_end
+
+
+def fork_exec(
+    config: ProcessConfig, filename: str, argv: list[str], env: dict[str, str]
+) -> tuple[int, ChildPipes]:
+    """Fork the child and return its pid and our ends of its pipes (non-blocking)."""
+    opened: list[int] = []
+    try:
+        stdin_r, stdin_w = _pipe()
+        opened += [stdin_r, stdin_w]
+        stdout_r, stdout_w = _pipe()
+        opened += [stdout_r, stdout_w]
+        if config.redirect_stderr:
+            stderr_r, stderr_w = -1, stdout_w
+        else:
+            stderr_r, stderr_w = _pipe()
+            opened += [stderr_r, stderr_w]
+    except OSError as exc:
+        for fd in opened:
+            os.close(fd)
+        if exc.errno == errno.EMFILE:
+            raise SpawnError(f"too many open files to spawn {config.name!r}") from None
+        code = errno.errorcode.get(exc.errno or 0, exc.errno)
+        raise SpawnError(f"unknown error making dispatchers for {config.name!r}: {code}") from None
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        for fd in opened:
+            os.close(fd)
+        if exc.errno == errno.EAGAIN:
+            raise SpawnError(
+                f"Too many processes in process table to spawn {config.name!r}"
+            ) from None
+        code = errno.errorcode.get(exc.errno or 0, exc.errno)
+        raise SpawnError(f"unknown error during fork for {config.name!r}: {code}") from None
+    if pid == 0:  # pragma: no cover - runs in the child, which execs or exits
+        _become_child(config, filename, argv, env, stdin_r, stdout_w, stderr_w)
+    os.close(stdin_r)
+    os.close(stdout_w)
+    if stderr_r >= 0:
+        os.close(stderr_w)
+    for fd in (stdin_w, stdout_r, stderr_r):
+        if fd >= 0:
+            os.set_blocking(fd, False)
+    return pid, ChildPipes(stdin_w, stdout_r, stderr_r)
+
+
+def _become_child(  # pragma: no cover - runs in the child
+    config: ProcessConfig,
+    filename: str,
+    argv: list[str],
+    env: dict[str, str],
+    stdin_fd: int,
+    stdout_fd: int,
+    stderr_fd: int,
+) -> None:
+    """Set the child up and exec; never returns."""
+    try:
+        os.setpgrp()
+        os.dup2(stdin_fd, 0)
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        if config.uid is not None:
+            problem = _drop_privileges(config.uid, config.gid)
+            if problem:
+                _child_error(f"couldn't setuid to {config.uid}: {problem}")
+                return
+        if config.directory is not None:
+            try:
+                os.chdir(config.directory)
+            except OSError as exc:
+                code = errno.errorcode.get(exc.errno or 0, exc.errno)
+                _child_error(f"couldn't chdir to {config.directory}: {code}")
+                return
+        if config.umask is not None:
+            os.umask(config.umask)
+        try:
+            os.execve(filename, argv, env)
+        except OSError as exc:
+            code = errno.errorcode.get(exc.errno or 0, exc.errno)
+            _child_error(f"couldn't exec {argv[0]}: {code}")
+    finally:
+        _child_error("child process was not spawned")
+        os._exit(127)
+
+
+def _child_error(message: str) -> None:  # pragma: no cover - runs in the child
+    try:
+        os.write(2, f"supervisor: {message}\n".encode())
+    except OSError:
+        pass
+
+
+def _drop_privileges(uid: int, gid: int | None) -> str | None:  # pragma: no cover - child
+    """Become `uid` (and its groups); the reason as text on failure, like supervisord."""
+    import pwd
+
+    if os.getuid() == uid:
+        return None
+    if os.getuid() != 0:
+        return "Can't drop privilege as nonroot user"
+    try:
+        entry = pwd.getpwuid(uid)
+        os.initgroups(entry.pw_name, entry.pw_gid)
+        os.setgid(gid if gid is not None else entry.pw_gid)
+        os.setuid(uid)
+    except (KeyError, OSError) as exc:
+        return str(exc)
+    return None

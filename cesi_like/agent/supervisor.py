@@ -1,0 +1,371 @@
+"""The daemon's heart: owns every group and process on one asyncio loop (no threads, no locks).
+
+It is the `ProcessHost` of each Process (fork, kill, timers, logging), reaps children from
+SIGCHLD, starts groups in priority order, and shuts them down one group at a time in reverse
+priority as supervisord does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from typing import NamedTuple
+
+from .capture import Channel, PipeReader, channel_path
+from .config import Config, GroupConfig, ProcessConfig
+from .groups import ProcessGroup
+from .logs import MainLog
+from .process import Process, TimerHandle
+from .spawn import child_environment, fork_exec, resolve_command
+from .states import ProcessState, SupervisorState
+
+
+def server_url(config: Config) -> str | None:
+    """The URL children get as SUPERVISOR_SERVER_URL: the unix socket first, else TCP."""
+    if config.unix_http is not None:
+        return f"unix://{config.unix_http.file}"
+    if config.inet_http is not None:
+        return f"http://{config.inet_http.host or 'localhost'}:{config.inet_http.port}"
+    return None
+
+
+class Diff(NamedTuple):
+    added: list[GroupConfig]
+    changed: list[GroupConfig]
+    removed: list[GroupConfig]
+
+
+class Child:
+    """What the daemon keeps for one process beyond its state: output channels and pipes."""
+
+    def __init__(self, stdout: Channel, stderr: Channel) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdin_fd = -1
+        self.stdin_pending = bytearray()
+        self.readers: list[PipeReader] = []
+
+
+class Supervisor:
+    """All groups and processes of one config, and the rules for starting and stopping them."""
+
+    def __init__(self, config: Config, log: MainLog, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.log = log
+        self.loop = loop
+        self.state = SupervisorState.RUNNING
+        self.groups: dict[str, ProcessGroup] = {}
+        self.children: dict[Process, Child] = {}
+        self.by_pid: dict[int, Process] = {}
+        self.url = server_url(config)
+        self.base_env = {**os.environ}
+        self._stop_queue: list[ProcessGroup] = []
+        self._done: asyncio.Future[None] = loop.create_future()
+        self._waiters: dict[Process, list[asyncio.Future[None]]] = {}
+        self._shutdown_report_at = 0.0
+        self.on_state_change: list[Callable[[Process, ProcessState, bool], None]] = []
+
+    # -- ProcessHost -----------------------------------------------------------------------
+
+    def start_child(self, process: Process) -> int:
+        config = process.config
+        env = child_environment(config, self.url, self.base_env)
+        filename, argv = resolve_command(config.command, env)
+        child = self.children[process]
+        pid, pipes = fork_exec(config, filename, argv, env)
+        self.by_pid[pid] = process
+        self._close_stdin(child)
+        child.stdin_fd = pipes.stdin
+        for fd, channel in ((pipes.stdout, child.stdout), (pipes.stderr, child.stderr)):
+            if fd >= 0:
+                child.readers.append(PipeReader(self.loop, fd, channel, child.readers.remove))
+        return pid
+
+    def _close_stdin(self, child: Child) -> None:
+        if child.stdin_fd >= 0:
+            if child.stdin_pending:
+                self.loop.remove_writer(child.stdin_fd)
+                child.stdin_pending.clear()
+            os.close(child.stdin_fd)
+            child.stdin_fd = -1
+
+    def send_signal(self, process: Process, pid: int, signum: int) -> None:
+        os.kill(pid, signum)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        return self.loop.call_later(delay, callback)
+
+    def monotonic(self) -> float:
+        return self.loop.time()
+
+    def accepting_starts(self) -> bool:
+        return self.state > SupervisorState.RESTARTING
+
+    def info(self, message: str) -> None:
+        self.log.info(message)
+
+    def warn(self, message: str) -> None:
+        self.log.warn(message)
+
+    def debug(self, message: str) -> None:
+        self.log.debug(message)
+
+    def critical(self, message: str) -> None:
+        self.log.critical(message)
+
+    def state_changed(self, process: Process, old: ProcessState, expected: bool) -> None:
+        for future in self._waiters.pop(process, []):
+            if not future.done():
+                future.set_result(None)
+        for callback in self.on_state_change:
+            callback(process, old, expected)
+        if self.state <= SupervisorState.RESTARTING and process.stopped:
+            self.loop.call_soon(self._continue_shutdown)
+
+    # -- groups ----------------------------------------------------------------------------
+
+    def _auto_log_path(self, name: str, channel: str) -> str:
+        fd, path = tempfile.mkstemp(
+            suffix=".log",
+            prefix=f"{name}-{channel}---{self.config.server.identifier}-",
+            dir=self.config.server.childlogdir,
+        )
+        os.close(fd)
+        return path
+
+    def _make_process(self, process_config: ProcessConfig) -> Process:
+        process = Process(process_config, self)
+        strip = self.config.server.strip_ansi
+        name = process_config.name
+        stdout = Channel(
+            "stdout",
+            process_config.stdout,
+            channel_path(process_config.stdout, lambda: self._auto_log_path(name, "stdout")),
+            strip,
+        )
+        stderr = Channel(
+            "stderr",
+            process_config.stderr,
+            channel_path(process_config.stderr, lambda: self._auto_log_path(name, "stderr")),
+            strip,
+        )
+        self.children[process] = Child(stdout, stderr)
+        return process
+
+    def add_group(self, config: GroupConfig) -> bool:
+        """Create a group's processes (not started here); False if the name is taken."""
+        if config.name in self.groups:
+            return False
+        processes = [self._make_process(pc) for pc in config.processes]
+        self.groups[config.name] = ProcessGroup(config, processes)
+        return True
+
+    def remove_group(self, name: str) -> bool:
+        """Forget a stopped group; False while any of its processes still runs."""
+        group = self.groups[name]
+        if group.unstopped():
+            return False
+        for process in group.processes.values():
+            child = self.children.pop(process)
+            for channel in (child.stdout, child.stderr):
+                channel.close()
+            self._close_stdin(child)
+        del self.groups[name]
+        return True
+
+    def ordered_groups(self) -> list[ProcessGroup]:
+        """Groups in start order: ascending priority, config order for ties (stable sort)."""
+        return sorted(self.groups.values(), key=lambda g: g.config.priority)
+
+    def start(self) -> None:
+        """Create every group and start the autostart processes at once, in priority order."""
+        for group_config in self.config.groups:
+            self.add_group(group_config)
+        for group in self.ordered_groups():
+            for process in group.by_priority():
+                process.transition()
+
+    def transition_group(self, group: ProcessGroup) -> None:
+        for process in group.by_priority():
+            process.transition()
+
+    def diff(self, new: Config) -> Diff:
+        """Groups added, changed and removed between the running config and `new`."""
+        current = {name: group.config for name, group in self.groups.items()}
+        incoming = {g.name: g for g in new.groups}
+        return Diff(
+            added=[g for g in new.groups if g.name not in current],
+            changed=[g for g in new.groups if g.name in current and current[g.name] != g],
+            removed=[g for g in current.values() if g.name not in incoming],
+        )
+
+    def lookup(self, namespec: str) -> tuple[ProcessGroup | None, Process | None]:
+        """`grp:name`, `grp:*`, `grp:` or `name`: the group, and the process when one is named."""
+        group_name, colon, process_name = namespec.partition(":")
+        group = self.groups.get(group_name)
+        if group is None:
+            return None, None
+        if not colon:
+            return group, group.processes.get(group_name)
+        if process_name in ("", "*"):
+            return group, None
+        return group, group.processes.get(process_name)
+
+    def all_processes(self) -> list[Process]:
+        """Every process, sorted by group then name as getAllProcessInfo lists them."""
+        return sorted(
+            (p for g in self.groups.values() for p in g.processes.values()),
+            key=lambda p: (p.group, p.name),
+        )
+
+    def channel(self, process: Process, name: str) -> Channel:
+        """The `stdout` or `stderr` channel of a process."""
+        child = self.children[process]
+        return child.stdout if name == "stdout" else child.stderr
+
+    def check_command(self, process: Process) -> None:
+        """Raise NotFound/SpawnError now if spawning would fail to find the program."""
+        env = child_environment(process.config, self.url, self.base_env)
+        resolve_command(process.config.command, env)
+
+    def write_stdin(self, process: Process, data: bytes) -> None:
+        """Queue bytes for the child's stdin; written as the pipe accepts them.
+        Raises BrokenPipeError when the child closed its end."""
+        child = self.children[process]
+        if child.stdin_fd < 0:
+            raise BrokenPipeError(process.name)
+        if child.stdin_pending:
+            child.stdin_pending += data
+            return
+        try:
+            written = os.write(child.stdin_fd, data)
+        except BlockingIOError:
+            written = 0
+        if written < len(data):
+            child.stdin_pending = bytearray(data[written:])
+            self.loop.add_writer(child.stdin_fd, self._flush_stdin, child)
+
+    def _flush_stdin(self, child: Child) -> None:
+        try:
+            written = os.write(child.stdin_fd, child.stdin_pending)
+        except BlockingIOError:
+            return
+        except OSError:
+            written = len(child.stdin_pending)  # the child is gone: drop what it cannot read
+        del child.stdin_pending[:written]
+        if not child.stdin_pending:
+            self.loop.remove_writer(child.stdin_fd)
+
+    def notify_remote(self, type_: str, data: str) -> None:
+        """A REMOTE_COMMUNICATION event; delivered once event listeners run (see events)."""
+        self.log.debug(f"remote communication event {type_!r}: {len(data)} characters")
+
+    # -- children --------------------------------------------------------------------------
+
+    def reap(self) -> None:
+        """Collect every exited child (SIGCHLD); drain its pipes first so no output is lost."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            except InterruptedError:
+                continue
+            if pid == 0:
+                return
+            process = self.by_pid.pop(pid, None)
+            if process is None:
+                self.log.info(f"reaped unknown pid {pid}")
+                continue
+            child = self.children.get(process)
+            if child is not None:
+                for reader in list(child.readers):
+                    reader.read_available()
+            process.finish(status)
+
+    async def wait_change(self, process: Process) -> None:
+        """Resolve at the next state change of `process`."""
+        future: asyncio.Future[None] = self.loop.create_future()
+        self._waiters.setdefault(process, []).append(future)
+        await future
+
+    def reopen_logs(self) -> None:
+        self.log.info("received SIGUSR2 indicating log reopen request")
+        self.log.reopen()
+        for child in self.children.values():
+            child.stdout.reopen()
+            child.stderr.reopen()
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    def request_stop(self, state: SupervisorState) -> None:
+        """Begin an orderly shutdown (SHUTDOWN) or restart (RESTARTING)."""
+        if self.state <= SupervisorState.RESTARTING:
+            if state == SupervisorState.SHUTDOWN:
+                self.state = state
+            return
+        self.state = state
+        self._stop_queue = self.ordered_groups()
+        self._shutdown_tick()
+
+    def _shutdown_tick(self) -> None:
+        """Re-check once a second so `waiting for ...` is reported even when nothing changes."""
+        self._continue_shutdown()
+        if not self._done.done():
+            self.loop.call_later(1.0, self._shutdown_tick)
+
+    def _continue_shutdown(self) -> None:
+        """Stop the highest-priority group still running; finish when none is left."""
+        while self._stop_queue:
+            group = self._stop_queue[-1]
+            group.stop_all()
+            if group.unstopped():
+                self._report_unstopped()
+                return
+            self._stop_queue.pop()
+        unstopped = [p for g in self.groups.values() for p in g.unstopped()]
+        if unstopped:
+            self._report_unstopped()
+            return
+        if not self._done.done():
+            self._done.set_result(None)
+
+    def _report_unstopped(self) -> None:
+        now = self.loop.time()
+        if now > self._shutdown_report_at + 3:
+            names = ", ".join(p.name for g in self.groups.values() for p in g.unstopped())
+            self.log.info(f"waiting for {names} to die")
+            self._shutdown_report_at = now
+
+    async def wait_stopped(self) -> None:
+        """Until an orderly shutdown or restart has stopped every process."""
+        await self._done
+
+    def close(self) -> None:
+        """Release everything: pipes, log files. Called once all processes are stopped."""
+        for child in self.children.values():
+            for reader in list(child.readers):
+                reader.read_available()
+                reader.close()
+            for channel in (child.stdout, child.stderr):
+                channel.close()
+            self._close_stdin(child)
+
+
+def clear_auto_logs(childlogdir: str, identifier: str, log: MainLog) -> None:
+    """Delete AUTO child logs a previous run left (unless nocleanup), as supervisord does."""
+    pattern = re.compile(rf".+?---{re.escape(identifier)}-\S+\.log\.?\d{{0,4}}")
+    try:
+        names = os.listdir(childlogdir)
+    except OSError:
+        log.warn("Could not clear childlog dir")
+        return
+    for name in names:
+        if pattern.match(name):
+            try:
+                os.remove(os.path.join(childlogdir, name))
+            except OSError:
+                log.warn(f"Failed to clean up {os.path.join(childlogdir, name)!r}")

@@ -1,0 +1,117 @@
+"""The agent's HTTP routes: `/RPC2` (XML-RPC), `/logtail/...` and `/mainlogtail` (streams).
+
+Streams follow the writer, not the file: a follower subscribes to the channel and gets each
+chunk as it is captured, so rotation and truncation never lose or repeat a byte for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
+
+from .http import Request, Response
+from .supervisor import Supervisor
+from .xmlrpc import Dispatcher
+
+TAIL_START = 1024
+"""Bytes of history a new follower gets first, as supervisord sends."""
+
+FOLLOWER_BACKLOG = 8 * 1024 * 1024
+"""A follower that falls this far behind is disconnected rather than buffered without bound."""
+
+
+def _last_bytes(path: str | None, count: int) -> bytes:
+    if path is None:
+        return b""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size - count))
+            return handle.read()
+    except OSError:
+        return b""
+
+
+async def follow(
+    history: bytes, listeners: list[Callable[[bytes], None]]
+) -> AsyncIterator[bytes]:
+    """Yield `history`, then every chunk the listeners list is fed, until the client leaves."""
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    backlog = 0
+
+    def listener(data: bytes) -> None:
+        nonlocal backlog
+        backlog += len(data)
+        queue.put_nowait(data if backlog <= FOLLOWER_BACKLOG else None)
+
+    listeners.append(listener)
+    try:
+        yield history
+        while True:
+            chunk = await queue.get()
+            if chunk is None:
+                return
+            parts = [chunk]
+            while not queue.empty():
+                more = queue.get_nowait()
+                if more is None:
+                    return
+                parts.append(more)
+            data = b"".join(parts)
+            backlog -= len(data)
+            yield data
+    finally:
+        listeners.remove(listener)
+
+
+STREAM_HEADERS = [("X-Accel-Buffering", "no")]
+TEXT = "text/plain;charset=utf-8"
+
+
+class Routes:
+    """Dispatches one HTTP request to the right handler."""
+
+    def __init__(self, supervisor: Supervisor, dispatcher: Dispatcher) -> None:
+        self.supervisor = supervisor
+        self.dispatcher = dispatcher
+
+    async def __call__(self, request: Request) -> Response:
+        path = urllib.parse.urlsplit(request.path).path
+        if path.startswith("/RPC2"):
+            if request.method != "POST":
+                return Response(400, b"XML-RPC requests must be POSTed\n")
+            body = await self.dispatcher.handle(request.body)
+            return Response(200, body, "text/xml")
+        if path.startswith("/logtail/"):
+            return self._logtail(request, path[len("/logtail/"):])
+        if path == "/mainlogtail":
+            return self._mainlogtail(request)
+        return Response(404, b"Not Found\n")
+
+    def _logtail(self, request: Request, rest: str) -> Response:
+        if request.method != "GET":
+            return Response(400, b"Bad Request\n")
+        namespec, _, channel_name = urllib.parse.unquote(rest).partition("/")
+        channel_name = channel_name or "stdout"
+        if channel_name not in ("stdout", "stderr"):
+            return Response(404, b"Not Found\n")
+        _, process = self.supervisor.lookup(namespec)
+        if process is None:
+            return Response(404, b"Not Found\n")
+        channel = self.supervisor.channel(process, channel_name)
+        if channel.path is None:
+            return Response(404, b"Not Found\n")
+        stream = follow(_last_bytes(channel.path, TAIL_START), channel.listeners)
+        return Response(200, content_type=TEXT, headers=STREAM_HEADERS, stream=stream)
+
+    def _mainlogtail(self, request: Request) -> Response:
+        if request.method != "GET":
+            return Response(400, b"Bad Request\n")
+        log = self.supervisor.log
+        path = log.file.path if log.file is not None else None
+        if path is None:
+            return Response(404, b"Not Found\n")
+        stream = follow(_last_bytes(path, TAIL_START), log.listeners)
+        return Response(200, content_type=TEXT, headers=STREAM_HEADERS, stream=stream)

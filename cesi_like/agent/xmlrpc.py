@@ -1,0 +1,178 @@
+"""XML-RPC over our HTTP transport: safe parsing, dispatch, faults, and the `system.*` namespace.
+
+Requests are parsed with defusedxml's expat parser (no DTDs, no entities: no billion laughs) and
+the body size is capped by the transport. Marshalling is the stdlib's. Methods are coroutines
+so that `wait=True` calls park only their caller while the loop keeps serving everyone else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import xmlrpc.client
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from defusedxml.xmlrpc import DefusedExpatParser
+
+from .states import Fault
+
+Method = Callable[..., Awaitable[Any]]
+
+
+class RPCError(Exception):
+    """A Supervisor fault: `faultString` is `NAME` or `NAME: extra`."""
+
+    def __init__(self, code: Fault, extra: object = None) -> None:
+        self.code = code
+        self.text = code.name if extra is None else f"{code.name}: {extra}"
+        super().__init__(self.text)
+
+
+def parse_request(body: bytes) -> tuple[str, tuple[Any, ...]]:
+    """Method name and params of a methodCall; ValueError for anything malformed or hostile."""
+    unmarshaller = xmlrpc.client.Unmarshaller()
+    parser = DefusedExpatParser(unmarshaller, forbid_dtd=True)
+    try:
+        parser.feed(body)
+        parser.close()
+        params = unmarshaller.close()
+    except Exception as exc:  # expat, defusedxml and Unmarshaller raise many kinds
+        raise ValueError(f"malformed XML-RPC request: {type(exc).__name__}: {exc}") from None
+    name = unmarshaller.getmethodname()
+    if not isinstance(name, str):
+        raise ValueError("malformed XML-RPC request: no methodName")
+    return name, tuple(params)
+
+
+def dump_response(value: Any) -> bytes:
+    return xmlrpc.client.dumps((value,), methodresponse=True).encode("utf-8")
+
+
+def dump_fault(code: int, text: str) -> bytes:
+    return xmlrpc.client.dumps(xmlrpc.client.Fault(code, text)).encode("utf-8")
+
+
+_TAG_RE = re.compile(r"@(param|return)\s+(\S+)(?:\s+(\S+))?")
+
+
+def _signature(doc: str) -> list[str] | None:
+    """[return type, param types...] from `@return type` / `@param type name` docstring tags."""
+    params: list[str] = []
+    returns: str | None = None
+    for kind, type_name, _name in _TAG_RE.findall(doc):
+        if kind == "param":
+            params.append(type_name)
+        else:
+            returns = type_name
+    if returns is None:
+        return None
+    return [returns, *params]
+
+
+class Dispatcher:
+    """Maps `namespace.method` names to coroutines and answers the `system.*` methods."""
+
+    def __init__(self) -> None:
+        self.methods: dict[str, Method] = {}
+        self.register("system", self, only=("listMethods", "methodHelp", "methodSignature",
+                                             "multicall"))
+
+    def register(self, namespace: str, target: object, only: tuple[str, ...] = ()) -> None:
+        """Expose every public coroutine method of `target` as `namespace.name`."""
+        for attr in dir(target):
+            if attr.startswith("_") or (only and attr not in only):
+                continue
+            member = getattr(target, attr)
+            if inspect.iscoroutinefunction(member):
+                self.methods[f"{namespace}.{attr}"] = member
+
+    async def call(self, name: str, params: tuple[Any, ...]) -> Any:
+        """Run one method; raises RPCError for unknown names and wrong argument counts."""
+        method = self.methods.get(name)
+        if method is None or any(part.startswith("_") for part in name.split(".")):
+            raise RPCError(Fault.UNKNOWN_METHOD)
+        try:
+            inspect.signature(method).bind(*params)
+        except TypeError:
+            raise RPCError(Fault.INCORRECT_PARAMETERS) from None
+        return await method(*params)
+
+    async def handle(self, body: bytes) -> bytes:
+        """A whole request body in, a whole response body out (faults included)."""
+        try:
+            name, params = parse_request(body)
+        except ValueError as exc:
+            return dump_fault(Fault.INCORRECT_PARAMETERS, f"INCORRECT_PARAMETERS: {exc}")
+        try:
+            return dump_response(await self.call(name, params))
+        except RPCError as exc:
+            return dump_fault(exc.code, exc.text)
+
+    # -- system.* -------------------------------------------------------------------------
+
+    async def listMethods(self) -> list[str]:
+        """List every method this server answers, sorted.
+
+        @return array result  method names
+        """
+        return sorted(self.methods)
+
+    async def methodHelp(self, name: str) -> str:
+        """The documentation of one method.
+
+        @param string name  a method name
+        @return string result  its documentation
+        """
+        method = self.methods.get(name)
+        if method is None:
+            raise RPCError(Fault.SIGNATURE_UNSUPPORTED)
+        return inspect.getdoc(method) or ""
+
+    async def methodSignature(self, name: str) -> list[str]:
+        """The types of a method as [return type, parameter types...].
+
+        @param string name  a method name
+        @return array result  the signature
+        """
+        method = self.methods.get(name)
+        if method is None:
+            raise RPCError(Fault.SIGNATURE_UNSUPPORTED)
+        signature = _signature(inspect.getdoc(method) or "")
+        if signature is None:
+            raise RPCError(Fault.SIGNATURE_UNSUPPORTED)
+        return signature
+
+    async def multicall(self, calls: list[Any]) -> list[Any]:
+        """Run several calls in one round trip, in order. Each call is a struct
+        {methodName, params}; each result is the call's value, or a struct
+        {faultCode, faultString} when that call failed.
+
+        @param array calls  the calls
+        @return array result  one result per call
+        """
+        if not isinstance(calls, list):
+            raise RPCError(Fault.INCORRECT_PARAMETERS)
+        results: list[Any] = []
+        for call in calls:
+            try:
+                if not isinstance(call, dict):
+                    raise RPCError(Fault.INCORRECT_PARAMETERS)
+                name = call.get("methodName")
+                params = call.get("params", [])
+                if not isinstance(name, str):
+                    raise RPCError(Fault.INCORRECT_PARAMETERS, "No methodName")
+                if name == "system.multicall":
+                    raise RPCError(
+                        Fault.INCORRECT_PARAMETERS, "Recursive system.multicall forbidden"
+                    )
+                if not isinstance(params, list):
+                    raise RPCError(Fault.INCORRECT_PARAMETERS, "params must be an array")
+                results.append(await self.call(name, tuple(params)))
+            except RPCError as exc:
+                results.append({"faultCode": int(exc.code), "faultString": exc.text})
+            except Exception as exc:
+                results.append(
+                    {"faultCode": int(Fault.FAILED), "faultString": f"FAILED: {exc!r}"}
+                )
+        return results

@@ -1,0 +1,12 @@
+"""Print the environment, cwd and umask as JSON on one line, then sleep (tests spawn setup)."""
+
+import json
+import os
+import time
+
+mask = os.umask(0)
+os.umask(mask)
+print(json.dumps({"env": dict(os.environ), "cwd": os.getcwd(), "umask": mask, "uid": os.getuid(),
+                  "pgid": os.getpgrp(), "pid": os.getpid(), "fds": sorted(int(f) for f in os.listdir("/proc/self/fd"))}), flush=True)
+while True:
+    time.sleep(60)
