@@ -35,7 +35,7 @@ class UnixTransport(xmlrpc.client.Transport):
         self.timeout = timeout
 
     def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        if self._connection and host == self._connection[0]:
+        if self._connection and host == self._connection[0] and self._connection[1]:
             return self._connection[1]
         connection = _UnixHTTPConnection(self.socket_path, self.timeout)
         self._connection = host, connection

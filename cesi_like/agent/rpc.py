@@ -83,7 +83,7 @@ class SupervisorNamespace:
 
     @staticmethod
     def _status(process: Process, code: int, description: str) -> Result:
-        return {"name": process.name, "group": process.group, "status": code,
+        return {"name": process.name, "group": process.group, "status": int(code),
                 "description": description}
 
     async def _each(

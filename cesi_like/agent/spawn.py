@@ -126,9 +126,13 @@ def fork_exec(
             raise SpawnError(f"too many open files to spawn {config.name!r}") from None
         code = errno.errorcode.get(exc.errno or 0, exc.errno)
         raise SpawnError(f"unknown error making dispatchers for {config.name!r}: {code}") from None
+    # Block signals across fork so that none reaches the child's inherited Python handlers
+    # (which would write to the daemon's wakeup fd) before it has reset them.
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
         pid = os.fork()
     except OSError as exc:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         for fd in opened:
             os.close(fd)
         if exc.errno == errno.EAGAIN:
@@ -139,6 +143,7 @@ def fork_exec(
         raise SpawnError(f"unknown error during fork for {config.name!r}: {code}") from None
     if pid == 0:  # pragma: no cover - runs in the child, which execs or exits
         _become_child(config, filename, argv, env, stdin_r, stdout_w, stderr_w)
+    signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
     os.close(stdin_r)
     os.close(stdout_w)
     if stderr_r >= 0:
@@ -160,14 +165,19 @@ def _become_child(  # pragma: no cover - runs in the child
 ) -> None:
     """Set the child up and exec; never returns."""
     try:
+        signal.set_wakeup_fd(-1)
+        for signum in signal.valid_signals():
+            if signal.getsignal(signum) not in (signal.SIG_DFL, None):
+                try:
+                    signal.signal(signum, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass  # SIGKILL/SIGSTOP and friends cannot be changed
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
         os.setpgrp()
         os.dup2(stdin_fd, 0)
         os.dup2(stdout_fd, 1)
         os.dup2(stderr_fd, 2)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
         if config.uid is not None:
             problem = _drop_privileges(config.uid, config.gid)
             if problem:

@@ -50,7 +50,7 @@ def dump_response(value: Any) -> bytes:
 
 
 def dump_fault(code: int, text: str) -> bytes:
-    return xmlrpc.client.dumps(xmlrpc.client.Fault(code, text)).encode("utf-8")
+    return xmlrpc.client.dumps(xmlrpc.client.Fault(int(code), text)).encode("utf-8")
 
 
 _TAG_RE = re.compile(r"@(param|return)\s+(\S+)(?:\s+(\S+))?")

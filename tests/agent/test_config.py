@@ -1,4 +1,4 @@
-"""supervisord.conf parsing: keys, defaults, expansions, includes, and errors that name file:line."""
+"""supervisord.conf parsing: keys, defaults, expansions, includes, errors naming file:line."""
 
 from __future__ import annotations
 

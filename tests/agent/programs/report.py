@@ -6,7 +6,9 @@ import time
 
 mask = os.umask(0)
 os.umask(mask)
-print(json.dumps({"env": dict(os.environ), "cwd": os.getcwd(), "umask": mask, "uid": os.getuid(),
-                  "pgid": os.getpgrp(), "pid": os.getpid(), "fds": sorted(int(f) for f in os.listdir("/proc/self/fd"))}), flush=True)
+fds = sorted(int(f) for f in os.listdir("/proc/self/fd"))
+report = {"env": dict(os.environ), "cwd": os.getcwd(), "umask": mask, "uid": os.getuid(),
+          "pgid": os.getpgrp(), "pid": os.getpid(), "fds": fds}
+print(json.dumps(report), flush=True)
 while True:
     time.sleep(60)

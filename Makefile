@@ -1,0 +1,31 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## run: start a local cesi-agentd with demo programs (foreground; Ctrl-C stops it)
+run: $(BIN)/.installed
+	$(BIN)/python demo/run.py
+
+## test: lint, type-check and run the whole test suite
+test: lint
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check cesi_like tests bench demo
+	$(BIN)/mypy
+
+## bench: agent vs supervisord, side by side (see bench/README.md)
+bench: $(BIN)/.installed
+	$(BIN)/python bench/agent_vs_supervisord.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache run
