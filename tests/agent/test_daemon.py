@@ -1,0 +1,172 @@
+"""The daemon as a whole: shutdown, restart on SIGHUP, daemonizing, pidfile, flags and limits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import xmlrpc.client
+from pathlib import Path
+
+import pytest
+
+from cesi_like.agent.client import server_proxy
+
+from .conftest import BASE, StartDaemon, pid_alive, program, wait_for
+
+TWO = """
+[program:early]
+command=sleep 100
+priority=1
+startsecs=0
+
+[program:late]
+command={ignore}
+priority=2
+startsecs=0
+stopwaitsecs=1
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT])
+def test_orderly_shutdown_leaves_nothing(start_daemon: StartDaemon, signum: int) -> None:
+    daemon = start_daemon(TWO.format(ignore=program("ignore_term.py")))
+    pids = [daemon.wait_state(name, "RUNNING")["pid"] for name in ("early", "late")]
+    wait_for(lambda: "ignoring SIGTERM" in daemon.child_log("late"))
+    daemon.proc.send_signal(signum)
+    assert daemon.proc.wait(30) == 0
+    log = daemon.log()
+    assert f"received {signal.Signals(signum).name} indicating exit request" in log
+    # reverse priority, one group at a time: late (killed after stopwaitsecs) before early
+    assert log.index("stopped: late (terminated by SIGKILL)") < log.index("stopped: early")
+    assert not any(pid_alive(pid) for pid in pids)
+    assert not daemon.sock.exists() and not (daemon.dir / "daemon.pid").exists()
+
+
+def test_shutdown_over_rpc(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon("[program:p]\ncommand=sleep 100\nstartsecs=0\n")
+    pid = daemon.wait_state("p", "RUNNING")["pid"]
+    assert daemon.rpc().shutdown() is True
+    assert daemon.proc.wait(30) == 0
+    assert not pid_alive(pid)
+
+
+def test_shutdown_state_refuses_calls(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon(TWO.format(ignore=program("ignore_term.py")).replace(
+        "stopwaitsecs=1", "stopwaitsecs=3"))
+    daemon.wait_state("late", "RUNNING")
+    wait_for(lambda: "ignoring SIGTERM" in daemon.child_log("late"))
+    daemon.rpc().shutdown()
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        daemon.rpc().getAllProcessInfo()
+    assert (caught.value.faultCode, caught.value.faultString) == (6, "SHUTDOWN_STATE")
+    assert daemon.proc.wait(30) == 0
+
+
+def test_sighup_restarts_with_the_reread_config(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon("[program:old]\ncommand=sleep 100\nstartsecs=0\n")
+    old_pid = daemon.wait_state("old", "RUNNING")["pid"]
+    daemon.conf.write_text(daemon.conf.read_text() + "\n[program:new]\ncommand=sleep 100\n"
+                           "startsecs=0\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    new_info = wait_for(lambda: _try_info(daemon, "new"), what="the new program")
+    assert new_info["statename"] in ("STARTING", "RUNNING")
+    restarted = daemon.wait_state("old", "RUNNING")
+    assert restarted["pid"] != old_pid and not pid_alive(old_pid)
+    assert "received SIGHUP indicating restart request" in daemon.log()
+    assert daemon.proc.poll() is None
+
+
+def test_sighup_with_a_broken_config_keeps_the_old_one(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon("[program:old]\ncommand=sleep 100\nstartsecs=0\n")
+    daemon.wait_state("old", "RUNNING")
+    daemon.conf.write_text(daemon.conf.read_text() + "\n[program:bad]\ncommand=x\n"
+                           "startsecs=never\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_log("could not reread config, keeping the previous one")
+    assert "startsecs: not an integer: 'never'" in daemon.log()
+    daemon.wait_state("old", "RUNNING")
+    with pytest.raises(xmlrpc.client.Fault, match="BAD_NAME"):
+        daemon.rpc().getProcessInfo("bad")
+
+
+def _try_info(daemon: object, name: str) -> dict[str, object] | None:
+    try:
+        return daemon.info(name)  # type: ignore[attr-defined,no-any-return]
+    except (OSError, xmlrpc.client.Error):
+        return None
+
+
+def test_daemonizes_without_nodaemon(tmp_path: Path) -> None:
+    conf = tmp_path / "d.conf"
+    conf.write_text(BASE.format(loglevel="info") + "[program:p]\ncommand=sleep 100\n"
+                    "startsecs=0\n")
+    result = subprocess.run([sys.executable, "-m", "cesi_like.agent.main", "-c", str(conf)],
+                            cwd=tmp_path, timeout=30, capture_output=True)
+    assert result.returncode == 0
+    pidfile = tmp_path / "daemon.pid"
+    pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip()))
+    try:
+        rpc = server_proxy(f"unix://{tmp_path}/daemon.sock", timeout=10).supervisor
+        wait_for(lambda: _state_or_none(rpc) == "RUNNING")
+        assert rpc.getPID() == pid
+        child = wait_for(lambda: rpc.getProcessInfo("p")["pid"])
+        assert os.getsid(pid) == pid  # a session leader, detached from our terminal
+        rpc.shutdown()
+        wait_for(lambda: not pid_alive(pid), what="the daemon to exit")
+        assert not pid_alive(child)
+    finally:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _state_or_none(rpc: object) -> str | None:
+    try:
+        return rpc.getState()["statename"]  # type: ignore[attr-defined,no-any-return]
+    except (OSError, xmlrpc.client.Error):
+        return None
+
+
+def test_flags_override_the_config(start_daemon: StartDaemon, tmp_path: Path) -> None:
+    logfile = tmp_path / "elsewhere.log"
+    daemon = start_daemon("[program:p]\ncommand=sleep 100\nstartsecs=0\n",
+                          extra_args=("-n", "-i", "node-7", "-l", str(logfile), "-e", "debug"))
+    assert daemon.rpc().getIdentification() == "node-7"
+    daemon.wait_state("p", "RUNNING")
+    daemon.rpc().stopProcess("p")
+    assert "DEBG killing p" in logfile.read_text()
+    assert not (daemon.dir / "main.log").exists()
+
+
+def test_impossible_minfds_is_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "d.conf"
+    conf.write_text(BASE.format(loglevel="info").replace(
+        "[supervisord]\n", "[supervisord]\nminfds=2000000000\n"))
+    result = subprocess.run([sys.executable, "-m", "cesi_like.agent.main", "-c", str(conf), "-n"],
+                            cwd=tmp_path, timeout=30, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "minimum number of file descriptors required" in result.stderr
+
+
+def test_a_live_socket_is_not_stolen(start_daemon: StartDaemon, tmp_path: Path) -> None:
+    first = start_daemon("[program:p]\ncommand=sleep 100\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "cesi_like.agent.main", "-c", str(first.conf), "-n"],
+        cwd=tmp_path, timeout=30, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Another program is already listening" in result.stderr
+    assert first.rpc().getState()["statename"] == "RUNNING"
+
+
+def test_unix_socket_mode_is_0700_by_default(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon("")
+    assert daemon.sock.stat().st_mode & 0o777 == 0o700
+
+
+def test_version_flag() -> None:
+    result = subprocess.run([sys.executable, "-m", "cesi_like.agent.main", "-v"],
+                            capture_output=True, text=True, timeout=30, check=True)
+    from cesi_like import __version__
+
+    assert result.stdout.strip() == __version__
