@@ -31,12 +31,18 @@ class Channel:
         self.file: RotatingFile | None = None
         self.listeners: list[Listener] = []
 
+    def open(self) -> None:
+        """Create/open the log file if this channel has one and it is not open yet."""
+        if self.file is None and self.path is not None:
+            self.file = RotatingFile(self.path, self.config.maxbytes, self.config.backups)
+
     def write(self, data: bytes) -> None:
         if self.strip:
             data = strip_ansi(data)
         if self.path is not None:
             if self.file is None:
-                self.file = RotatingFile(self.path, self.config.maxbytes, self.config.backups)
+                self.open()
+            assert self.file is not None
             self.file.write(data)
         for listener in list(self.listeners):
             listener(data)
@@ -48,8 +54,8 @@ class Channel:
     def clear(self) -> None:
         if self.path is None:
             return
-        if self.file is None:
-            self.file = RotatingFile(self.path, self.config.maxbytes, self.config.backups)
+        self.open()
+        assert self.file is not None
         self.file.clear()
 
     def close(self) -> None:

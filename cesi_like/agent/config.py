@@ -21,7 +21,7 @@ AUTO = "AUTO"
 """Marker for `*_logfile=AUTO`: a generated file in `childlogdir`."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChannelConfig:
     """Log settings of one output channel (stdout or stderr) of a program."""
 
@@ -33,7 +33,7 @@ class ChannelConfig:
     syslog: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProcessConfig:
     """One process: a `[program:x]` with numprocs=3 gives three of these."""
 
@@ -63,7 +63,7 @@ class ProcessConfig:
     section: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GroupConfig:
     """A process group: a `[program:x]`, a `[group:x]` or an `[eventlistener:x]` pool."""
 
@@ -77,7 +77,7 @@ class GroupConfig:
     socket: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """The `[supervisord]` section."""
 
@@ -100,7 +100,7 @@ class ServerConfig:
     identifier: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UnixHttpConfig:
     """`[unix_http_server]`."""
 
@@ -111,7 +111,7 @@ class UnixHttpConfig:
     password: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InetHttpConfig:
     """`[inet_http_server]`."""
 
@@ -121,7 +121,7 @@ class InetHttpConfig:
     password: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CtlConfig:
     """`[supervisorctl]`."""
 
@@ -132,7 +132,7 @@ class CtlConfig:
     history_file: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Config:
     """A whole parsed config file."""
 

@@ -116,10 +116,15 @@ def _unlink(path: str) -> None:
         pass
 
 
+_last_second: list[object] = [None, ""]
+
+
 def format_time(now: float) -> str:
-    """supervisord's timestamp: `2024-05-01 12:00:00,123`, local time."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-    return f"{stamp},{int(now * 1000) % 1000:03d}"
+    """supervisord's timestamp: `2024-05-01 12:00:00,123`, local time (strftime once a second)."""
+    second = int(now)
+    if _last_second[0] != second:
+        _last_second[:] = [second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))]
+    return f"{_last_second[1]},{int(now * 1000) % 1000:03d}"
 
 
 class MainLog:

@@ -8,9 +8,9 @@ priority as supervisord does.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -66,6 +66,7 @@ class Supervisor:
         self._done: asyncio.Future[None] = loop.create_future()
         self._waiters: dict[Process, list[asyncio.Future[None]]] = {}
         self._shutdown_report_at = 0.0
+        self._shutdown_check_pending = False
         self.on_state_change: list[Callable[[Process, ProcessState, bool], None]] = []
 
     # -- ProcessHost -----------------------------------------------------------------------
@@ -82,7 +83,16 @@ class Supervisor:
         for fd, channel in ((pipes.stdout, child.stdout), (pipes.stderr, child.stderr)):
             if fd >= 0:
                 child.readers.append(PipeReader(self.loop, fd, channel, child.readers.remove))
+            # Create the log files right after this loop iteration: at startup that is after
+            # every autostart child is spawned, so file creation does not delay them.
+            self.loop.call_soon(self._open_channel, channel)
         return pid
+
+    def _open_channel(self, channel: Channel) -> None:
+        try:
+            channel.open()
+        except OSError as exc:
+            self.log.error(f"could not open log file {channel.path}: {exc.strerror}")
 
     def _close_stdin(self, child: Child) -> None:
         if child.stdin_fd >= 0:
@@ -122,19 +132,22 @@ class Supervisor:
                 future.set_result(None)
         for callback in self.on_state_change:
             callback(process, old, expected)
-        if self.state <= SupervisorState.RESTARTING and process.stopped:
+        if (self.state <= SupervisorState.RESTARTING and process.stopped
+                and not self._shutdown_check_pending):
+            # many children stop in one reap: check the group once, after all of them
+            self._shutdown_check_pending = True
             self.loop.call_soon(self._continue_shutdown)
 
     # -- groups ----------------------------------------------------------------------------
 
     def _auto_log_path(self, name: str, channel: str) -> str:
-        fd, path = tempfile.mkstemp(
-            suffix=".log",
-            prefix=f"{name}-{channel}---{self.config.server.identifier}-",
-            dir=self.config.server.childlogdir,
+        """A fresh AUTO log name, as supervisord's mkstemp makes them; the file itself is
+        created when the process is first spawned (see start_child)."""
+        suffix = base64.b32encode(os.urandom(5)).decode().lower()
+        identifier = self.config.server.identifier
+        return os.path.join(
+            self.config.server.childlogdir, f"{name}-{channel}---{identifier}-{suffix}.log"
         )
-        os.close(fd)
-        return path
 
     def _make_process(self, process_config: ProcessConfig) -> Process:
         process = Process(process_config, self)
@@ -319,6 +332,7 @@ class Supervisor:
 
     def _continue_shutdown(self) -> None:
         """Stop the highest-priority group still running; finish when none is left."""
+        self._shutdown_check_pending = False
         while self._stop_queue:
             group = self._stop_queue[-1]
             group.stop_all()
@@ -326,10 +340,6 @@ class Supervisor:
                 self._report_unstopped()
                 return
             self._stop_queue.pop()
-        unstopped = [p for g in self.groups.values() for p in g.unstopped()]
-        if unstopped:
-            self._report_unstopped()
-            return
         if not self._done.done():
             self._done.set_result(None)
 

@@ -45,8 +45,55 @@ def parse_request(body: bytes) -> tuple[str, tuple[Any, ...]]:
     return name, tuple(params)
 
 
+_MAX_INT = 2**31 - 1
+
+
+def _escape(text: str) -> str:
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _marshal(value: Any, out: list[str]) -> None:
+    """Append the XML-RPC <value> of `value`; the same XML the stdlib writes, several times
+    faster, because getAllProcessInfo of a big host is thousands of values."""
+    kind = type(value)
+    if kind is str:
+        out.append(f"<value><string>{_escape(value)}</string></value>")
+    elif kind is bool:
+        out.append("<value><boolean>1</boolean></value>" if value
+                   else "<value><boolean>0</boolean></value>")
+    elif kind is int:
+        if not -_MAX_INT - 1 <= value <= _MAX_INT:
+            raise OverflowError("int exceeds XML-RPC limits")
+        out.append(f"<value><int>{value}</int></value>")
+    elif kind is dict:
+        out.append("<value><struct>")
+        for key, item in value.items():
+            out.append(f"<member><name>{_escape(key)}</name>")
+            _marshal(item, out)
+            out.append("</member>")
+        out.append("</struct></value>")
+    elif kind is list or kind is tuple:
+        out.append("<value><array><data>")
+        for item in value:
+            _marshal(item, out)
+        out.append("</data></array></value>")
+    elif kind is float:
+        out.append(f"<value><double>{value!r}</double></value>")
+    else:  # anything rarer (Binary, DateTime, subclasses): the stdlib knows how
+        out.append(xmlrpc.client.dumps((value,)).split("<param>", 1)[1].rsplit("</param>", 1)[0])
+
+
 def dump_response(value: Any) -> bytes:
-    return xmlrpc.client.dumps((value,), methodresponse=True).encode("utf-8")
+    out = ["<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n"]
+    _marshal(value, out)
+    out.append("\n</param>\n</params>\n</methodResponse>\n")
+    return "".join(out).encode("utf-8")
 
 
 def dump_fault(code: int, text: str) -> bytes:

@@ -1,0 +1,234 @@
+"""cesi-agentd against supervisord 4.3.0 on the same configs, in one run, with ratios.
+
+Each daemon manages N programs (default 500) and is measured in turn, alone on the machine:
+  startup      seconds from launch until all N are RUNNING (startsecs=1)
+  rss          resident memory once all are RUNNING
+  idle cpu     CPU seconds the daemon uses over an idle window
+  rpc          median getAllProcessInfo latency, and `supervisorctl status` wall time
+  capture      MB/s of one noisy program (100-byte lines; 64 KiB writes) with N managed,
+               rotating every 8 MB, checked byte for byte afterwards
+  restart      seconds from SIGKILL of a child to RUNNING again (startsecs=0)
+
+Usage: python bench/agent_vs_supervisord.py [--programs 500] [--idle 20] [--mb 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xmlrpc.client
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cesi_like.agent.client import server_proxy  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+
+
+def config(directory: Path, programs: int, total: int) -> str:
+    producer = HERE / "producer.py"
+    text = f"""[supervisord]
+logfile={directory}/main.log
+pidfile={directory}/daemon.pid
+childlogdir={directory}
+minfds=16384
+minprocs=2000
+
+[unix_http_server]
+file={directory}/daemon.sock
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{directory}/daemon.sock
+
+[program:idle]
+command=sleep 100000
+process_name=%(program_name)s_%(process_num)03d
+numprocs={programs - 1}
+startsecs=1
+
+[program:crashy]
+command=sleep 100000
+startsecs=0
+"""
+    for mode in ("lines", "64k"):
+        text += f"""
+[program:noisy_{mode}]
+command={PY} {producer} {mode} {total} {directory}/{mode}.start
+autostart=false
+startsecs=0
+stdout_logfile={directory}/{mode}.log
+stdout_logfile_maxbytes=8MB
+stdout_logfile_backups=1000
+"""
+    return text
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.01) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"gave up after {timeout}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def safe(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except (OSError, xmlrpc.client.Error):
+        return None
+
+
+def verify(directory: Path, mode: str, total: int) -> int:
+    """Bytes lost or duplicated across all rotated files (0 is the only good answer)."""
+    base = directory / f"{mode}.log"
+    files = sorted(directory.glob(f"{mode}.log.*"), key=lambda p: -int(p.suffix[1:])) + [base]
+    data = b"".join(p.read_bytes() for p in files)
+    size = 100 if mode == "lines" else 65536
+    expected_blocks = total // size
+    good = 0
+    for number in range(expected_blocks):
+        head = f"{number:09d} ".encode()
+        chunk = data[number * size : (number + 1) * size]
+        if chunk.startswith(head) and chunk.endswith(b"\n") and len(chunk) == size:
+            good += 1
+    expected_len = expected_blocks * size + len(b"DONE\n")
+    return abs(len(data) - expected_len) + (expected_blocks - good) * size
+
+
+def measure(kind: str, programs: int, idle_seconds: float, total: int) -> dict[str, float]:
+    directory = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
+    conf = directory / "daemon.conf"
+    conf.write_text(config(directory, programs, total))
+    if kind == "agent":
+        command = [PY, "-m", "cesi_like.agent.main", "-c", str(conf), "-n", "-s"]
+    else:
+        command = [PY, "-m", "supervisor.supervisord", "-c", str(conf), "-n", "-s"]
+    results: dict[str, float] = {}
+    started = time.monotonic()
+    proc = subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    rpc = server_proxy(f"unix://{directory}/daemon.sock", timeout=60).supervisor
+    try:
+        def all_running() -> bool:
+            infos = safe(rpc.getAllProcessInfo)
+            autostarted = [i for i in infos or [] if not i["name"].startswith("noisy")]
+            return len(autostarted) == programs and all(
+                i["statename"] == "RUNNING" for i in autostarted)
+
+        wait_for(all_running, 120, 0.05)
+        results["startup s"] = time.monotonic() - started
+        time.sleep(1)
+        results["rss MB"] = rss_mb(proc.pid)
+        before = cpu_seconds(proc.pid)
+        time.sleep(idle_seconds)
+        results["idle cpu s"] = cpu_seconds(proc.pid) - before
+
+        latencies = []
+        for _ in range(20):
+            begin = time.perf_counter()
+            rpc.getAllProcessInfo()
+            latencies.append(time.perf_counter() - begin)
+        results["getAllProcessInfo ms"] = statistics.median(latencies) * 1000
+        walls = []
+        for _ in range(5):
+            begin = time.perf_counter()
+            subprocess.run([PY, "-m", "supervisor.supervisorctl", "-c", str(conf), "status"],
+                           stdout=subprocess.DEVNULL, check=False)
+            walls.append(time.perf_counter() - begin)
+        results["supervisorctl status s"] = statistics.median(walls)
+
+        for mode in ("lines", "64k"):
+            rpc.startProcess(f"noisy_{mode}")
+            log = directory / f"{mode}.log"
+
+            def done(log: Path = log) -> bool:
+                try:
+                    with open(log, "rb") as handle:
+                        handle.seek(max(0, os.fstat(handle.fileno()).st_size - 5))
+                        return handle.read() == b"DONE\n"
+                except FileNotFoundError:
+                    return False
+
+            wait_for(done, 300, 0.002)
+            finished = time.time()
+            begin_at = float((directory / f"{mode}.start").read_text())
+            results[f"capture {mode} MB/s"] = total / (finished - begin_at) / 1e6
+            rpc.stopProcess(f"noisy_{mode}")
+            results[f"lost bytes {mode}"] = verify(directory, mode, total)
+
+        restarts = []
+        for _ in range(5):
+            pid = rpc.getProcessInfo("crashy")["pid"]
+            begin = time.perf_counter()
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda pid=pid: (i := rpc.getProcessInfo("crashy"))["statename"] == "RUNNING"
+                     and i["pid"] != pid, 30, 0.002)
+            restarts.append(time.perf_counter() - begin)
+        results["crash->RUNNING ms"] = statistics.median(restarts) * 1000
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        subprocess.run(["rm", "-rf", str(directory)], check=False)
+    return results
+
+
+LOWER_IS_BETTER = ("startup s", "rss MB", "idle cpu s", "getAllProcessInfo ms",
+                   "supervisorctl status s", "crash->RUNNING ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--programs", type=int, default=500)
+    parser.add_argument("--idle", type=float, default=20.0)
+    parser.add_argument("--mb", type=int, default=100, help="MB written per capture test")
+    args = parser.parse_args()
+    total = args.mb * 1_000_000
+    print(f"{args.programs} programs, idle window {args.idle:.0f}s, {args.mb} MB per capture test",
+          flush=True)
+    reference = measure("supervisord", args.programs, args.idle, total)
+    print("supervisord measured", flush=True)
+    agent = measure("agent", args.programs, args.idle, total)
+    print(f"\n| metric | supervisord 4.3.0 | cesi-agentd | ratio (better side) |")
+    print("|---|---:|---:|---:|")
+    for key in reference:
+        ref, ours = reference[key], agent[key]
+        if key.startswith("lost"):
+            ratio = "-"
+        elif key in LOWER_IS_BETTER:
+            ratio = f"{ref / ours:.1f}x" if ours else "inf"
+        else:
+            ratio = f"{ours / ref:.1f}x" if ref else "inf"
+        print(f"| {key} | {ref:.2f} | {ours:.2f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
