@@ -37,6 +37,7 @@ class UnixTransport(xmlrpc.client.Transport):
     def make_connection(self, host: Any) -> http.client.HTTPConnection:
         if self._connection and host == self._connection[0] and self._connection[1]:
             return self._connection[1]
+        _, self._extra_headers, _ = self.get_host_info(host)  # basic auth from the URL
         connection = _UnixHTTPConnection(self.socket_path, self.timeout)
         self._connection = host, connection
         return connection

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -217,7 +216,14 @@ class _Reader:
 
 
 def default_childlogdir() -> str:
-    return tempfile.gettempdir()
+    """The first usable temp dir as tempfile.gettempdir() would find it, without importing
+    tempfile (and random, shutil...) into a daemon that only needs the name."""
+    candidates = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
+    candidates += ["/tmp", "/var/tmp", "/usr/tmp", os.getcwd()]
+    for candidate in candidates:
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return os.path.abspath(candidate)
+    return os.getcwd()
 
 
 def load(path: str, environ: Mapping[str, str] | None = None) -> Config:

@@ -92,6 +92,9 @@ class Agent:
                 server = HttpServer(routes, creds, name, self.log.critical)
                 await server.start(sock.dup())  # closing a generation keeps the socket
                 servers.append(server)
+                if sock.family != socket.AF_UNIX:  # tells the real port when port 0 was asked
+                    host, port = sock.getsockname()[:2]
+                    self.log.info(f"{name} listening on {host}:{port}")
             loop.add_signal_handler(signal.SIGCHLD, supervisor.reap)
             for signum in handled:
                 loop.add_signal_handler(signum, self._on_signal, supervisor, signum)

@@ -215,7 +215,7 @@ def inet_address(value: str) -> tuple[str, int]:
         port = int(port_text)
     except ValueError:
         raise ValueError(f"not a valid port number: {value!r}") from None
-    if not 0 < port < 65536:
+    if not 0 <= port < 65536:  # 0: any free port (tests, ephemeral agents)
         raise ValueError(f"not a valid port number: {value!r}")
     host = host.lower()
     if host == "*":

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import os
 import socket
 import stat
@@ -55,6 +53,11 @@ class Credentials:
     password: str
 
     def accepts(self, header: str | None) -> bool:
+        # imported here: hashlib loads OpenSSL's libcrypto (~4 MB), which a daemon without
+        # authentication never needs
+        import hashlib
+        import hmac
+
         if not header or not header.lower().startswith("basic "):
             return False
         try:

@@ -1,24 +1,27 @@
 """`cesi-agentd`: supervisord's command line, config search, daemonizing, pidfile and limits."""
 
-from __future__ import annotations
-
-import argparse
-import asyncio
-import dataclasses
-import os
-import resource
 import sys
-from collections.abc import Callable, Sequence
-from importlib import resources
-from typing import Any
 
-from .. import __version__
-from . import datatypes as dt
-from .config import Config, find_config, load, search_paths
-from .daemon import Agent, bind_servers
-from .inifile import ConfigError
-from .logs import MainLog, RotatingFile
-from .supervisor import clear_auto_logs
+# The agent never speaks TLS, and neither does supervisord. Without this line asyncio and
+# http.client load OpenSSL when imported: ~5 MB more resident memory on every managed host.
+# It must run before anything imports asyncio, hence before the imports below.
+sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import dataclasses  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from typing import Any  # noqa: E402
+
+from .. import __version__  # noqa: E402
+from . import datatypes as dt  # noqa: E402
+from .config import Config, find_config, load, search_paths  # noqa: E402
+from .daemon import Agent, bind_servers  # noqa: E402
+from .inifile import ConfigError  # noqa: E402
+from .logs import MainLog, RotatingFile  # noqa: E402
+from .supervisor import clear_auto_logs  # noqa: E402
 
 EXIT_BAD_CONFIG = 2
 
@@ -87,6 +90,8 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
 
 
 def sample_config() -> str:
+    from importlib import resources
+
     return resources.files("cesi_like.agent").joinpath("sample.conf").read_text("utf-8")
 
 

@@ -19,9 +19,9 @@ def spawn_count(log: str, name: str) -> int:
 
 
 def test_quick_exit_goes_backoff_then_fatal(start_daemon: StartDaemon) -> None:
-    daemon = start_daemon(f"""
+    daemon = start_daemon("""
 [program:quick]
-command={program("exit_with.py", 0)}
+command=/bin/sh -c "exit 0"
 startsecs=1
 startretries=2
 """)
@@ -35,9 +35,9 @@ startretries=2
 
 
 def test_backoff_is_visible_between_retries(start_daemon: StartDaemon) -> None:
-    daemon = start_daemon(f"""
+    daemon = start_daemon("""
 [program:quick]
-command={program("exit_with.py", 1)}
+command=/bin/sh -c "exit 1"
 startretries=1
 """)
     info = daemon.wait_state("quick", "BACKOFF")
@@ -338,9 +338,9 @@ startretries=1
 
 
 def test_stopping_a_backoff_process_stops_it_without_a_signal(start_daemon: StartDaemon) -> None:
-    daemon = start_daemon(f"""
+    daemon = start_daemon("""
 [program:flappy]
-command={program("exit_with.py", 1)}
+command=/bin/sh -c "exit 1"
 startretries=100
 """)
     daemon.wait_state("flappy", "BACKOFF")

@@ -1,0 +1,207 @@
+"""HTTP transport and XML-RPC plumbing: auth, hostile input, marshalling, streaming."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import re
+import socket
+import xmlrpc.client
+from typing import Any
+
+import pytest
+
+from cesi_like.agent.client import server_proxy
+from cesi_like.agent.xmlrpc import dump_response
+
+from .conftest import Daemon, StartDaemon, program, wait_for
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=30)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(self.path)
+
+
+def raw(daemon: Daemon, method: str, path: str, body: bytes = b"",
+        headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    connection = UnixHTTPConnection(str(daemon.sock))
+    connection.request(method, path, body=body, headers=headers or {})
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, dict(response.getheaders()), data
+
+
+def call(daemon: Daemon, method: str, *params: Any) -> Any:
+    body = xmlrpc.client.dumps(params, method).encode()
+    status, _, data = raw(daemon, "POST", "/RPC2", body, {"Content-Type": "text/xml"})
+    assert status == 200
+    return xmlrpc.client.loads(data)[0][0]
+
+
+@pytest.mark.parametrize("value", [
+    "plain", "<&>\"' üñí", "", 0, -(2**31), 2**31 - 1, True, False, 1.5, [], {},
+    [1, "a", [True, {"k": ["v", 2]}]], {"nested": {"list": [1, 2.25, "x&y"]}},
+])
+def test_fast_marshaller_round_trips(value: Any) -> None:
+    assert xmlrpc.client.loads(dump_response(value))[0][0] == value
+
+
+def test_fast_marshaller_refuses_oversized_ints() -> None:
+    with pytest.raises(OverflowError):
+        dump_response(2**31)
+
+
+def test_get_on_rpc2_is_400_and_unknown_paths_404(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon("")
+    assert raw(daemon, "GET", "/RPC2")[0] == 400
+    assert raw(daemon, "GET", "/nothing-here")[0] == 404
+
+
+def test_unknown_private_and_badly_called_methods(start_daemon: StartDaemon) -> None:
+    rpc = server_proxy(start_daemon("").url)
+    for name, code in [("supervisor.noSuchMethod", 1), ("supervisor._update", 1),
+                       ("nonamespace", 1), ("system._dispatch", 1)]:
+        with pytest.raises(xmlrpc.client.Fault) as caught:
+            getattr(rpc, name)()
+        assert (caught.value.faultCode, caught.value.faultString) == (code, "UNKNOWN_METHOD")
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        rpc.supervisor.getState("extra")
+    assert (caught.value.faultCode, caught.value.faultString) == (2, "INCORRECT_PARAMETERS")
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        rpc.supervisor.getProcessInfo()
+    assert caught.value.faultCode == 2
+
+
+def test_multicall_reports_each_failure_in_place(start_daemon: StartDaemon) -> None:
+    rpc = server_proxy(start_daemon("[program:p]\ncommand=sleep 100\nautostart=false\n").url)
+    results = rpc.system.multicall([
+        {"methodName": "supervisor.getAPIVersion", "params": []},
+        {"methodName": "supervisor.getProcessInfo", "params": ["nope"]},
+        {"methodName": "system.multicall", "params": [[]]},
+        {"methodName": "supervisor.stopProcess", "params": ["p"]},
+        {"methodName": "supervisor.getState", "params": []},
+    ])
+    assert results[0] == "3.0"
+    assert results[1] == {"faultCode": 10, "faultString": "BAD_NAME: nope"}
+    assert results[2]["faultCode"] == 2
+    assert results[3] == {"faultCode": 70, "faultString": "NOT_RUNNING: p"}
+    assert results[4] == {"statecode": 1, "statename": "RUNNING"}
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<methodCall><methodName>supervisor.getProcessInfo</methodName>
+<params><param><value><string>&lol9;</string></value></param></params></methodCall>"""
+
+
+@pytest.mark.parametrize("body", [
+    BILLION_LAUGHS,
+    b"<methodCall><methodName>supervisor.getState",  # truncated
+    b"not xml at all",
+    b'<?xml version="1.0"?><!DOCTYPE x SYSTEM "file:///etc/passwd"><methodCall/>',
+    b"<methodCall><params><param><value><int>12x</int></value></param></params></methodCall>",
+])
+def test_hostile_or_malformed_xml_gets_a_fault(start_daemon: StartDaemon, body: bytes) -> None:
+    daemon = start_daemon("")
+    status, _, data = raw(daemon, "POST", "/RPC2", body)
+    assert status == 200
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        xmlrpc.client.loads(data)
+    assert caught.value.faultCode == 2
+    assert call(daemon, "supervisor.getState")["statename"] == "RUNNING"
+
+
+def test_huge_body_is_refused_before_it_is_read(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon("")
+    connection = UnixHTTPConnection(str(daemon.sock))
+    connection.putrequest("POST", "/RPC2")
+    connection.putheader("Content-Length", str(100 * 1024 * 1024))
+    connection.endheaders()
+    try:
+        connection.send(b"x" * 65536)  # the server answers without waiting for the rest
+    except OSError:
+        pass
+    assert connection.getresponse().status == 413
+    assert call(daemon, "supervisor.getState")["statename"] == "RUNNING"
+
+
+def test_wrong_argument_types_are_faults(start_daemon: StartDaemon) -> None:
+    rpc = server_proxy(start_daemon("[program:p]\ncommand=sleep 100\n").url).supervisor
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        rpc.readLog("zero", 10)
+    assert caught.value.faultCode in (3, 30)
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        rpc.sendProcessStdin("p", 42)
+    assert caught.value.faultCode == 2
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        rpc.signalProcess("p", "NOTASIGNAL")
+    assert (caught.value.faultCode, caught.value.faultString) == (11, "BAD_SIGNAL: NOTASIGNAL")
+
+
+AUTH = """
+[unix_http_server]
+username=admin
+password={password}
+"""
+
+
+@pytest.mark.parametrize("stored", ["s3cret", "{SHA}" + hashlib.sha1(b"s3cret").hexdigest()])
+def test_basic_auth(start_daemon: StartDaemon, stored: str) -> None:
+    daemon = start_daemon(AUTH.format(password=stored), wait=False)
+    wait_for(lambda: daemon.sock.exists())
+    body = xmlrpc.client.dumps((), "supervisor.getState").encode()
+    status, headers, _ = raw(daemon, "POST", "/RPC2", body)
+    assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="default"'
+    wrong = "Basic " + base64.b64encode(b"admin:nope").decode()
+    assert raw(daemon, "POST", "/RPC2", body, {"Authorization": wrong})[0] == 401
+    good = "Basic " + base64.b64encode(b"admin:s3cret").decode()
+    status, _, data = raw(daemon, "POST", "/RPC2", body, {"Authorization": good})
+    assert status == 200 and xmlrpc.client.loads(data)[0][0]["statename"] == "RUNNING"
+    proxy = server_proxy(daemon.url, "admin", "s3cret").supervisor
+    assert proxy.getAPIVersion() == "3.0"
+
+
+def test_inet_server_on_port_zero(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon("\n[inet_http_server]\nport=127.0.0.1:0\nusername=u\npassword=p\n")
+    port = int(re.search(r"inet_http_server listening on 127.0.0.1:(\d+)",
+                         daemon.wait_log("inet_http_server listening")).group(1))  # type: ignore[union-attr]
+    rpc = server_proxy(f"http://127.0.0.1:{port}", "u", "p").supervisor
+    assert rpc.getState()["statename"] == "RUNNING"
+    with pytest.raises(xmlrpc.client.ProtocolError) as caught:
+        server_proxy(f"http://127.0.0.1:{port}").supervisor.getState()
+    assert caught.value.errcode == 401
+
+
+def test_logtail_streams_new_output(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon(f"[program:echo]\ncommand={program('echo_stdin.py')}\nstartsecs=0\n")
+    daemon.wait_state("echo", "RUNNING")
+    daemon.rpc().sendProcessStdin("echo", "first\n")
+    wait_for(lambda: "got: first" in daemon.child_log("echo"))
+    connection = UnixHTTPConnection(str(daemon.sock))
+    connection.request("GET", "/logtail/echo")
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.getheader("Content-Type") == "text/plain;charset=utf-8"
+    assert response.read1(65536) == b"got: first\n"  # history first
+    daemon.rpc().sendProcessStdin("echo", "second\n")
+    assert response.read1(65536) == b"got: second\n"  # then live
+    connection.close()
+    assert raw(daemon, "GET", "/logtail/nope")[0] == 404
