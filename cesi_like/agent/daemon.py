@@ -12,34 +12,17 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .config import Config
-from .http import Credentials, HttpServer, bind_tcp, bind_unix
 from .inifile import ConfigError
+from .listen import Listeners, bind_servers
 from .logs import MainLog
-from .rpc import SupervisorNamespace
 from .states import SupervisorState
 from .supervisor import Supervisor
-from .web import Routes
-from .xmlrpc import Dispatcher
 
-Listeners = list[tuple[str, socket.socket, Credentials | None]]
-
-
-def bind_servers(config: Config) -> Listeners:
-    """Open the configured listening sockets; raises OSError with a readable message."""
-    listeners: Listeners = []
-    if config.inet_http is not None:
-        inet = config.inet_http
-        creds = Credentials(inet.username, inet.password or "") if inet.username else None
-        listeners.append(("inet_http_server", bind_tcp(inet.host, inet.port), creds))
-    if config.unix_http is not None:
-        unix = config.unix_http
-        creds = Credentials(unix.username, unix.password or "") if unix.username else None
-        listeners.append(
-            ("unix_http_server", bind_unix(unix.file, unix.chmod, unix.chown), creds)
-        )
-    return listeners
+if TYPE_CHECKING:
+    from .http import HttpServer
 
 
 class Agent:
@@ -79,26 +62,13 @@ class Agent:
         while True:
             supervisor = Supervisor(self.config, self.log, loop)
             self.supervisor = supervisor
-            dispatcher = Dispatcher()
-            dispatcher.register("supervisor", SupervisorNamespace(supervisor, self.reread))
-            self.log.info("RPC interface 'supervisor' initialized")
-            routes = Routes(supervisor, dispatcher)
-            servers = []
-            for name, sock, creds in self.listeners:
-                if creds is None:
-                    self.log.critical(
-                        f"Server '{name}' running without any HTTP authentication checking"
-                    )
-                server = HttpServer(routes, creds, name, self.log.critical)
-                await server.start(sock.dup())  # closing a generation keeps the socket
-                servers.append(server)
-                if sock.family != socket.AF_UNIX:  # tells the real port when port 0 was asked
-                    host, port = sock.getsockname()[:2]
-                    self.log.info(f"{name} listening on {host}:{port}")
             loop.add_signal_handler(signal.SIGCHLD, supervisor.reap)
             for signum in handled:
                 loop.add_signal_handler(signum, self._on_signal, supervisor, signum)
+            # Programs first: their startsecs clock starts at spawn, while the HTTP side
+            # (imported only now) is ready long before anyone can see a RUNNING state.
             supervisor.start()
+            servers = await self._start_servers(supervisor)
             supervisor.reap()  # children that died before the handler was installed
             await supervisor.wait_stopped()
             for server in servers:
@@ -110,6 +80,31 @@ class Agent:
                 self._close_listeners()
                 return
             self._restart_config()
+
+    async def _start_servers(self, supervisor: Supervisor) -> list[HttpServer]:
+        # imported here, after the programs are spawned: see run()
+        from .http import HttpServer
+        from .rpc import SupervisorNamespace
+        from .web import Routes
+        from .xmlrpc import Dispatcher
+
+        dispatcher = Dispatcher()
+        dispatcher.register("supervisor", SupervisorNamespace(supervisor, self.reread))
+        self.log.info("RPC interface 'supervisor' initialized")
+        routes = Routes(supervisor, dispatcher)
+        servers = []
+        for name, sock, creds in self.listeners:
+            if creds is None:
+                self.log.critical(
+                    f"Server '{name}' running without any HTTP authentication checking"
+                )
+            server = HttpServer(routes, creds, name, self.log.critical)
+            await server.start(sock.dup())  # closing a generation keeps the socket
+            servers.append(server)
+            if sock.family != socket.AF_UNIX:  # tells the real port when port 0 was asked
+                host, port = sock.getsockname()[:2]
+                self.log.info(f"{name} listening on {host}:{port}")
+        return servers
 
     def _restart_config(self) -> None:
         """Reread the config for the next generation; keep the old one if the new is broken."""

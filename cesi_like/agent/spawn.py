@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import shlex
 import signal
@@ -35,10 +36,15 @@ class NotExecutable(SpawnError):
     pass
 
 
+@functools.lru_cache(maxsize=4096)
+def _split(command: str) -> tuple[str, ...]:
+    return tuple(shlex.split(command))
+
+
 def resolve_command(command: str, environment: dict[str, str]) -> tuple[str, list[str]]:
     """Split the command like a shell and find the program on PATH, checking it can run."""
     try:
-        argv = shlex.split(command)
+        argv = list(_split(command))
     except ValueError as exc:
         raise SpawnError(f"can't parse command {command!r}: {exc}") from None
     if not argv:
@@ -106,7 +112,7 @@ def _pipe() -> tuple[int, int]:
 
 
 def fork_exec(
-    config: ProcessConfig, filename: str, argv: list[str], env: dict[str, str]
+    config: ProcessConfig, filename: str, argv: list[str], env: dict[bytes, bytes]
 ) -> tuple[int, ChildPipes]:
     """Fork the child and return its pid and our ends of its pipes (non-blocking)."""
     opened: list[int] = []
@@ -158,7 +164,7 @@ def _spawn_fast(
     config: ProcessConfig,
     filename: str,
     argv: list[str],
-    env: dict[str, str],
+    env: dict[bytes, bytes],
     stdin_fd: int,
     stdout_fd: int,
     stderr_fd: int,
@@ -203,7 +209,7 @@ def _spawn_reporting(
     config: ProcessConfig,
     filename: str,
     argv: list[str],
-    env: dict[str, str],
+    env: dict[bytes, bytes],
     stdin_fd: int,
     stdout_fd: int,
     stderr_fd: int,
@@ -226,7 +232,7 @@ def _become_child(  # pragma: no cover - runs in the child
     config: ProcessConfig,
     filename: str,
     argv: list[str],
-    env: dict[str, str],
+    env: dict[bytes, bytes],
     stdin_fd: int,
     stdout_fd: int,
     stderr_fd: int,

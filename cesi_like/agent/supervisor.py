@@ -46,6 +46,7 @@ class Child:
         self.stderr = stderr
         self.stdin_fd = -1
         self.stdin_pending = bytearray()
+        self.env: tuple[dict[str, str], dict[bytes, bytes]] | None = None
         self.readers: list[PipeReader] = []
 
 
@@ -73,10 +74,12 @@ class Supervisor:
 
     def start_child(self, process: Process) -> int:
         config = process.config
-        env = child_environment(config, self.url, self.base_env)
-        filename, argv = resolve_command(config.command, env)
         child = self.children[process]
-        pid, pipes = fork_exec(config, filename, argv, env)
+        if child.env is None:  # the same for every spawn of this process: build it once
+            env = child_environment(config, self.url, self.base_env)
+            child.env = env, {k.encode(): v.encode() for k, v in env.items()}
+        filename, argv = resolve_command(config.command, child.env[0])
+        pid, pipes = fork_exec(config, filename, argv, child.env[1])
         self.by_pid[pid] = process
         self._close_stdin(child)
         child.stdin_fd = pipes.stdin
