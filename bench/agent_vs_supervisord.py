@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from cesi_like.agent.client import server_proxy  # noqa: E402
+from cesi_like.agent.client import server_proxy
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -128,7 +128,7 @@ def wire_latency(sock_path: Path) -> float:
 def verify(directory: Path, mode: str, total: int) -> int:
     """Bytes lost or duplicated across all rotated files (0 is the only good answer)."""
     base = directory / f"{mode}.log"
-    files = sorted(directory.glob(f"{mode}.log.*"), key=lambda p: -int(p.suffix[1:])) + [base]
+    files = [*sorted(directory.glob(f"{mode}.log.*"), key=lambda p: -int(p.suffix[1:])), base]
     data = b"".join(p.read_bytes() for p in files)
     size = 100 if mode == "lines" else 65536
     expected_blocks = total // size
@@ -240,12 +240,15 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=100, help="MB written per capture test")
     args = parser.parse_args()
     total = args.mb * 1_000_000
+    # supervisord comes from a wheel with compiled bytecode; give our package the same footing
+    # (PYTHONDONTWRITEBYTECODE or an editable install would otherwise compile it at each start)
+    subprocess.run([PY, "-m", "compileall", "-q", str(HERE.parent / "cesi_like")], check=True)
     print(f"{args.programs} programs, idle window {args.idle:.0f}s, {args.mb} MB per capture test",
           flush=True)
     reference = measure("supervisord", args.programs, args.idle, total)
     print("supervisord measured", flush=True)
     agent = measure("agent", args.programs, args.idle, total)
-    print(f"\n| metric | supervisord 4.3.0 | cesi-agentd | ratio (better side) |")
+    print("\n| metric | supervisord 4.3.0 | cesi-agentd | ratio (better side) |")
     print("|---|---:|---:|---:|")
     for key in reference:
         ref, ours = reference[key], agent[key]
