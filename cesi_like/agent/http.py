@@ -9,6 +9,7 @@ goes out in one write (headers and body together) to avoid Nagle/delayed-ACK sta
 from __future__ import annotations
 
 import asyncio
+import http
 import socket
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +43,9 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+_REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 
 
 def _simple(status: int, text: str, extra: list[tuple[str, str]] | None = None) -> Response:
@@ -193,7 +197,10 @@ class _Connection:
         headers += response.headers
         if response.stream is None:
             headers.append(("Content-Length", str(len(response.body))))
-        out = self.conn.send(h11.Response(status_code=response.status, headers=headers)) or b""
+        reason = _REASONS.get(response.status, b"Unknown")  # supervisorctl needs a phrase
+        out = self.conn.send(
+            h11.Response(status_code=response.status, headers=headers, reason=reason)
+        ) or b""
         if response.stream is None:
             if response.body and not head_only:
                 out += self.conn.send(h11.Data(data=response.body)) or b""

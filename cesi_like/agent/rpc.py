@@ -92,27 +92,16 @@ class SupervisorNamespace:
         wanted: Callable[[Process], bool],
         action: Callable[[Process], Awaitable[Any]],
     ) -> list[Result]:
-        """Apply `action` to every wanted process concurrently, as supervisord's make_allfunc:
-        failures first as they happen, then completions in list order."""
+        """Apply `action` to every wanted process at once (as supervisord's make_allfunc does)
+        and report in list order, which is what supervisord reports when nothing races."""
+        chosen = [p for p in processes if wanted(p)]
+        outcomes = await asyncio.gather(*(action(p) for p in chosen), return_exceptions=True)
         results: list[Result] = []
-        pending: list[tuple[Process, asyncio.Task[Any]]] = []
-        for process in processes:
-            if not wanted(process):
-                continue
-            task = asyncio.ensure_future(action(process))
-            await asyncio.sleep(0)
-            if task.done() and task.exception() is not None:
-                exc = task.exception()
-                if isinstance(exc, RPCError):
-                    results.append(self._status(process, exc.code, exc.text))
-                    continue
-                raise exc  # type: ignore[misc]
-            pending.append((process, task))
-        for process, task in pending:
-            try:
-                await task
-            except RPCError as exc:
-                results.append(self._status(process, exc.code, exc.text))
+        for process, outcome in zip(chosen, outcomes, strict=True):
+            if isinstance(outcome, RPCError):
+                results.append(self._status(process, outcome.code, outcome.text))
+            elif isinstance(outcome, BaseException):
+                raise outcome
             else:
                 results.append(self._status(process, Fault.SUCCESS, "OK"))
         return results
