@@ -548,6 +548,18 @@ def _warnings(groups: list[GroupConfig]) -> list[str]:
     return warnings
 
 
+def load_ctl(path: str, environ: Mapping[str, str] | None = None) -> CtlConfig:
+    """Only the `[supervisorctl]` section, as supervisorctl reads it (the rest may be absent)."""
+    env = dict(os.environ if environ is None else environ)
+    ini = read_ini(path, env)
+    config = _ctl(ini, {"here": os.path.dirname(ini.path), **env_expansions(env)})
+    if config.serverurl.startswith("unix://"):
+        socket_path = os.path.abspath(os.path.expanduser(config.serverurl[len("unix://"):]))
+        config = CtlConfig(f"unix://{socket_path}", config.username, config.password,
+                           config.prompt, config.history_file)
+    return config
+
+
 DEFAULT_SEARCH_NAMES = ("supervisord.conf", "cesi-agentd.conf")
 
 

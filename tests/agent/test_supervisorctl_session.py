@@ -47,6 +47,7 @@ CHANGED = PROGRAMS.split("[program:broken]")[0] + (
     "[program:added]\ncommand=sleep 1000\nstartsecs=0\n"
 )
 
+# "version" prints each server's version: ours reports the interface it implements (4.3.0)
 BEFORE_RELOAD = [
     "status", "status alpha", "status grp:*", "status nosuch", "status alpha nosuch",
     "start alpha", "stop alpha", "stop alpha", "start alpha", "restart alpha",
@@ -73,10 +74,12 @@ MASKS = [
 ]
 
 
-def run(daemon: Daemon, command: str) -> tuple[int, str]:
+CLIENTS = {"supervisorctl": "supervisor.supervisorctl", "cesi-agentctl": "cesi_like.agent.ctl"}
+
+
+def run(daemon: Daemon, command: str, client: str = "supervisorctl") -> tuple[int, str]:
     result = subprocess.run(
-        [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(daemon.conf),
-         *command.split()],
+        [sys.executable, "-m", CLIENTS[client], "-c", str(daemon.conf), *command.split()],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )
     output = (result.stdout + result.stderr).replace(str(daemon.dir), "<DIR>")
@@ -93,20 +96,27 @@ def settle(daemon: Daemon) -> None:
     wait_for(lambda: "alpha err" in daemon.child_log("alpha", "stderr"))
 
 
-def play(daemon: Daemon) -> list[tuple[str, int, str]]:
+def play(daemon: Daemon, client: str = "supervisorctl") -> list[tuple[str, int, str]]:
     settle(daemon)
-    transcript = [(command, *run(daemon, command)) for command in BEFORE_RELOAD]
+    transcript = [(command, *run(daemon, command, client)) for command in BEFORE_RELOAD]
     daemon.conf.write_text(daemon.conf.read_text().replace(PROGRAMS, CHANGED))
-    transcript += [(command, *run(daemon, command)) for command in AFTER_RELOAD]
+    transcript += [(command, *run(daemon, command, client)) for command in AFTER_RELOAD]
     daemon.proc.wait(30)
     return transcript
 
 
 @pytest.mark.timeout(300)
-def test_supervisorctl_sees_no_difference(start_daemon: StartDaemon) -> None:
+@pytest.mark.parametrize(("client", "kind"), [("supervisorctl", "agent"),
+                                              ("cesi-agentctl", "supervisord"),
+                                              ("cesi-agentctl", "agent")])
+def test_session_matches_supervisorctl_on_supervisord(
+    start_daemon: StartDaemon, client: str, kind: str
+) -> None:
+    """The reference is the stock pair; swapping in our daemon, our client, or both must not
+    change a line."""
     assert "[program:manual]" not in CHANGED and "[program:added]" in CHANGED
     reference = play(start_daemon(PROGRAMS, kind="supervisord"))
-    ours = play(start_daemon(PROGRAMS, kind="agent"))
+    ours = play(start_daemon(PROGRAMS, kind=kind), client)
     for expected, actual in zip(reference, ours, strict=True):
         if comparable(expected) != comparable(actual):
             assert actual == expected, f"`supervisorctl {expected[0]}` differs"
@@ -115,8 +125,12 @@ def test_supervisorctl_sees_no_difference(start_daemon: StartDaemon) -> None:
 def comparable(entry: tuple[str, int, str]) -> tuple[str, int, object]:
     """Group and `all` commands report processes in the order supervisord's polling happens to
     see them finish, which races even between two runs of supervisord: compare their lines as
-    a multiset. Everything else is compared verbatim."""
+    a multiset. Usage errors are compared by their message. Everything else verbatim."""
     command, code, output = entry
+    if output.startswith(("Error:", "ERROR: no process name")):
+        # a usage error: the message and exit code are compared, the help text that follows
+        # is each client's own prose
+        return command, code, output.splitlines()[0]
     if "*" in command or " all" in command:
         return command, code, sorted(output.splitlines())
     return command, code, output
@@ -131,16 +145,20 @@ def test_transcript_masks_leave_content(tmp_path: Path) -> None:
     assert masked == "alpha                            RUNNING   pid N, uptime T\nN\n"
 
 
-@pytest.mark.parametrize("kind", ["supervisord", "agent"])
+@pytest.mark.parametrize(("client", "kind"), [("supervisorctl", "supervisord"),
+                                              ("supervisorctl", "agent"),
+                                              ("cesi-agentctl", "supervisord"),
+                                              ("cesi-agentctl", "agent")])
 @pytest.mark.parametrize("command", ["tail -f ticker", "tail -f ticker stderr", "maintail -f"])
-def test_follow_commands_stream(start_daemon: StartDaemon, kind: str, command: str) -> None:
+def test_follow_commands_stream(
+    start_daemon: StartDaemon, client: str, kind: str, command: str
+) -> None:
     daemon = start_daemon(
         '[program:ticker]\ncommand=/bin/sh -c "while true; do echo tick; echo tock >&2; '
         'sleep 0.2; done"\nstartsecs=0\n', kind=kind)
     daemon.wait_state("ticker", "RUNNING")
     follower = subprocess.Popen(
-        [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(daemon.conf),
-         *command.split()],
+        [sys.executable, "-m", CLIENTS[client], "-c", str(daemon.conf), *command.split()],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     assert follower.stdout is not None
