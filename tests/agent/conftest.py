@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -147,9 +148,10 @@ def command_for(kind: str, conf: Path, *extra: str) -> list[str]:
 StartDaemon = Callable[..., Daemon]
 
 
-@pytest.fixture
-def start_daemon(tmp_path: Path) -> Iterator[StartDaemon]:
-    """start_daemon(programs_ini, kind="agent"|"supervisord") -> a ready Daemon."""
+@contextlib.contextmanager
+def daemons(tmp_path: Path) -> Iterator[StartDaemon]:
+    """start(programs_ini, kind="agent"|"supervisord") -> a ready Daemon; all are stopped on
+    exit, and any child process they leave behind fails the test."""
     started: list[Daemon] = []
 
     def start(
@@ -164,31 +166,38 @@ def start_daemon(tmp_path: Path) -> Iterator[StartDaemon]:
         directory.mkdir()
         conf = directory / "daemon.conf"
         conf.write_text(BASE.format(loglevel=loglevel) + programs)
-        out = open(directory / "stdout.txt", "wb")  # noqa: SIM115 - lives as long as the daemon
-        proc = subprocess.Popen(
-            command_for(kind, conf, *extra_args),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=directory,
-        )
-        out.close()
+        with open(directory / "stdout.txt", "wb") as out:
+            proc = subprocess.Popen(
+                command_for(kind, conf, *extra_args),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=directory,
+            )
         daemon = Daemon(kind, directory, conf, proc)
         started.append(daemon)
         if wait:
             wait_for(lambda: _answers(daemon), 20, f"{kind} to answer on {daemon.sock}")
         return daemon
 
-    yield start
-    leftovers = []
-    for daemon in started:
-        try:
-            daemon.stop()
-        finally:
-            leftovers += daemon.leftover_pids()
-            for pid in daemon.leftover_pids():
-                os.kill(pid, signal.SIGKILL)
+    try:
+        yield start
+    finally:
+        leftovers = []
+        for daemon in started:
+            try:
+                daemon.stop()
+            finally:
+                leftovers += daemon.leftover_pids()
+                for pid in daemon.leftover_pids():
+                    os.kill(pid, signal.SIGKILL)
     assert not leftovers, f"processes left behind: {leftovers}"
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path) -> Iterator[StartDaemon]:
+    with daemons(tmp_path) as start:
+        yield start
 
 
 def _answers(daemon: Daemon) -> bool:

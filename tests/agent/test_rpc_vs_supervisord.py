@@ -1,0 +1,136 @@
+"""Every fault a supervisor.* / system.* method can raise, provoked on supervisord 4.3 and on
+cesi-agentd: the code and the string must be the same."""
+
+from __future__ import annotations
+
+import xmlrpc.client
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from .conftest import Daemon, StartDaemon, daemons, program, wait_for
+
+PROGRAMS = f"""
+[program:running]
+command=sleep 1000
+startsecs=0
+
+[program:idle]
+command=sleep 1000
+autostart=false
+
+[program:exits]
+command=/bin/sh -c "exit 3"
+autostart=false
+startsecs=0
+autorestart=false
+
+[program:dies]
+command=/bin/sh -c "sleep 0.3; exit 3"
+autostart=false
+startsecs=2
+startretries=0
+autorestart=false
+
+[program:quick]
+command=/bin/sh -c "exit 0"
+autostart=false
+startretries=0
+
+[program:missing]
+command=/no/such/binary
+autostart=false
+
+[program:quiet]
+command=sleep 1000
+autostart=false
+stdout_logfile=NONE
+
+[program:echo]
+command={program("echo_stdin.py")}
+startsecs=0
+"""
+
+Call = Callable[[Any], Any]
+
+CALLS: dict[str, Call] = {
+    "unknown method": lambda rpc: rpc.supervisor.nope(),
+    "private method": lambda rpc: rpc.supervisor._update("x"),
+    "too many args": lambda rpc: rpc.supervisor.getPID(1),
+    "too few args": lambda rpc: rpc.supervisor.startProcess(),
+    "bad name": lambda rpc: rpc.supervisor.getProcessInfo("nope"),
+    "bad group": lambda rpc: rpc.supervisor.startProcessGroup("nope"),
+    "bad name in group": lambda rpc: rpc.supervisor.stopProcess("running:nope"),
+    "already started": lambda rpc: rpc.supervisor.startProcess("running"),
+    "not running": lambda rpc: rpc.supervisor.stopProcess("idle"),
+    "signal not running": lambda rpc: rpc.supervisor.signalProcess("idle", "HUP"),
+    "bad signal": lambda rpc: rpc.supervisor.signalProcess("running", "NOPE"),
+    "no file": lambda rpc: rpc.supervisor.startProcess("missing"),
+    "spawn error": lambda rpc: rpc.supervisor.startProcess("quick"),
+    "dies during startsecs": lambda rpc: rpc.supervisor.startProcess("dies"),
+    "no log file": lambda rpc: rpc.supervisor.readProcessStdoutLog("quiet", 0, 10),
+    "bad log arguments": lambda rpc: rpc.supervisor.readLog(-10, 5),
+    "negative length": lambda rpc: rpc.supervisor.readProcessStderrLog("running", 0, -1),
+    "already added": lambda rpc: rpc.supervisor.addProcessGroup("running"),
+    "add unknown": lambda rpc: rpc.supervisor.addProcessGroup("nope"),
+    "still running": lambda rpc: rpc.supervisor.removeProcessGroup("running"),
+    "remove unknown": lambda rpc: rpc.supervisor.removeProcessGroup("nope"),
+    "stdin not running": lambda rpc: rpc.supervisor.sendProcessStdin("idle", "x"),
+    "stdin bad type": lambda rpc: rpc.supervisor.sendProcessStdin("echo", 5),
+    "help unknown": lambda rpc: rpc.system.methodHelp("supervisor.nope"),
+    "signature unknown": lambda rpc: rpc.system.methodSignature("nope"),
+    "tail missing file": lambda rpc: rpc.supervisor.tailProcessStdoutLog("quiet", 0, 10),
+    "group results": lambda rpc: rpc.supervisor.stopProcessGroup("idle"),
+    "all signal": lambda rpc: sorted(
+        (r["name"], r["status"], r["description"])
+        for r in rpc.supervisor.signalAllProcesses("WINCH")),
+    "multicall": lambda rpc: rpc.system.multicall([
+        {"methodName": "supervisor.getProcessInfo", "params": ["nope"]},
+        {"methodName": "supervisor.stopProcess", "params": ["idle"]},
+        {"methodName": "supervisor.nope", "params": []}]),
+}
+
+
+def outcome(daemon: Daemon, call: Call) -> Any:
+    try:
+        return ("value", call(daemon_proxy(daemon)))
+    except xmlrpc.client.Fault as fault:
+        return ("fault", fault.faultCode, fault.faultString)
+
+
+def daemon_proxy(daemon: Daemon) -> Any:
+    from cesi_like.agent.client import server_proxy
+
+    return server_proxy(daemon.url, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Run every call once against each daemon (one pair of daemons for the whole module)."""
+    results: dict[str, dict[str, Any]] = {}
+    with daemons(tmp_path_factory.mktemp("rpc")) as start:
+        for kind in ("supervisord", "agent"):
+            daemon = start(PROGRAMS, kind=kind)
+            daemon.wait_state("running", "RUNNING")
+            wait_for(lambda d=daemon: d.state("echo") == "RUNNING")
+            results[kind] = {name: outcome(daemon, call) for name, call in CALLS.items()}
+    return results
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_same_outcome_as_supervisord(outcomes: dict[str, dict[str, Any]], name: str) -> None:
+    assert outcomes["agent"][name] == outcomes["supervisord"][name]
+
+
+def test_every_fault_code_was_provoked(outcomes: dict[str, dict[str, Any]]) -> None:
+    codes = {result[1] for result in outcomes["supervisord"].values() if result[0] == "fault"}
+    assert {1, 2, 3, 4, 10, 11, 20, 50, 60, 70, 90, 91} <= codes
+
+
+def test_list_methods_matches(start_daemon: StartDaemon) -> None:
+    names = {}
+    for kind in ("supervisord", "agent"):
+        daemon = start_daemon("", kind=kind)
+        names[kind] = daemon_proxy(daemon).system.listMethods()
+    assert names["agent"] == names["supervisord"]
