@@ -23,13 +23,22 @@ Listener = Callable[[bytes], None]
 class Channel:
     """One output channel (stdout or stderr) of one process: its log file and its followers."""
 
-    def __init__(self, name: str, config: ChannelConfig, path: str | None, strip: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: ChannelConfig,
+        path: str | None,
+        strip: bool,
+        syslog: Callable[[str], None] | None = None,
+    ) -> None:
         self.name = name
         self.config = config
         self.path = path  # resolved path (AUTO already turned into a file name), or None
         self.strip = strip
         self.file: RotatingFile | None = None
         self.listeners: list[Listener] = []
+        self.syslog = syslog  # `*_syslog=true`: each complete line also goes there
+        self._syslog_partial = b""
 
     def open(self) -> None:
         """Create/open the log file if this channel has one and it is not open yet."""
@@ -44,8 +53,17 @@ class Channel:
                 self.open()
             assert self.file is not None
             self.file.write(data)
+        if self.syslog is not None:
+            self._to_syslog(data)
         for listener in list(self.listeners):
             listener(data)
+
+    def _to_syslog(self, data: bytes) -> None:
+        assert self.syslog is not None
+        *lines, self._syslog_partial = (self._syslog_partial + data).split(b"\n")
+        for line in lines:
+            if line:
+                self.syslog(line.decode("utf-8", "replace"))
 
     def reopen(self) -> None:
         if self.file is not None:

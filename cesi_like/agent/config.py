@@ -249,7 +249,10 @@ def load(path: str, environ: Mapping[str, str] | None = None) -> Config:
         ctl=_ctl(ini, base_expansions),
         groups=tuple(groups),
         rpcinterfaces=tuple(name.split(":", 1)[1] for name in ini.names("rpcinterface:")),
-        warnings=tuple(ini.warnings) + tuple(_warnings(groups)),
+        warnings=tuple(ini.warnings) + tuple(_warnings(groups)) + tuple(
+            f"[{name}] is not supported by cesi-agentd yet: the section is ignored"
+            for name in ini.names("fcgi-program:")
+        ),
         included=tuple(ini.included),
     )
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from .capture import Channel, PipeReader, channel_path
-from .config import Config, GroupConfig, ProcessConfig
+from .config import ChannelConfig, Config, GroupConfig, ProcessConfig
 from .groups import ProcessGroup
 from .logs import MainLog
 from .process import Process, TimerHandle
@@ -154,22 +154,16 @@ class Supervisor:
 
     def _make_process(self, process_config: ProcessConfig) -> Process:
         process = Process(process_config, self)
-        strip = self.config.server.strip_ansi
-        name = process_config.name
-        stdout = Channel(
-            "stdout",
-            process_config.stdout,
-            channel_path(process_config.stdout, lambda: self._auto_log_path(name, "stdout")),
-            strip,
-        )
-        stderr = Channel(
-            "stderr",
-            process_config.stderr,
-            channel_path(process_config.stderr, lambda: self._auto_log_path(name, "stderr")),
-            strip,
-        )
+        stdout, stderr = (self._channel(process_config.name, name, conf)
+                          for name, conf in (("stdout", process_config.stdout),
+                                             ("stderr", process_config.stderr)))
         self.children[process] = Child(stdout, stderr)
         return process
+
+    def _channel(self, process_name: str, name: str, conf: ChannelConfig) -> Channel:
+        path = channel_path(conf, lambda: self._auto_log_path(process_name, name))
+        syslog = _syslog_sender(process_name) if conf.syslog else None
+        return Channel(name, conf, path, self.config.server.strip_ansi, syslog)
 
     def add_group(self, config: GroupConfig) -> bool:
         """Create a group's processes (not started here); False if the name is taken."""
@@ -366,6 +360,13 @@ class Supervisor:
             for channel in (child.stdout, child.stderr):
                 channel.close()
             self._close_stdin(child)
+
+
+def _syslog_sender(process_name: str) -> Callable[[str], None]:
+    """`*_syslog=true`: lines go to the local syslog as `<process> <line>`, like supervisord."""
+    import syslog
+
+    return lambda line: syslog.syslog(syslog.LOG_INFO, f"{process_name} {line}")
 
 
 def clear_auto_logs(childlogdir: str, identifier: str, log: MainLog) -> None:

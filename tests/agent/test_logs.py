@@ -212,3 +212,21 @@ autorestart=true
     for name in ("main.log", "main.log.1", "main.log.2"):
         assert (daemon.dir / name).stat().st_size <= 2048
     assert not (daemon.dir / "main.log.3").exists()
+
+
+def test_syslog_gets_whole_lines_with_the_process_name(tmp_path: Path) -> None:
+    from cesi_like.agent.capture import Channel
+    from cesi_like.agent.config import ChannelConfig
+
+    sent: list[str] = []
+    conf = ChannelConfig(None, 0, 0, 0, False, True)
+    channel = Channel("stdout", conf, None, strip=False, syslog=sent.append)
+    channel.write(b"first line\nsecond ")
+    channel.write(b"half\n\nthird")
+    assert sent == ["first line", "second half"]
+
+
+def test_syslog_setting_reaches_the_channel(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon("[program:p]\ncommand=sleep 100\nstdout_syslog=true\nstartsecs=0\n")
+    info = {i["name"]: i for i in daemon.rpc().getAllConfigInfo()}["p"]
+    assert info["stdout_syslog"] is True and info["stderr_syslog"] is False
