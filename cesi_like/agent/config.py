@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ..inifile import ConfigError, IniFile, Section, env_expansions, expand, read_ini
 from . import datatypes as dt
-from .inifile import ConfigError, IniFile, Section, env_expansions, expand, read_ini
 from .states import LogLevel
 
 AUTO = "AUTO"

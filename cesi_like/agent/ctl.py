@@ -14,12 +14,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ..inifile import ConfigError
 from .config import CtlConfig, find_config, load_ctl
 from .ctl_base import GENERIC, INVALID_ARGS, SUCCESS
 from .ctl_config import ConfigCommands
 from .ctl_logs import LogCommands
 from .ctl_process import ProcessCommands
-from .inifile import ConfigError
 
 
 class Controller(ProcessCommands, LogCommands, ConfigCommands):

@@ -14,8 +14,8 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..inifile import ConfigError
 from .config import Config
-from .inifile import ConfigError
 from .listen import Listeners, bind_servers
 from .logs import MainLog
 from .states import SupervisorState

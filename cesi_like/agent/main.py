@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 from .. import __version__  # noqa: E402
+from ..inifile import ConfigError  # noqa: E402
 from . import datatypes as dt  # noqa: E402
 from .config import Config, find_config, load, search_paths  # noqa: E402
 from .daemon import Agent  # noqa: E402
-from .inifile import ConfigError  # noqa: E402
 from .listen import bind_servers  # noqa: E402
 from .logs import MainLog, RotatingFile  # noqa: E402
 from .supervisor import clear_auto_logs  # noqa: E402

@@ -12,10 +12,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..inifile import ConfigError
 from .config import AUTO, Config
 from .datatypes import signal_number
 from .groups import ProcessGroup
-from .inifile import ConfigError
 from .logs import BadArguments, read_range, tail
 from .process import Process
 from .spawn import NotFound, SpawnError

@@ -1,4 +1,5 @@
-"""Reads supervisord.conf files the way supervisord does, remembering where each value came from.
+"""Reads INI files (supervisord.conf, cesi.conf) the way supervisord does, remembering where each
+value came from.
 
 supervisord uses RawConfigParser (strict=False, inline comments after whitespace) and merges
 `[include]`d files into one parser. We read each file separately so that every value keeps its

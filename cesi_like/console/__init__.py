@@ -1,0 +1,130 @@
+"""The central console: a Flask app over the nodes' Supervisor XML-RPC.
+
+`create_app()` reads no configuration at import time; everything comes from its argument, the
+config file and the environment, in that order of precedence (argument first).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, jsonify, redirect, request, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import current_user
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from . import db as database
+from .models import Environment, Node, Role, User
+from .security import hash_password, stable_secret_key
+from .settings import Settings, find_config, load
+
+csrf = CSRFProtect()
+
+PUBLIC_ENDPOINTS = {"auth.login", "static"}
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """The session cookie is Secure whenever the request came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(request.is_secure or super().get_cookie_secure(app))
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. `config` may hold Flask settings and `CESI_SETTINGS` (a Settings);
+    without it the settings come from cesi.conf (see settings.find_config) and CESI_LIKE_*."""
+    overrides = dict(config or {})
+    settings: Settings = overrides.pop("CESI_SETTINGS", None) or load(
+        find_config(None, os.environ))
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    url = settings.database or f"sqlite:///{os.path.join(app.instance_path, 'cesi-like.db')}"
+    app.config.update(
+        CESI_DATABASE=url,
+        CESI_NAME=settings.name,
+        CESI_NODE_TIMEOUT=settings.node_timeout,
+        CESI_ACTIVITY_LOG=settings.activity_log,
+        CESI_AUTO_MIGRATE=True,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead of a clock
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    app.config.update(overrides)
+    app.session_interface = _SessionInterface()
+    if app.config["CESI_AUTO_MIGRATE"]:
+        database.upgrade(app.config["CESI_DATABASE"])
+    database.init_app(app, app.config["CESI_DATABASE"])
+    with database.standalone(app) as db:
+        if not app.config.get("SECRET_KEY"):
+            app.config["SECRET_KEY"] = settings.secret_key or stable_secret_key(db)
+        seed(db, settings)
+        ensure_admin(db, settings)
+    csrf.init_app(app)
+    _register(app)
+    return app
+
+
+def _register(app: Flask) -> None:
+    from . import activity, admin, api, auth, dashboard, errors
+
+    auth.init_app(app)
+    for blueprint in (auth.bp, dashboard.bp, admin.bp, activity.bp, api.bp):
+        app.register_blueprint(blueprint)
+    csrf.exempt(api.bp)  # the API checks the CSRF header itself for session clients
+    errors.init_app(app)
+    app.before_request(_require_login)
+    app.context_processor(lambda: {"Role": Role, "app_name": app.config["CESI_NAME"]})
+
+
+def _require_login() -> Response | None:
+    """Every view needs a logged-in user or a token, except the login page itself."""
+    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+        return None
+    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        response = jsonify(error="authentication required")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer realm="cesi-like"'
+        return response
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def seed(db: Any, settings: Settings) -> None:
+    """Load the config file's nodes and environments; existing ones (perhaps edited by an
+    admin since) are left alone."""
+    environments = {env.name: env for env in db.scalars(select(Environment))}
+    for name in settings.environments:
+        if name not in environments:
+            environments[name] = Environment(name=name, description="")
+            db.add(environments[name])
+    existing = {node.name for node in db.scalars(select(Node))}
+    for spec in settings.nodes:
+        if spec.name in existing:
+            continue
+        node = Node(name=spec.name, url=spec.url, username=spec.username,
+                    password=spec.password, notes="from the config file")
+        node.environments = [environments[env] for env in spec.environments]
+        db.add(node)
+    db.commit()
+
+
+def ensure_admin(db: Any, settings: Settings) -> None:
+    """No built-in admin/admin: the first start creates the admin with the configured password,
+    or a random one shown once on the terminal."""
+    if db.scalar(select(User).limit(1)) is not None:
+        return
+    password = settings.admin_password or secrets.token_urlsafe(12)
+    db.add(User(username=settings.admin_username, role=Role.ADMIN.value,
+                password_hash=hash_password(password)))
+    db.commit()
+    if not settings.admin_password:
+        print(f"cesi-like: created user {settings.admin_username!r} with password "
+              f"{password!r} (shown once; change it after logging in)", file=sys.stderr)

@@ -1,0 +1,104 @@
+"""The activity log: every login, change and action, in the database and optionally a file;
+plus the admin page that lists (and clears) it."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from . import db as database
+from .models import ActivityLog, Role, utcnow
+from .security import require_role
+
+bp = Blueprint("activity", __name__, url_prefix="/activity")
+log = logging.getLogger("cesi_like.activity")
+
+PAGE_SIZE = 50
+
+
+def client_ip() -> str:
+    return request.remote_addr or ""
+
+
+def record(
+    db: Session,
+    action: str,
+    target: str = "",
+    result: str = "ok",
+    detail: str = "",
+    username: str | None = None,
+) -> ActivityLog:
+    """Add one entry (committed with the caller's transaction) and append it to the file."""
+    if username is None:
+        username = current_user.username if current_user.is_authenticated else "-"
+    entry = ActivityLog(time=utcnow(), username=username, action=action, target=target,
+                        result=result, detail=detail, ip=client_ip() if request else "")
+    db.add(entry)
+    path = current_app.config.get("CESI_ACTIVITY_LOG")
+    if path:
+        line = (f"{entry.time.isoformat(timespec='seconds')}Z {entry.username} {entry.ip} "
+                f"{action} {target!r} {result} {detail}\n")
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+        except OSError as exc:
+            log.error("cannot append to activity log %s: %s", path, exc)
+    return entry
+
+
+def recent_failures(db: Session, *, username: str | None = None, ip: str | None = None,
+                    minutes: int = 15) -> int:
+    """Failed logins in the window, for the rate limit (shared by every worker via the DB)."""
+    since = utcnow() - datetime.timedelta(minutes=minutes)
+    query = select(func.count(ActivityLog.id)).where(
+        ActivityLog.action == "login.failed", ActivityLog.time >= since)
+    if username is not None:
+        query = query.where(ActivityLog.target == username)
+    if ip is not None:
+        query = query.where(ActivityLog.ip == ip)
+    return db.scalar(query) or 0
+
+
+@bp.get("/")
+@require_role(Role.ADMIN)
+def index() -> str:
+    db = database.session()
+    query = select(ActivityLog)
+    filters = {key: request.args.get(key, "").strip() for key in
+               ("user", "action", "target", "since", "until")}
+    if filters["user"]:
+        query = query.where(ActivityLog.username == filters["user"])
+    if filters["action"]:
+        query = query.where(ActivityLog.action.startswith(filters["action"]))
+    if filters["target"]:
+        query = query.where(ActivityLog.target.contains(filters["target"]))
+    for key, compare in (("since", ActivityLog.time.__ge__), ("until", ActivityLog.time.__le__)):
+        if filters[key]:
+            try:
+                query = query.where(compare(datetime.datetime.fromisoformat(filters[key])))
+            except ValueError:
+                flash(f"Ignored {key}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM.", "error")
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    entries = db.scalars(query.order_by(ActivityLog.time.desc(), ActivityLog.id.desc())
+                         .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    return render_template("activity/index.html", entries=entries, filters=filters,
+                           page=page, pages=pages, total=total)
+
+
+@bp.post("/clear")
+@require_role(Role.ADMIN)
+def clear() -> Response:
+    db = database.session()
+    removed = db.execute(delete(ActivityLog)).rowcount  # type: ignore[attr-defined]
+    record(db, "activity.clear", detail=f"{removed} entries removed")
+    db.commit()
+    flash(f"Activity log cleared ({removed} entries).", "success")
+    return redirect(url_for("activity.index"))

@@ -1,0 +1,321 @@
+"""Admin pages: users, nodes and environments. Every change is checked on the server, recorded
+in the activity log, and a bad form is shown again with its message."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from . import db as database
+from . import fleet
+from .activity import record
+from .forms import ConfirmForm, EnvironmentForm, NodeForm, UserForm
+from .models import Environment, Node, Role, User
+from .security import count_active_admins, hash_password, require_role
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+Page = str | Response
+
+
+def _environment_choices(db: Session) -> list[tuple[int, str]]:
+    return [(env.id, env.name) for env in db.scalars(select(Environment).order_by(
+        Environment.name))]
+
+
+def _get(db: Session, model: type, ident: int) -> object:
+    item = db.get(model, ident)
+    if item is None:
+        abort(404)
+    return item
+
+
+def _posted() -> bool:
+    return request.method == "POST"
+
+
+def last_admin_problem(db: Session, user: User, role: str, active: bool) -> str | None:
+    """Refuse to leave the console without an active admin."""
+    losing = user.role == Role.ADMIN.value and user.active and (
+        role != Role.ADMIN.value or not active)
+    if losing and count_active_admins(db) <= 1:
+        return "This is the last active admin: make another admin first."
+    return None
+
+
+# -- users ---------------------------------------------------------------------------------
+
+@bp.get("/users")
+@require_role(Role.ADMIN)
+def users() -> Page:
+    db = database.session()
+    rows = db.scalars(select(User).order_by(User.username)).all()
+    return render_template("admin/users.html", users=rows, confirm=ConfirmForm())
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@require_role(Role.ADMIN)
+def user_new() -> Page:
+    db = database.session()
+    form = UserForm()
+    form.scope.choices = _environment_choices(db)
+    if form.validate_on_submit():
+        if not form.password.data:
+            form.password.errors.append("A new user needs a password.")
+        elif db.scalar(select(User).where(User.username == form.username.data)):
+            form.username.errors.append("That username is taken.")
+        else:
+            user = User(username=form.username.data, role=form.role.data,
+                        password_hash=hash_password(form.password.data),
+                        active=bool(form.active.data))
+            user.scope = [db.get(Environment, i) for i in form.scope.data or []]  # type: ignore[misc]
+            db.add(user)
+            record(db, "user.create", target=user.username, detail=f"role={user.role}")
+            db.commit()
+            flash(f"User {user.username} created.", "success")
+            return redirect(url_for("admin.users"))
+    return render_template("admin/user_form.html", form=form, user=None)
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@require_role(Role.ADMIN)
+def user_edit(user_id: int) -> Page:
+    db = database.session()
+    user: User = _get(db, User, user_id)  # type: ignore[assignment]
+    form = UserForm(obj=None if _posted() else user)
+    form.scope.choices = _environment_choices(db)
+    if not _posted():
+        form.scope.data = [env.id for env in user.scope]
+    if form.validate_on_submit():
+        problem = last_admin_problem(db, user, form.role.data or "", bool(form.active.data))
+        clash = db.scalar(select(User).where(User.username == form.username.data,
+                                             User.id != user.id))
+        if problem:
+            form.role.errors.append(problem)
+        elif clash:
+            form.username.errors.append("That username is taken.")
+        else:
+            changes = []
+            if user.role != form.role.data:
+                changes.append(f"role {user.role}->{form.role.data}")
+            if user.active != bool(form.active.data):
+                changes.append("enabled" if form.active.data else "disabled")
+                user.session_version += 1  # a disabled user is logged out everywhere
+            user.username = form.username.data or user.username
+            user.role = form.role.data or user.role
+            user.active = bool(form.active.data)
+            user.scope = [db.get(Environment, i) for i in form.scope.data or []]  # type: ignore[misc]
+            if form.password.data:
+                user.password_hash = hash_password(form.password.data)
+                user.session_version += 1
+                changes.append("password reset")
+            record(db, "user.update", target=user.username, detail=", ".join(changes))
+            db.commit()
+            flash(f"User {user.username} saved.", "success")
+            return redirect(url_for("admin.users"))
+    return render_template("admin/user_form.html", form=form, user=user)
+
+
+@bp.post("/users/<int:user_id>/delete")
+@require_role(Role.ADMIN)
+def user_delete(user_id: int) -> Response:
+    db = database.session()
+    user: User = _get(db, User, user_id)  # type: ignore[assignment]
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    problem = last_admin_problem(db, user, "", False)
+    if problem:
+        flash(problem, "error")
+        record(db, "user.delete", target=user.username, result="denied", detail=problem)
+    elif user.id == current_user.id:
+        flash("You cannot delete yourself.", "error")
+    else:
+        db.delete(user)
+        record(db, "user.delete", target=user.username)
+        flash(f"User {user.username} deleted.", "success")
+    db.commit()
+    return redirect(url_for("admin.users"))
+
+
+# -- nodes ---------------------------------------------------------------------------------
+
+@bp.get("/nodes")
+@require_role(Role.ADMIN)
+def nodes() -> Page:
+    db = database.session()
+    rows = db.scalars(select(Node).order_by(Node.name)).all()
+    return render_template("admin/nodes.html", nodes=rows, confirm=ConfirmForm())
+
+
+def _save_node(db: Session, node: Node, form: NodeForm) -> None:
+    node.name = form.name.data or node.name
+    node.url = form.url.data or node.url
+    node.username = form.username.data or None
+    if form.password.data:
+        node.password = form.password.data
+    elif form.clear_password.data:
+        node.password = None
+    node.enabled = bool(form.enabled.data)
+    node.notes = form.notes.data or ""
+    node.environments = [db.get(Environment, i) for i in form.environments.data or []]  # type: ignore[misc]
+
+
+@bp.route("/nodes/new", methods=["GET", "POST"])
+@require_role(Role.ADMIN)
+def node_new() -> Page:
+    db = database.session()
+    form = NodeForm()
+    form.environments.choices = _environment_choices(db)
+    if form.validate_on_submit():
+        if db.scalar(select(Node).where(Node.name == form.name.data)):
+            form.name.errors.append("A node with that name exists.")
+        else:
+            node = Node()
+            _save_node(db, node, form)
+            db.add(node)
+            record(db, "node.create", target=node.name, detail=node.url)
+            db.commit()
+            flash(f"Node {node.name} added.", "success")
+            return redirect(url_for("admin.nodes"))
+    return render_template("admin/node_form.html", form=form, node=None)
+
+
+@bp.route("/nodes/<int:node_id>", methods=["GET", "POST"])
+@require_role(Role.ADMIN)
+def node_edit(node_id: int) -> Page:
+    db = database.session()
+    node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
+    form = NodeForm(obj=None if _posted() else node)
+    form.password.data = form.password.data if _posted() else ""  # never echo the secret
+    form.environments.choices = _environment_choices(db)
+    if not _posted():
+        form.environments.data = [env.id for env in node.environments]
+    if form.validate_on_submit():
+        if db.scalar(select(Node).where(Node.name == form.name.data, Node.id != node.id)):
+            form.name.errors.append("A node with that name exists.")
+        else:
+            _save_node(db, node, form)
+            record(db, "node.update", target=node.name, detail=node.url)
+            db.commit()
+            flash(f"Node {node.name} saved.", "success")
+            return redirect(url_for("admin.nodes"))
+    return render_template("admin/node_form.html", form=form, node=node)
+
+
+@bp.post("/nodes/<int:node_id>/delete")
+@require_role(Role.ADMIN)
+def node_delete(node_id: int) -> Response:
+    db = database.session()
+    node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    db.delete(node)
+    record(db, "node.delete", target=node.name)
+    db.commit()
+    flash(f"Node {node.name} deleted.", "success")
+    return redirect(url_for("admin.nodes"))
+
+
+@bp.post("/nodes/<int:node_id>/test")
+@require_role(Role.ADMIN)
+def node_test(node_id: int) -> Response:
+    db = database.session()
+    node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    outcome = fleet.probe(fleet.Target.of(node), current_app.config["CESI_NODE_TIMEOUT"])
+    if outcome.state == fleet.ONLINE:
+        flash(f"{node.name}: online (supervisor {outcome.value}).", "success")
+    else:
+        flash(f"{node.name}: {outcome.state}: {outcome.reason}", "error")
+    record(db, "node.test", target=node.name,
+           result="ok" if outcome.state == fleet.ONLINE else "failed",
+           detail=f"{outcome.state} {outcome.reason}".strip())
+    db.commit()
+    return redirect(url_for("admin.nodes"))
+
+
+# -- environments --------------------------------------------------------------------------
+
+@bp.get("/environments")
+@require_role(Role.ADMIN)
+def environments() -> Page:
+    db = database.session()
+    rows = db.scalars(select(Environment).order_by(Environment.name)).all()
+    return render_template("admin/environments.html", environments=rows,
+                           confirm=ConfirmForm())
+
+
+def _node_choices(db: Session) -> list[tuple[int, str]]:
+    return [(node.id, node.name) for node in db.scalars(select(Node).order_by(Node.name))]
+
+
+@bp.route("/environments/new", methods=["GET", "POST"])
+@require_role(Role.ADMIN)
+def environment_new() -> Page:
+    db = database.session()
+    form = EnvironmentForm()
+    form.nodes.choices = _node_choices(db)
+    if form.validate_on_submit():
+        if db.scalar(select(Environment).where(Environment.name == form.name.data)):
+            form.name.errors.append("An environment with that name exists.")
+        else:
+            env = Environment(name=form.name.data, description=form.description.data or "")
+            env.nodes = [db.get(Node, i) for i in form.nodes.data or []]  # type: ignore[misc]
+            db.add(env)
+            record(db, "environment.create", target=env.name)
+            db.commit()
+            flash(f"Environment {env.name} added.", "success")
+            return redirect(url_for("admin.environments"))
+    return render_template("admin/environment_form.html", form=form, environment=None)
+
+
+@bp.route("/environments/<int:env_id>", methods=["GET", "POST"])
+@require_role(Role.ADMIN)
+def environment_edit(env_id: int) -> Page:
+    db = database.session()
+    env: Environment = _get(db, Environment, env_id)  # type: ignore[assignment]
+    form = EnvironmentForm(obj=None if _posted() else env)
+    form.nodes.choices = _node_choices(db)
+    if not _posted():
+        form.nodes.data = [node.id for node in env.nodes]
+    if form.validate_on_submit():
+        if db.scalar(select(Environment).where(Environment.name == form.name.data,
+                                               Environment.id != env.id)):
+            form.name.errors.append("An environment with that name exists.")
+        else:
+            env.name = form.name.data or env.name
+            env.description = form.description.data or ""
+            env.nodes = [db.get(Node, i) for i in form.nodes.data or []]  # type: ignore[misc]
+            record(db, "environment.update", target=env.name)
+            db.commit()
+            flash(f"Environment {env.name} saved.", "success")
+            return redirect(url_for("admin.environments"))
+    return render_template("admin/environment_form.html", form=form, environment=env)
+
+
+@bp.post("/environments/<int:env_id>/delete")
+@require_role(Role.ADMIN)
+def environment_delete(env_id: int) -> Response:
+    db = database.session()
+    env: Environment = _get(db, Environment, env_id)  # type: ignore[assignment]
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    db.delete(env)
+    record(db, "environment.delete", target=env.name)
+    db.commit()
+    flash(f"Environment {env.name} deleted.", "success")
+    return redirect(url_for("admin.environments"))
+

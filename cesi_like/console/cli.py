@@ -1,0 +1,234 @@
+"""`cesi-like`: serve the console, migrate its database, manage users, tokens and nodes."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+
+from flask import Flask
+from sqlalchemy import select
+
+from ..inifile import ConfigError
+from . import db as database
+from .models import ApiToken, Environment, Node, Role, User
+from .settings import Settings, find_config, load
+
+
+def _app(args: argparse.Namespace, migrate: bool = True) -> Flask:
+    from . import create_app
+
+    return create_app({"CESI_SETTINGS": _settings(args), "CESI_AUTO_MIGRATE": migrate})
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load(find_config(args.config, os.environ))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _app(args)  # migrate and bootstrap once, before any worker starts
+    bind = args.bind or f"{settings.host}:{settings.port}"
+    if args.config:
+        os.environ["CESI_LIKE_CONFIG"] = os.path.abspath(args.config)
+    command = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(args.workers),
+               "--threads", str(args.threads), "--worker-class", "gthread",
+               "--access-logfile", "-", "cesi_like.console.wsgi:app"]
+    print(f"cesi-like: serving on http://{bind}/", file=sys.stderr, flush=True)
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    app = _app(args, migrate=False)
+    url = app.config["CESI_DATABASE"]
+    if args.action == "upgrade":
+        database.upgrade(url, args.revision or "head")
+    elif args.action == "downgrade":
+        database.downgrade(url, args.revision or "-1")
+    revision = database.current_revision(app.extensions["cesi_engine"])
+    print(f"database {url.split('@')[-1]} at revision {revision or '(empty)'}")
+    return 0
+
+
+def _password(given: str | None, prompt: str) -> str:
+    if given:
+        return given
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass(prompt)
+    if getpass.getpass("Repeat: ") != first:
+        raise SystemExit("passwords differ")
+    return first
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from .security import count_active_admins, hash_password, password_problem
+
+    app = _app(args)
+    with database.standalone(app) as db:
+        if args.action == "list":
+            for listed in db.scalars(select(User).order_by(User.username)):
+                scope = ",".join(env.name for env in listed.scope) or "*"
+                state = "active" if listed.active else "disabled"
+                print(f"{listed.username:<20} {listed.role:<9} {state:<9} {scope}")
+            return 0
+        user = db.scalar(select(User).where(User.username == args.name))
+        if args.action == "create":
+            if user is not None:
+                print(f"error: user {args.name} exists", file=sys.stderr)
+                return 1
+            password = _password(args.password, f"Password for {args.name}: ")
+            problem = password_problem(password)
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return 1
+            names = [n.strip() for n in (args.environments or "").split(",") if n.strip()]
+            envs = db.scalars(select(Environment).where(Environment.name.in_(names))).all()
+            missing = sorted(set(names) - {env.name for env in envs})
+            if missing:
+                print(f"error: unknown environments: {', '.join(missing)}", file=sys.stderr)
+                return 1
+            created = User(username=args.name, role=args.role,
+                           password_hash=hash_password(password))
+            created.scope = list(envs)
+            db.add(created)
+            db.commit()
+            print(f"created {args.role} {args.name}")
+            return 0
+        if user is None:
+            print(f"error: no user {args.name}", file=sys.stderr)
+            return 1
+        if args.action == "set-password":
+            password = _password(args.password, f"New password for {args.name}: ")
+            problem = password_problem(password)
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return 1
+            user.password_hash = hash_password(password)
+            user.session_version += 1
+            db.commit()
+            print(f"password of {args.name} changed")
+            return 0
+        if user.role == Role.ADMIN.value and user.active and count_active_admins(db) <= 1:
+            print("error: that is the last active admin", file=sys.stderr)
+            return 1
+        db.delete(user)
+        db.commit()
+        print(f"deleted {args.name}")
+        return 0
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    from .security import new_token
+
+    app = _app(args)
+    with database.standalone(app) as db:
+        user = db.scalar(select(User).where(User.username == args.name))
+        if user is None:
+            print(f"error: no user {args.name}", file=sys.stderr)
+            return 1
+        token, digest = new_token()
+        db.add(ApiToken(user_id=user.id, token_hash=digest, name=args.label or ""))
+        db.commit()
+        print(token)
+        return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from . import seed
+
+    settings = load(args.file, {})
+    app = _app(args)
+    with database.standalone(app) as db:
+        before = len(db.scalars(select(Node)).all())
+        seed(db, settings)
+        after = len(db.scalars(select(Node)).all())
+    print(f"imported {after - before} new nodes ({len(settings.nodes)} in {args.file}), "
+          f"{len(settings.environments)} environments")
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    app = _app(args)
+    with database.standalone(app) as db:
+        for node in db.scalars(select(Node).order_by(Node.name)):
+            envs = ",".join(env.name for env in node.environments) or "-"
+            print(f"{node.name:<20} {node.url:<40} {envs}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from . import fleet
+
+    app = _app(args)
+    with database.standalone(app) as db:
+        nodes = db.scalars(select(Node).where(Node.enabled.is_(True)).order_by(Node.name)).all()
+        targets = [fleet.Target.of(node) for node in nodes]
+    outcomes = fleet.probe_all(targets, app.config["CESI_NODE_TIMEOUT"])
+    worst = 0
+    for target in targets:
+        outcome = outcomes[target.name]
+        print(f"{target.name:<20} {outcome.state:<16} {outcome.reason or outcome.value}")
+        worst = worst if outcome.state == fleet.ONLINE else 1
+    return worst
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="cesi-like", description="The cesi-like console.")
+    top.add_argument("--config", help="cesi.conf (default: $CESI_LIKE_CONFIG, ./cesi.conf, "
+                     "/etc/cesi.conf)")
+    sub = top.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the web console with gunicorn")
+    serve.add_argument("--bind", help="HOST:PORT (default from [cesi], else 0.0.0.0:5000)")
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--threads", type=int, default=8)
+    serve.set_defaults(run=cmd_serve)
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade", "downgrade", "current"])
+    db.add_argument("revision", nargs="?")
+    db.set_defaults(run=cmd_db)
+    users = sub.add_parser("users", help="manage users")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    create = users_sub.add_parser("create")
+    create.add_argument("name")
+    create.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
+    create.add_argument("--password", help="(default: prompt, or one line of stdin)")
+    create.add_argument("--environments", help="comma-separated scope (default: all)")
+    users_sub.add_parser("list")
+    setpw = users_sub.add_parser("set-password")
+    setpw.add_argument("name")
+    setpw.add_argument("--password")
+    delete = users_sub.add_parser("delete")
+    delete.add_argument("name")
+    users.set_defaults(run=cmd_users)
+    tokens = sub.add_parser("tokens", help="API tokens")
+    tokens_sub = tokens.add_subparsers(dest="action", required=True)
+    token_create = tokens_sub.add_parser("create", help="print a new token for USER")
+    token_create.add_argument("name")
+    token_create.add_argument("--label", help="what the token is for")
+    tokens.set_defaults(run=cmd_tokens)
+    importer = sub.add_parser("import-config", help="load nodes from a CESI INI or TOML file")
+    importer.add_argument("file")
+    importer.set_defaults(run=cmd_import)
+    nodes = sub.add_parser("nodes", help="list nodes")
+    nodes.set_defaults(run=cmd_nodes)
+    status = sub.add_parser("status", help="probe every node now")
+    status.set_defaults(run=cmd_status)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result: int = args.run(args)
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

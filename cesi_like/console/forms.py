@@ -1,0 +1,62 @@
+"""Form definitions (Flask-WTF: every form carries a CSRF token)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+
+from .models import Role
+
+NAME = Regexp(r"^[A-Za-z0-9_.-]+$", message="Letters, digits, '.', '_' and '-' only.")
+ROLES = [(role.value, role.value) for role in Role]
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+    remember = BooleanField("Remember me")
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired()])
+    new = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=256)])
+    confirm = PasswordField("Repeat", validators=[EqualTo("new", "The passwords differ.")])
+
+
+class UserForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64), NAME])
+    password = PasswordField("Password", validators=[Optional(), Length(min=8, max=256)])
+    role = SelectField("Role", choices=ROLES)
+    scope = SelectMultipleField("Environments (none: all)", coerce=int)
+    active = BooleanField("Active", default=True)
+
+
+class NodeForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64), NAME])
+    url = StringField("URL", validators=[DataRequired(), Length(max=512), Regexp(
+        r"^(https?|unix)://.+", message="Use http://host:port, https://... or unix:///path.")])
+    username = StringField("Username", validators=[Optional(), Length(max=128)])
+    password = PasswordField("Password (leave empty to keep)",
+                             validators=[Optional(), Length(max=256)])
+    clear_password = BooleanField("Remove the stored password")
+    environments = SelectMultipleField("Environments", coerce=int)
+    enabled = BooleanField("Enabled", default=True)
+    notes = TextAreaField("Notes", validators=[Optional(), Length(max=2000)])
+
+
+class EnvironmentForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64), NAME])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
+    nodes = SelectMultipleField("Nodes", coerce=int)
+
+
+class ConfirmForm(FlaskForm):
+    """An empty form: a POST with nothing but the CSRF token (delete, disable, clear...)."""

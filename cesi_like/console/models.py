@@ -1,0 +1,177 @@
+"""The console's database: users, environments, nodes, activity, API tokens, settings.
+
+Typed SQLAlchemy 2 models. The MetaData naming convention gives every constraint a stable name,
+so Alembic migrations can alter them (SQLite needs batch mode for that).
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Role(enum.StrEnum):
+    """What a user may do; each role includes the ones below it."""
+
+    VIEWER = "viewer"  # read everything in scope, logs included
+    OPERATOR = "operator"  # + process actions, clear logs
+    ADMIN = "admin"  # + users, nodes, environments, activity log
+
+    @property
+    def rank(self) -> int:
+        return [Role.VIEWER, Role.OPERATOR, Role.ADMIN].index(self)
+
+
+node_environments = Table(
+    "node_environments",
+    Base.metadata,
+    Column("node_id", ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+    Column("environment_id", ForeignKey("environments.id", ondelete="CASCADE"),
+           primary_key=True),
+)
+
+user_environments = Table(
+    "user_environments",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("environment_id", ForeignKey("environments.id", ondelete="CASCADE"),
+           primary_key=True),
+)
+
+
+class User(UserMixin, Base):
+    """A console account. `scope` empty means every environment."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default=Role.VIEWER.value)
+    active: Mapped[bool] = mapped_column(default=True)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    last_login: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    # bumped on password change or disable: every session issued before stops working
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
+    scope: Mapped[list[Environment]] = relationship(
+        secondary=user_environments, lazy="selectin", order_by="Environment.name")
+    tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True)
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self.session_version}"
+
+    @property
+    def is_active(self) -> bool:  # flask-login refuses inactive users
+        return self.active
+
+    @property
+    def role_enum(self) -> Role:
+        return Role(self.role)
+
+    def has_role(self, role: Role) -> bool:
+        return self.role_enum.rank >= role.rank
+
+    def may_see(self, node: Node) -> bool:
+        """Scoped users see only nodes in one of their environments."""
+        if not self.scope:
+            return True
+        mine = {env.id for env in self.scope}
+        return any(env.id in mine for env in node.environments)
+
+
+class Environment(Base):
+    __tablename__ = "environments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    nodes: Mapped[list[Node]] = relationship(
+        secondary=node_environments, back_populates="environments", order_by="Node.name")
+
+
+class Node(Base):
+    """A supervisord or cesi-agentd the console talks to. The password is stored because the
+    console must present it to the node; it is never sent to a browser, the API or a log."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(512))
+    username: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    password: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    environments: Mapped[list[Environment]] = relationship(
+        secondary=node_environments, back_populates="nodes", lazy="selectin",
+        order_by="Environment.name")
+
+
+class ActivityLog(Base):
+    """Who did what to which target, and how it went. The username is copied, not linked, so
+    history survives the user's deletion."""
+
+    __tablename__ = "activity_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(256), default="")
+    result: Mapped[str] = mapped_column(String(16), default="ok")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ApiToken(Base):
+    """A bearer token for automation; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    user: Mapped[User] = relationship(back_populates="tokens", lazy="joined")
+
+
+class Setting(Base):
+    """Small persistent values shared by every worker (the generated secret key)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

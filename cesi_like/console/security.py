@@ -1,0 +1,120 @@
+"""Passwords, API tokens, the secret key, and the role and scope checks every view uses."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import abort
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .models import ApiToken, Node, Role, Setting, User, utcnow
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MIN_PASSWORD = 8
+
+
+def hash_password(password: str) -> str:
+    """scrypt, werkzeug's default: salted and deliberately slow."""
+    return generate_password_hash(password, method="scrypt")
+
+
+def check_password(user: User, password: str) -> bool:
+    return check_password_hash(user.password_hash, password)
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD:
+        return f"Passwords need at least {MIN_PASSWORD} characters."
+    return None
+
+
+def new_token() -> tuple[str, str]:
+    """(token to show once, SHA-256 to store). Tokens are long random values, so a fast hash
+    is enough: there is nothing to brute-force."""
+    token = "cesi_" + secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def user_for_token(db: Session, token: str) -> User | None:
+    record = db.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    if record is None or not record.user.active:
+        return None
+    record.last_used = utcnow()
+    db.commit()
+    return record.user
+
+
+def stable_secret_key(db: Session) -> str:
+    """The key that signs sessions: generated once and kept in the database, so every worker
+    and every restart agrees on it (CESI's changed at each start and broke multi-worker use)."""
+    existing = db.get(Setting, "secret_key")
+    if existing is not None:
+        return existing.value
+    db.add(Setting(key="secret_key", value=secrets.token_hex(32)))
+    try:
+        db.commit()
+    except IntegrityError:  # another worker won the race: use its key
+        db.rollback()
+    stored = db.get(Setting, "secret_key")
+    assert stored is not None
+    return stored.value
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only same-site paths: no scheme, no host, no `//evil` (no open redirect)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target:
+        return default
+    return target
+
+
+def require_role(role: Role) -> Callable[[F], F]:
+    """View decorator: 403 unless the logged-in user has at least `role` (login is checked
+    app-wide before any view runs)."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated or not current_user.has_role(role):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def visible_nodes(db: Session, user: User) -> list[Node]:
+    nodes = db.scalars(select(Node).order_by(Node.name)).all()
+    return [node for node in nodes if user.may_see(node)]
+
+
+def node_in_scope(db: Session, user: User, name: str) -> Node:
+    """The named node if this user may see it; 404 otherwise (no hint it exists)."""
+    node = db.scalar(select(Node).where(Node.name == name))
+    if node is None or not user.may_see(node):
+        abort(404)
+    return node
+
+
+def count_active_admins(db: Session) -> int:
+    return len(db.scalars(select(User).where(User.role == Role.ADMIN.value,
+                                             User.active.is_(True))).all())

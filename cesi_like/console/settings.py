@@ -1,0 +1,205 @@
+"""The console's configuration: `cesi.conf` (CESI's INI form), CESI v2's TOML, and
+`CESI_LIKE_*` environment overrides.
+
+Nodes and environments found here are seeds: they are loaded into the database at start, and
+admins manage them in the UI afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..inifile import ConfigError, IniFile, Section, read_ini
+
+DEFAULT_PATHS = ("cesi.conf", "/etc/cesi.conf")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A node as a config file describes it."""
+
+    name: str
+    url: str
+    username: str | None = None
+    password: str | None = None
+    environments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `[cesi]` can set, with the console's defaults."""
+
+    database: str | None = None  # None: SQLite in the instance folder
+    activity_log: str | None = None
+    host: str = "0.0.0.0"
+    port: int = 5000
+    secret_key: str | None = None
+    name: str = "cesi-like"
+    admin_username: str = "admin"
+    admin_password: str | None = None
+    node_timeout: float = 3.0
+    nodes: tuple[NodeSpec, ...] = ()
+    environments: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    path: str | None = None
+
+
+_CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "name",
+              "admin_username", "admin_password", "node_timeout"}
+
+
+def find_config(explicit: str | None, environ: Mapping[str, str]) -> str | None:
+    """--config, else $CESI_LIKE_CONFIG, else ./cesi.conf, else /etc/cesi.conf, else none."""
+    if explicit:
+        return explicit
+    if environ.get("CESI_LIKE_CONFIG"):
+        return environ["CESI_LIKE_CONFIG"]
+    return next((path for path in DEFAULT_PATHS if os.path.exists(path)), None)
+
+
+def load(path: str | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `path` (INI or, by its `.toml` suffix, CESI v2 TOML), then the
+    environment. Raises ConfigError naming the file, line and key."""
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    if path is not None:
+        settings = read_toml(path) if path.endswith(".toml") else read_cesi_ini(path)
+    return apply_environment(settings, env)
+
+
+def apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """`CESI_LIKE_<KEY>` beats the file for every `[cesi]` key."""
+    changes: dict[str, object] = {}
+    for key in _CESI_KEYS:
+        value = environ.get(f"CESI_LIKE_{key.upper()}")
+        if value is not None:
+            changes[key] = _convert(key, value, ConfigError, f"CESI_LIKE_{key.upper()}")
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def _convert(key: str, value: str, error: type[ConfigError], where: str) -> object:
+    try:
+        if key == "port":
+            port = int(value)
+            if not 0 <= port < 65536:
+                raise ValueError
+            return port
+        if key == "node_timeout":
+            timeout = float(value)
+            if timeout <= 0:
+                raise ValueError
+            return timeout
+    except ValueError:
+        raise error(f"not a valid {key}: {value!r}", key=where) from None
+    return value
+
+
+def node_url(name: str, url: str | None, host: str | None, port: str | int | None) -> str:
+    """A node's URL: `url=` as given (http, https, unix), else http://host:port."""
+    if url:
+        if not url.startswith(("http://", "https://", "unix://")):
+            raise ValueError(f"node {name}: url must start with http://, https:// or unix://")
+        return url
+    if not host:
+        raise ValueError(f"node {name}: needs host (and port) or url")
+    try:
+        number = int(port or 9001)
+    except ValueError:
+        raise ValueError(f"node {name}: not a valid port: {port!r}") from None
+    return f"http://{host}:{number}"
+
+
+def read_cesi_ini(path: str) -> Settings:
+    """CESI v1's INI: `[cesi]`, `[node:NAME]`, `[environment:NAME] members = a, b`."""
+    ini = read_ini(path, {})
+    settings = Settings(path=ini.path)
+    cesi = ini.get("cesi")
+    if cesi is not None:
+        changes: dict[str, object] = {}
+        for key, value in cesi.values.items():
+            if key not in _CESI_KEYS:
+                raise cesi.error(key, "unknown setting")
+            changes[key] = _section_value(cesi, key, value.text)
+        settings = replace(settings, **changes)  # type: ignore[arg-type]
+    nodes = [_ini_node(ini.sections[name]) for name in ini.names("node:")]
+    environments = _ini_environments(ini, {node.name for node in nodes})
+    nodes = [replace(node, environments=tuple(sorted(
+        env for env, members in environments.items() if node.name in members)))
+        for node in nodes]
+    return replace(settings, nodes=tuple(nodes), environments=environments)
+
+
+def _section_value(section: Section, key: str, text: str) -> object:
+    try:
+        return _convert(key, text, ConfigError, key)
+    except ConfigError as exc:
+        raise section.error(key, exc.reason) from None
+
+
+def _ini_node(section: Section) -> NodeSpec:
+    name = section.name.split(":", 1)[1].strip()
+    values = {key: value.text for key, value in section.values.items()}
+    for key in values:
+        if key not in ("host", "port", "username", "password", "url", "environment"):
+            raise section.error(key, "unknown node setting")
+    try:
+        url = node_url(name, values.get("url"), values.get("host"), values.get("port"))
+    except ValueError as exc:
+        key = "url" if "url" in values else ("port" if "port" in str(exc) else "host")
+        raise section.error(key, str(exc)) from None
+    return NodeSpec(name, url, values.get("username") or None, values.get("password") or None)
+
+
+def _ini_environments(ini: IniFile, known: set[str]) -> dict[str, tuple[str, ...]]:
+    environments: dict[str, tuple[str, ...]] = {}
+    for name in ini.names("environment:"):
+        section = ini.sections[name]
+        raw = section.values.get("members")
+        members = tuple(m.strip() for m in (raw.text if raw else "").split(",") if m.strip())
+        for member in members:
+            if member not in known:
+                raise section.error("members", f"unknown node {member!r}")
+        environments[name.split(":", 1)[1].strip()] = members
+    return environments
+
+
+def read_toml(path: str) -> Settings:
+    """CESI v2's TOML: `[cesi]` and `[[nodes]]` with name, environment, username, password,
+    host, port."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"could not read config file: {exc.strerror}", path=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=path) from None
+    cesi = data.get("cesi", {})
+    changes: dict[str, object] = {}
+    for key, value in cesi.items():
+        if key not in _CESI_KEYS:
+            raise ConfigError("unknown setting", path=path, section="cesi", key=key)
+        if key not in ("port", "node_timeout") and not isinstance(value, str):
+            raise ConfigError("must be a string", path=path, section="cesi", key=key)
+        changes[key] = _convert(key, str(value), ConfigError, key)
+    nodes: list[NodeSpec] = []
+    environments: dict[str, list[str]] = {}
+    for index, entry in enumerate(data.get("nodes", [])):
+        where = f"nodes[{index}]"
+        name = str(entry.get("name", "")).strip()
+        if not name:
+            raise ConfigError("a node needs a name", path=path, section=where, key="name")
+        try:
+            url = node_url(name, entry.get("url"), entry.get("host"), entry.get("port"))
+        except ValueError as exc:
+            raise ConfigError(str(exc), path=path, section=where, key="host") from None
+        env = str(entry.get("environment", "")).strip()
+        if env:
+            environments.setdefault(env, []).append(name)
+        nodes.append(NodeSpec(name, url, entry.get("username") or None,
+                              entry.get("password") or None, (env,) if env else ()))
+    return replace(Settings(path=str(Path(path).resolve())), **changes,  # type: ignore[arg-type]
+                   nodes=tuple(nodes),
+                   environments={k: tuple(v) for k, v in environments.items()})

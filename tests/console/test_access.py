@@ -1,0 +1,126 @@
+"""Every URL refuses anonymous users; each role can do exactly what it may."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from cesi_like.console import db as database
+from cesi_like.console.models import ActivityLog, Node, User
+
+from .conftest import PASSWORD, login, make_app, token_for
+
+PUBLIC = {"auth.login", "static"}
+
+
+def concrete(rule_path: str) -> str:
+    return re.sub(r"<(?:int:)?(\w+)>", lambda m: "1" if "int:" in m.group(0) else "web1",
+                  rule_path)
+
+
+def protected_rules(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
+    app = make_app(tmp_path_factory.mktemp("urlmap"))
+    rules = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            rules.append((method, concrete(rule.rule)))
+    app.extensions["cesi_engine"].dispose()
+    return rules
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "protected" in metafunc.fixturenames:
+        rules = protected_rules(metafunc.config._tmp_path_factory)  # type: ignore[attr-defined]
+        metafunc.parametrize("protected", rules, ids=[f"{m} {p}" for m, p in rules])
+
+
+def test_anonymous_is_refused_everywhere(client: FlaskClient, protected: tuple[str, str]
+                                         ) -> None:
+    method, path = protected
+    response = client.open(path, method=method)
+    if path.startswith("/api/"):
+        assert response.status_code == 401
+        assert response.get_json() == {"error": "authentication required"}
+    else:
+        assert response.status_code in (302, 400, 401)
+        if response.status_code == 302:
+            assert response.headers["Location"].startswith("/login")
+
+
+def test_json_clients_get_json_401(client: FlaskClient) -> None:
+    response = client.get("/", headers={"Accept": "application/json"})
+    assert response.status_code == 401 and response.is_json
+
+
+ADMIN_PAGES = ["/admin/users", "/admin/nodes", "/admin/environments", "/activity/",
+               "/admin/users/new", "/admin/nodes/new", "/admin/environments/new"]
+
+
+@pytest.mark.parametrize("username", ["viewer", "op"])
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_non_admins_cannot_open_admin_pages(client: FlaskClient, username: str, page: str
+                                            ) -> None:
+    login(client, username)
+    assert client.get(page).status_code == 403
+
+
+def test_viewer_post_to_admin_endpoint_is_403_and_changes_nothing(
+    app: Flask, client: FlaskClient
+) -> None:
+    token = login(client, "viewer")
+    response = client.post("/admin/users/new", data={
+        "csrf_token": token, "username": "mallory", "password": "x" * 12, "role": "admin",
+        "active": "y"})
+    assert response.status_code == 403
+    response = client.post("/api/v1/users", json={"username": "mallory",
+                           "password": "x" * 12, "role": "admin"},
+                           headers={"X-CSRFToken": token})
+    assert response.status_code == 403
+    with database.standalone(app) as db:
+        assert db.scalar(select(User).where(User.username == "mallory")) is None
+
+
+def test_viewer_cannot_act_on_processes(app: Flask, client: FlaskClient) -> None:
+    token = token_for(app, "viewer")
+    response = client.post("/api/v1/nodes/web1/processes/web:*/start",
+                           headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+
+
+def test_scoped_operator_sees_and_acts_only_in_scope(app: Flask, client: FlaskClient) -> None:
+    token = token_for(app, "devop")
+    auth = {"Authorization": f"Bearer {token}"}
+    names = [n["name"] for n in client.get("/api/v1/nodes", headers=auth).get_json()]
+    assert names == ["dev1"]
+    outside = client.post("/api/v1/nodes/web1/processes/x:*/start", headers=auth)
+    assert outside.status_code == 404  # no hint that web1 exists
+    envs = [e["name"] for e in client.get("/api/v1/environments", headers=auth).get_json()]
+    assert envs == ["dev"]
+    with database.standalone(app) as db:
+        assert not db.scalars(select(ActivityLog).where(
+            ActivityLog.action.startswith("process."))).all()
+
+
+def test_admin_can_do_everything(client: FlaskClient) -> None:
+    login(client, "admin")
+    for page in ADMIN_PAGES:
+        assert client.get(page).status_code == 200, page
+
+
+def test_node_passwords_never_leave_the_server(app: Flask, client: FlaskClient) -> None:
+    with database.standalone(app) as db:
+        node = db.scalar(select(Node).where(Node.name == "web1"))
+        assert node is not None
+        node.password = "node-secret-123"
+        node_id = node.id
+        db.commit()
+    login(client, "admin")
+    for page in ("/admin/nodes", f"/admin/nodes/{node_id}", "/", "/api/v1/nodes"):
+        assert "node-secret-123" not in client.get(page).get_data(as_text=True), page
+    assert PASSWORD not in client.get("/activity/").get_data(as_text=True)
