@@ -17,6 +17,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from . import db as database
 from . import fleet
@@ -30,9 +31,9 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 Page = str | Response
 
 
-def _environment_choices(db: Session) -> list[tuple[int, str]]:
-    return [(env.id, env.name) for env in db.scalars(select(Environment).order_by(
-        Environment.name))]
+def _environment_choices(db: Session) -> list[SelectChoice]:
+    return [SelectChoice(env.id, env.name)
+            for env in db.scalars(select(Environment).order_by(Environment.name))]
 
 
 def _get(db: Session, model: type, ident: int) -> object:
@@ -258,8 +259,9 @@ def environments() -> Page:
                            confirm=ConfirmForm())
 
 
-def _node_choices(db: Session) -> list[tuple[int, str]]:
-    return [(node.id, node.name) for node in db.scalars(select(Node).order_by(Node.name))]
+def _node_choices(db: Session) -> list[SelectChoice]:
+    return [SelectChoice(node.id, node.name)
+            for node in db.scalars(select(Node).order_by(Node.name))]
 
 
 @bp.route("/environments/new", methods=["GET", "POST"])

@@ -11,12 +11,13 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 from .models import Role
 
 NAME = Regexp(r"^[A-Za-z0-9_.-]+$", message="Letters, digits, '.', '_' and '-' only.")
-ROLES = [(role.value, role.value) for role in Role]
+ROLES = [SelectChoice(role.value, role.value) for role in Role]
 
 
 class LoginForm(FlaskForm):

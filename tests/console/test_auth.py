@@ -1,0 +1,148 @@
+"""Logging in and out: CSRF, rate limits, hashing, stable sessions, safe redirects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from cesi_like.console import db as database
+from cesi_like.console.models import ActivityLog, Setting, User
+
+from .conftest import PASSWORD, csrf_from, login, make_app
+
+
+def test_login_logout_and_activity(app: Flask, client: FlaskClient) -> None:
+    token = login(client, "op")
+    assert client.get("/").status_code == 200
+    response = client.post("/logout", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert client.get("/").status_code == 302
+    with database.standalone(app) as db:
+        actions = [e.action for e in db.scalars(select(ActivityLog).order_by(ActivityLog.id))]
+    assert actions[-2:] == ["login", "logout"]
+
+
+def test_post_without_csrf_token_is_refused(app: Flask, client: FlaskClient) -> None:
+    login(client, "admin")
+    response = client.post("/admin/users/new", data={
+        "username": "eve", "password": "x" * 12, "role": "viewer"})
+    assert response.status_code == 400
+    response = client.post("/api/v1/users", json={"username": "eve", "password": "x" * 12})
+    assert response.status_code == 400 and response.is_json
+    with database.standalone(app) as db:
+        assert db.scalar(select(User).where(User.username == "eve")) is None
+
+
+def test_login_without_csrf_is_refused(client: FlaskClient) -> None:
+    response = client.post("/login", data={"username": "admin", "password": PASSWORD})
+    assert response.status_code in (200, 400)
+    assert client.get("/").status_code == 302  # still logged out
+
+
+def test_wrong_password_then_rate_limit(app: Flask, client: FlaskClient) -> None:
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    for _ in range(5):
+        response = client.post("/login", data={"username": "op", "password": "nope",
+                                               "csrf_token": token})
+        assert response.status_code == 401
+        assert "Unknown user or wrong password." in response.get_data(as_text=True)
+    response = client.post("/login", data={"username": "op", "password": PASSWORD,
+                                           "csrf_token": token})
+    assert response.status_code == 429  # even the right password waits now
+    assert "Too many failed logins" in response.get_data(as_text=True)
+    other = app.test_client()  # another user from the same address is not locked out yet
+    login(other, "viewer")
+
+
+def test_passwords_are_hashed_and_never_logged(app: Flask, tmp_path: Path) -> None:
+    with database.standalone(app) as db:
+        admin = db.scalar(select(User).where(User.username == "admin"))
+        assert admin is not None
+        assert admin.password_hash.startswith("scrypt:") and PASSWORD not in admin.password_hash
+    data = (tmp_path / "console.db").read_bytes()
+    assert PASSWORD.encode() not in data
+
+
+def test_sessions_survive_a_second_app_instance(tmp_path: Path) -> None:
+    """Two workers (two app objects) on one database accept each other's sessions."""
+    first, second = make_app(tmp_path), make_app(tmp_path)
+    assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"]
+    with database.standalone(first) as db:
+        assert db.get(Setting, "secret_key") is not None
+    client = first.test_client()
+    login(client)
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    other = second.test_client()
+    other.set_cookie("session", cookie.value)
+    assert other.get("/admin/users").status_code == 200
+
+
+def test_password_change_ends_other_sessions(app: Flask) -> None:
+    mine, elsewhere = app.test_client(), app.test_client()
+    token = login(mine, "op")
+    login(elsewhere, "op")
+    response = mine.post("/account/password", data={
+        "csrf_token": token, "current": PASSWORD, "new": "a new secret 123",
+        "confirm": "a new secret 123"})
+    assert response.status_code == 302
+    assert mine.get("/").status_code == 200
+    assert elsewhere.get("/").status_code == 302
+
+
+def test_wrong_current_password_rerenders(client: FlaskClient) -> None:
+    token = login(client, "op")
+    response = client.post("/account/password", data={
+        "csrf_token": token, "current": "wrong", "new": "a new secret 123",
+        "confirm": "a new secret 123"})
+    assert response.status_code == 200
+    assert "That is not your current password." in response.get_data(as_text=True)
+
+
+def test_next_only_redirects_within_the_site(client: FlaskClient) -> None:
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    for target, expected in (("/admin/users", "/admin/users"), ("https://evil.example/", "/"),
+                             ("//evil.example/x", "/"), ("/\\evil.example", "/")):
+        response = client.post(f"/login?next={target}", data={
+            "username": "admin", "password": PASSWORD, "csrf_token": token})
+        assert response.headers["Location"] == expected, target
+        client.post("/logout", data={"csrf_token": csrf_from(
+            client.get("/account/password").get_data(as_text=True))})
+
+
+def test_session_cookie_flags(client: FlaskClient) -> None:
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"username": "admin", "password": PASSWORD,
+                                           "csrf_token": token, "remember": "y"})
+    cookies = response.headers.getlist("Set-Cookie")
+    session = next(c for c in cookies if c.startswith("session="))
+    assert "HttpOnly" in session and "SameSite=Lax" in session and "Secure" not in session
+
+
+def test_session_cookie_is_secure_over_https(app: Flask) -> None:
+    client = app.test_client()
+    page = client.get("/login", base_url="https://console.example")
+    token = csrf_from(page.get_data(as_text=True))
+    response = client.post("/login", base_url="https://console.example", data={
+        "username": "admin", "password": PASSWORD, "csrf_token": token})
+    session = next(c for c in response.headers.getlist("Set-Cookie")
+                   if c.startswith("session="))
+    assert "Secure" in session
+
+
+def test_first_start_without_password_prints_a_random_one(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from cesi_like.console import create_app
+    from cesi_like.console.settings import Settings
+
+    app = create_app({"CESI_SETTINGS": Settings(database=f"sqlite:///{tmp_path}/x.db")})
+    printed = capsys.readouterr().err
+    assert "created user 'admin' with password" in printed
+    password = printed.split("password '")[1].split("'")[0]
+    login(app.test_client(), "admin", password)
+    app2 = create_app({"CESI_SETTINGS": Settings(database=f"sqlite:///{tmp_path}/x.db")})
+    assert capsys.readouterr().err == ""  # only once
+    for each in (app, app2):
+        each.extensions["cesi_engine"].dispose()
