@@ -43,8 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings: Settings = overrides.pop("CESI_SETTINGS", None) or load(
         find_config(None, os.environ))
     app = Flask(__name__, instance_relative_config=True)
-    os.makedirs(app.instance_path, exist_ok=True)
-    url = settings.database or f"sqlite:///{os.path.join(app.instance_path, 'cesi-like.db')}"
+    url = database_url(settings, app.instance_path)
     app.config.update(
         CESI_DATABASE=url,
         CESI_NAME=settings.name,
@@ -71,6 +70,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     _register(app)
     return app
+
+
+def database_url(settings: Settings, instance_path: str | None = None) -> str:
+    """The configured URL, else a SQLite file in the instance folder (created if needed)."""
+    if settings.database:
+        return settings.database
+    folder = instance_path or Flask(__name__, instance_relative_config=True).instance_path
+    os.makedirs(folder, exist_ok=True)
+    return f"sqlite:///{os.path.join(folder, 'cesi-like.db')}"
 
 
 def _register(app: Flask) -> None:

@@ -175,9 +175,9 @@ def delete_node(name: str) -> tuple[str, int]:
     return "", 204
 
 
-@bp.post("/nodes/<name>/processes/<spec>/<action>")
+@bp.post("/nodes/<name>/processes/<process>/<action>")
 @require_role(Role.OPERATOR)
-def process_action(name: str, spec: str, action: str) -> tuple[Response, int]:
+def process_action(name: str, process: str, action: str) -> tuple[Response, int]:
     """start/stop/restart `group:name` or `group:*` on one node (within the user's scope)."""
     if action not in ("start", "stop", "restart"):
         abort(404)
@@ -191,20 +191,20 @@ def process_action(name: str, spec: str, action: str) -> tuple[Response, int]:
     results = []
     for step in steps:
         # startProcess/stopProcess take `group:*` too; wait=True, so allow for startsecs
-        outcome = fleet.call(target, ACTIONS[step], spec, True, timeout=max(timeout, 30.0))
+        outcome = fleet.call(target, ACTIONS[step], process, True, timeout=max(timeout, 30.0))
         results.append({"action": step, "state": outcome.state, "error": outcome.reason or None,
                         "result": None if outcome.reason else outcome.value})
         failed = outcome.state != fleet.ONLINE or (
             outcome.reason and not (step == "stop" and "NOT_RUNNING" in outcome.reason))
         if failed:
-            record(db, f"process.{action}", target=f"{name}/{spec}", result="failed",
+            record(db, f"process.{action}", target=f"{name}/{process}", result="failed",
                    detail=f"{step}: {outcome.state} {outcome.reason}")
             db.commit()
             status = 502 if outcome.state != fleet.ONLINE else 409
-            return jsonify(node=name, process=spec, action=action, steps=results), status
-    record(db, f"process.{action}", target=f"{name}/{spec}")
+            return jsonify(node=name, process=process, action=action, steps=results), status
+    record(db, f"process.{action}", target=f"{name}/{process}")
     db.commit()
-    return jsonify(node=name, process=spec, action=action, steps=results), 200
+    return jsonify(node=name, process=process, action=action, steps=results), 200
 
 
 # -- environments --------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from .models import ApiToken, Environment, Node, Role, User
 from .settings import Settings, find_config, load
 
 
-def _app(args: argparse.Namespace, migrate: bool = True) -> Flask:
+def _app(args: argparse.Namespace) -> Flask:
     from . import create_app
 
-    return create_app({"CESI_SETTINGS": _settings(args), "CESI_AUTO_MIGRATE": migrate})
+    return create_app({"CESI_SETTINGS": _settings(args)})
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -42,13 +42,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    app = _app(args, migrate=False)
-    url = app.config["CESI_DATABASE"]
+    from . import database_url
+
+    url = database_url(_settings(args))
     if args.action == "upgrade":
         database.upgrade(url, args.revision or "head")
     elif args.action == "downgrade":
         database.downgrade(url, args.revision or "-1")
-    revision = database.current_revision(app.extensions["cesi_engine"])
+    engine = database.make_engine(url)
+    try:
+        revision = database.current_revision(engine)
+    finally:
+        engine.dispose()
     print(f"database {url.split('@')[-1]} at revision {revision or '(empty)'}")
     return 0
 

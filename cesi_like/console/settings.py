@@ -148,7 +148,7 @@ def _ini_node(section: Section) -> NodeSpec:
     try:
         url = node_url(name, values.get("url"), values.get("host"), values.get("port"))
     except ValueError as exc:
-        key = "url" if "url" in values else ("port" if "port" in str(exc) else "host")
+        key = "url" if "url" in values else ("port" if "valid port" in str(exc) else "host")
         raise section.error(key, str(exc)) from None
     return NodeSpec(name, url, values.get("username") or None, values.get("password") or None)
 

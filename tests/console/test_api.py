@@ -1,0 +1,115 @@
+"""/api/v1 with bearer tokens: nodes, environments, users, process actions, OpenAPI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.agent.conftest import BASE, pid_alive, wait_for
+
+from .conftest import token_for
+
+
+@pytest.fixture
+def admin(app: Flask) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(app, 'admin')}"}
+
+
+def test_bad_token_is_401(client: FlaskClient) -> None:
+    response = client.get("/api/v1/nodes", headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401 and response.is_json
+
+
+def test_node_crud(client: FlaskClient, admin: dict[str, str]) -> None:
+    created = client.post("/api/v1/nodes", headers=admin, json={
+        "name": "api1", "host": "127.0.0.1", "port": 1, "username": "u", "password": "pw-123",
+        "environments": ["prod"]})
+    assert created.status_code == 201
+    body = created.get_json()
+    assert body["url"] == "http://127.0.0.1:1" and body["has_password"] is True
+    assert "password" not in body and "pw-123" not in created.get_data(as_text=True)
+    listed = {n["name"]: n for n in client.get("/api/v1/nodes", headers=admin).get_json()}
+    assert listed["api1"]["state"] == "unreachable" and listed["api1"]["reason"]
+    assert client.post("/api/v1/nodes", headers=admin, json={"name": "api1", "host": "x"}
+                       ).status_code == 409
+    bad = client.post("/api/v1/nodes", headers=admin, json={"name": "n2", "url": "ftp://x"})
+    assert bad.status_code == 400 and "url must start" in bad.get_json()["error"]
+    bad = client.post("/api/v1/nodes", headers=admin, json={"name": "n3", "host": "h",
+                                                             "environments": ["nope"]})
+    assert bad.get_json() == {"error": "unknown environments: nope"}
+    patched = client.patch("/api/v1/nodes/api1", headers=admin, json={"enabled": False,
+                                                                     "environments": []})
+    assert patched.get_json()["enabled"] is False
+    assert client.delete("/api/v1/nodes/api1", headers=admin).status_code == 204
+    assert client.delete("/api/v1/nodes/api1", headers=admin).status_code == 404
+
+
+def test_environments_and_users(client: FlaskClient, admin: dict[str, str]) -> None:
+    assert client.post("/api/v1/environments", headers=admin, json={
+        "name": "qa", "nodes": ["web1"]}).status_code == 201
+    envs = {e["name"]: e for e in client.get("/api/v1/environments", headers=admin).get_json()}
+    assert envs["qa"]["nodes"] == ["web1"]
+    created = client.post("/api/v1/users", headers=admin, json={
+        "username": "bot", "password": "bot password 1", "role": "operator",
+        "environments": ["qa"]})
+    assert created.status_code == 201 and created.get_json()["environments"] == ["qa"]
+    assert client.post("/api/v1/users", headers=admin, json={
+        "username": "weak", "password": "short"}).status_code == 400
+    last = client.patch("/api/v1/users/admin", headers=admin, json={"role": "viewer"})
+    assert last.status_code == 409 and "last active admin" in last.get_json()["error"]
+    assert client.delete("/api/v1/users/bot", headers=admin).status_code == 204
+    users = [u["username"] for u in client.get("/api/v1/users", headers=admin).get_json()]
+    assert "bot" not in users and "admin" in users
+
+
+def test_malformed_json_is_a_json_400(client: FlaskClient, admin: dict[str, str]) -> None:
+    response = client.post("/api/v1/nodes", headers=admin, data="{not json",
+                           content_type="application/json")
+    assert response.status_code == 400 and "JSON object" in response.get_json()["error"]
+    assert client.get("/api/v1/nope", headers=admin).get_json() is not None
+
+
+def test_openapi_lists_every_api_route(app: Flask, client: FlaskClient,
+                                       admin: dict[str, str]) -> None:
+    document = client.get("/api/v1/openapi.json", headers=admin).get_json()
+    assert document["openapi"].startswith("3.")
+    documented = {path.replace("{", "<").replace("}", ">") for path in document["paths"]}
+    routes = {rule.rule for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/api/v1/") and not rule.rule.endswith("openapi.json")}
+    assert routes == documented
+
+
+def test_process_actions_on_a_real_agent(app: Flask, client: FlaskClient,
+                                         admin: dict[str, str], tmp_path: Path) -> None:
+    """start/stop/restart forwarded to a live cesi-agentd over its unix socket."""
+    conf = tmp_path / "agent.conf"
+    conf.write_text(BASE.format(loglevel="info") + (
+        "[program:web]\ncommand=sleep 100\nstartsecs=0\nautostart=false\n"))
+    agent = subprocess.Popen([sys.executable, "-m", "cesi_like.agent.main", "-c", str(conf),
+                              "-n"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: (tmp_path / "daemon.sock").exists())
+        assert client.post("/api/v1/nodes", headers=admin, json={
+            "name": "agent1", "url": f"unix://{tmp_path}/daemon.sock",
+            "environments": ["prod"]}).status_code == 201
+        node = {n["name"]: n for n in client.get("/api/v1/nodes", headers=admin).get_json()}
+        assert node["agent1"]["state"] == "online" and node["agent1"]["version"] == "4.3.0"
+        started = client.post("/api/v1/nodes/agent1/processes/web:web/start", headers=admin)
+        assert started.status_code == 200, started.get_json()
+        restarted = client.post("/api/v1/nodes/agent1/processes/web:*/restart", headers=admin)
+        assert [s["action"] for s in restarted.get_json()["steps"]] == ["stop", "start"]
+        again = client.post("/api/v1/nodes/agent1/processes/web:web/start", headers=admin)
+        assert again.status_code == 409
+        assert "ALREADY_STARTED" in again.get_json()["steps"][0]["error"]
+        assert client.post("/api/v1/nodes/agent1/processes/web:web/stop",
+                           headers=admin).status_code == 200
+    finally:
+        agent.terminate()
+        agent.wait(30)
+    assert not pid_alive(agent.pid)

@@ -1,0 +1,112 @@
+"""cesi.conf (CESI v1 INI) and CESI v2 TOML: the same nodes and environments; clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cesi_like.console.settings import NodeSpec, load
+from cesi_like.inifile import ConfigError
+
+V1 = """\
+[cesi]
+database = sqlite:///users.db
+activity_log = activity.log
+admin_username = boss
+admin_password = from-the-file
+
+[node:local]
+username = user
+password = 123
+host = localhost
+port = 9001
+
+[node:remote]
+host = 10.0.0.5
+
+[environment:server]
+members = local, remote
+"""
+
+V2 = """\
+[cesi]
+database = "sqlite:///users.db"
+activity_log = "activity.log"
+admin_username = "boss"
+admin_password = "from-the-file"
+
+[[nodes]]
+name = "local"
+environment = "server"
+username = "user"
+password = "123"
+host = "localhost"
+port = "9001"
+
+[[nodes]]
+name = "remote"
+environment = "server"
+host = "10.0.0.5"
+port = "9001"
+"""
+
+
+def test_v1_ini_and_v2_toml_describe_the_same_fleet(tmp_path: Path) -> None:
+    ini, toml = tmp_path / "cesi.conf", tmp_path / "cesi.toml"
+    ini.write_text(V1)
+    toml.write_text(V2)
+    one, two = load(str(ini), {}), load(str(toml), {})
+    assert one.nodes == two.nodes == (
+        NodeSpec("local", "http://localhost:9001", "user", "123", ("server",)),
+        NodeSpec("remote", "http://10.0.0.5:9001", None, None, ("server",)))
+    assert one.environments == two.environments == {"server": ("local", "remote")}
+    for settings in (one, two):
+        assert settings.admin_username == "boss" and settings.database == "sqlite:///users.db"
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    ini = tmp_path / "cesi.conf"
+    ini.write_text(V1)
+    settings = load(str(ini), {"CESI_LIKE_DATABASE": "postgresql://db/cesi",
+                               "CESI_LIKE_ADMIN_PASSWORD": "from-env",
+                               "CESI_LIKE_NODE_TIMEOUT": "1.5"})
+    assert settings.database == "postgresql://db/cesi"
+    assert settings.admin_password == "from-env" and settings.node_timeout == 1.5
+    with pytest.raises(ConfigError, match="CESI_LIKE_PORT"):
+        load(str(ini), {"CESI_LIKE_PORT": "http"})
+
+
+def test_no_file_means_defaults(tmp_path: Path) -> None:
+    settings = load(None, {})
+    assert (settings.port, settings.node_timeout, settings.nodes) == (5000, 3.0, ())
+
+
+@pytest.mark.parametrize(("text", "line", "key", "reason"), [
+    ("[cesi]\nport = web\n", 2, "port", "not a valid port"),
+    ("[cesi]\nsecret = x\n", 2, "secret", "unknown setting"),
+    ("[node:a]\nport = 9001\n", 1, "host", "needs host"),
+    ("[node:a]\nurl = ftp://x\n", 2, "url", "url must start with"),
+    ("[node:a]\nhost = h\nport = nine\n", 3, "port", "not a valid port"),
+    ("[node:a]\nhost = h\n[environment:e]\nmembers = a, ghost\n", 4, "members",
+     "unknown node 'ghost'"),
+    ("[cesi]\ndatabase\n", 2, "", "cannot parse line"),
+])
+def test_bad_ini_names_line_and_key(tmp_path: Path, text: str, line: int, key: str,
+                                    reason: str) -> None:
+    path = tmp_path / "cesi.conf"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load(str(path), {})
+    assert (caught.value.line, caught.value.key) == (line, key), str(caught.value)
+    assert reason in caught.value.reason and str(caught.value).startswith(f"{path}:{line}:")
+
+
+def test_bad_toml_is_reported_with_its_position(tmp_path: Path) -> None:
+    path = tmp_path / "cesi.toml"
+    path.write_text('[cesi]\ndatabase = "x"\n[[nodes]]\nname = \n')
+    with pytest.raises(ConfigError, match=r"line 4"):
+        load(str(path), {})
+    path.write_text('[[nodes]]\nhost = "h"\n')
+    with pytest.raises(ConfigError, match=r"\[nodes\[0\]\] name: a node needs a name"):
+        load(str(path), {})

@@ -1,0 +1,123 @@
+"""The console in a real browser (Debian's chromium driven by Playwright), served by gunicorn
+exactly as `cesi-like serve` runs it. Screenshots of the main pages land in the test's tmp dir."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                                "(.ci/run installs it with apt)")
+
+ADMIN_PASSWORD = "browser admin pw"
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[str]:
+    env = {**os.environ, "CESI_LIKE_DATABASE": f"sqlite:///{tmp_path}/e2e.db",
+           "CESI_LIKE_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    env.pop("CESI_LIKE_CONFIG", None)
+    log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115 - lives with the server
+    server = subprocess.Popen([sys.executable, "-m", "cesi_like.console.cli", "serve",
+                               "--bind", "127.0.0.1:0", "--workers", "2"], env=env, cwd=tmp_path,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            match = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)",
+                              (tmp_path / "gunicorn.log").read_text())
+            if match:
+                break
+            assert server.poll() is None, (tmp_path / "gunicorn.log").read_text()
+            time.sleep(0.1)
+        else:
+            raise AssertionError("gunicorn did not start")
+        yield match.group(1)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+        log.close()
+
+
+def test_admin_and_viewer_journeys(console: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                            "--disable-background-networking",
+                                            "--disable-component-update", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{console}/admin/users")
+        expect(page).to_have_url(re.compile(r"/login\?next=/admin/users"))
+        page.screenshot(path=shots / "login.png")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", ADMIN_PASSWORD)
+        page.click("button.primary")
+        expect(page.locator("h1")).to_have_text("Users")
+
+        page.click("text=Add user")
+        page.fill("input[name=username]", "carol")
+        page.fill("input[name=password]", "carol password 1")
+        page.select_option("select[name=role]", "viewer")
+        page.click("button.primary")
+        expect(page.locator(".flash.success")).to_contain_text("User carol created.")
+        page.get_by_role("link", name="carol", exact=True).click()
+        page.select_option("select[name=role]", "operator")
+        page.click("button.primary")
+        expect(page.locator("tr", has_text="carol")).to_contain_text("operator")
+        page.screenshot(path=shots / "users.png", full_page=True)
+
+        page.goto(f"{console}/admin/environments/new")
+        page.fill("input[name=name]", "production")
+        page.fill("textarea[name=description]", "the real thing")
+        page.click("button.primary")
+        expect(page.locator(".flash.success")).to_contain_text("Environment production added.")
+
+        page.goto(f"{console}/admin/nodes/new")
+        page.fill("input[name=name]", "web-1")
+        page.fill("input[name=url]", "http://127.0.0.1:1")
+        page.fill("input[name=password]", "node secret 9")
+        page.select_option("select[name=environments]", label="production")
+        page.click("button.primary")
+        expect(page.locator("tr", has_text="web-1")).to_contain_text("production")
+        assert "node secret 9" not in page.content()
+        page.screenshot(path=shots / "nodes.png", full_page=True)
+        page.goto(f"{console}/")
+        expect(page.locator("article", has_text="web-1")).to_contain_text("unreachable")
+        page.screenshot(path=shots / "dashboard.png", full_page=True)
+        page.goto(f"{console}/activity/")
+        expect(page.locator("table")).to_contain_text("node.create")
+        page.screenshot(path=shots / "activity.png", full_page=True)
+
+        page.goto(f"{console}/admin/users/new")
+        page.fill("input[name=username]", "vera")
+        page.fill("input[name=password]", "vera password 1")
+        page.select_option("select[name=role]", "viewer")
+        page.click("button.primary")
+        page.click("text=Log out")
+
+        page.fill("input[name=username]", "vera")
+        page.fill("input[name=password]", "vera password 1")
+        page.click("button.primary")
+        expect(page.locator("h1")).to_have_text("Nodes")
+        expect(page.locator("nav")).not_to_contain_text("Users")
+        expect(page.locator("article", has_text="web-1")).to_be_visible()
+        page.screenshot(path=shots / "viewer.png", full_page=True)
+        page.goto(f"{console}/admin/users")
+        expect(page.locator("h1")).to_contain_text("403")
+        browser.close()
+    for name in ("login", "users", "nodes", "dashboard", "activity", "viewer"):
+        assert (shots / f"{name}.png").stat().st_size > 5000
