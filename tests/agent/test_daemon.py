@@ -170,3 +170,23 @@ def test_version_flag() -> None:
     from cesi_like import __version__
 
     assert result.stdout.strip() == __version__
+
+
+def test_finds_supervisord_conf_in_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "supervisord.conf").write_text(BASE.format(loglevel="info"))
+    agent = subprocess.Popen([sys.executable, "-m", "cesi_like.agent.main", "-n"],
+                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        rpc = server_proxy(f"unix://{tmp_path}/daemon.sock", timeout=10).supervisor
+        assert wait_for(lambda: _state_or_none(rpc)) == "RUNNING"
+    finally:
+        agent.terminate()
+        assert agent.wait(30) == 0
+
+
+def test_no_config_anywhere_is_exit_2(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "cesi_like.agent.main", "-n"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=30)
+    if result.returncode != 2:  # a machine-wide /etc/supervisord.conf would be found first
+        pytest.skip("this machine has a supervisord.conf in a default location")
+    assert "No config file found at default paths" in result.stderr

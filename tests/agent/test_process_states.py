@@ -374,3 +374,44 @@ autorestart=true
     for pid in children.split():
         state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
         assert state != "Z", f"zombie child {pid}"
+
+
+def test_killasgroup_kills_the_group_when_stopwaitsecs_runs_out(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    daemon = start_daemon(f"""
+[program:tree]
+command={program("tree.py", pidfile, "ignore-term")}
+startsecs=0
+stopwaitsecs=1
+killasgroup=true
+""")
+    daemon.wait_state("tree", "RUNNING")
+    grandchild = int(wait_for(lambda: pidfile.exists() and pidfile.read_text()))
+    try:
+        daemon.rpc().stopProcess("tree")
+        assert "stopped: tree (terminated by SIGKILL)" in daemon.log()
+        wait_for(lambda: not pid_alive(grandchild), what="the grandchild to be killed")
+    finally:
+        if pid_alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
+
+
+def test_program_serverurl_and_daemon_environment_reach_the_child(
+    start_daemon: StartDaemon
+) -> None:
+    daemon = start_daemon(f"""
+[supervisord]
+environment=FROM_DAEMON="yes",SHARED="daemon"
+
+[program:report]
+command={program("report.py")}
+serverurl=http://elsewhere.example:9001
+environment=SHARED="program"
+startsecs=0
+""")
+    daemon.wait_state("report", "RUNNING")
+    env = json.loads(wait_for(lambda: daemon.child_log("report").strip()))["env"]
+    assert env["SUPERVISOR_SERVER_URL"] == "http://elsewhere.example:9001"
+    assert env["FROM_DAEMON"] == "yes" and env["SHARED"] == "program"

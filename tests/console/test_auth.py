@@ -146,3 +146,22 @@ def test_first_start_without_password_prints_a_random_one(tmp_path: Path, capsys
     assert capsys.readouterr().err == ""  # only once
     for each in (app, app2):
         each.extensions["cesi_engine"].dispose()
+
+
+def test_many_failures_from_one_address_are_limited(app: Flask) -> None:
+    client = app.test_client()
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    for number in range(20):  # different user names, one address
+        client.post("/login", data={"username": f"guess{number}", "password": "x",
+                                    "csrf_token": token})
+    response = client.post("/login", data={"username": "viewer", "password": PASSWORD,
+                                           "csrf_token": token})
+    assert response.status_code == 429
+
+
+def test_api_with_a_session_needs_the_csrf_header(app: Flask, client: FlaskClient) -> None:
+    token = login(client)
+    body = {"name": "qa", "nodes": []}
+    assert client.post("/api/v1/environments", json=body).status_code == 400
+    created = client.post("/api/v1/environments", json=body, headers={"X-CSRFToken": token})
+    assert created.status_code == 201
