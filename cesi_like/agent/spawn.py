@@ -134,9 +134,10 @@ def fork_exec(
         code = errno.errorcode.get(exc.errno or 0, exc.errno)
         raise SpawnError(f"unknown error making dispatchers for {config.name!r}: {code}") from None
     try:
-        pid = _spawn_fast(config, filename, argv, env, stdin_r, stdout_w, stderr_w)
+        child = ChildSetup(config, filename, argv, env, stdin_r, stdout_w, stderr_w)
+        pid = _spawn_fast(child)
     except SubprocessError:  # the child failed before exec: replay it the way supervisord does
-        pid = _spawn_reporting(config, filename, argv, env, stdin_r, stdout_w, stderr_w)
+        pid = _spawn_reporting(child)
     except OSError as exc:
         for fd in opened:
             os.close(fd)
@@ -156,22 +157,29 @@ def fork_exec(
     return pid, ChildPipes(stdin_w, stdout_r, stderr_r)
 
 
+@dataclass(frozen=True)
+class ChildSetup:
+    """Everything needed to turn the forked process into the program."""
+
+    config: ProcessConfig
+    filename: str
+    argv: list[str]
+    env: dict[bytes, bytes]
+    stdin_fd: int
+    stdout_fd: int
+    stderr_fd: int
+
+
 class SubprocessError(Exception):
     """The fast path's child could not exec (bad directory, user, or exec error)."""
 
 
-def _spawn_fast(
-    config: ProcessConfig,
-    filename: str,
-    argv: list[str],
-    env: dict[bytes, bytes],
-    stdin_fd: int,
-    stdout_fd: int,
-    stderr_fd: int,
-) -> int:
+def _spawn_fast(child: ChildSetup) -> int:
     """Start the child with the C-level vfork/exec of subprocess: a fraction of os.fork's cost,
     since the parent's page tables are not copied. Raises SubprocessError when the child failed
     before exec, OSError when it could not be forked at all."""
+    config, filename, argv, env = child.config, child.filename, child.argv, child.env
+    stdin_fd, stdout_fd, stderr_fd = child.stdin_fd, child.stdout_fd, child.stderr_fd
     groups = None
     if config.uid is not None and config.uid != os.getuid():
         import pwd
@@ -179,7 +187,7 @@ def _spawn_fast(
         entry = pwd.getpwuid(config.uid)
         groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
     try:
-        child = subprocess.Popen(
+        popen = subprocess.Popen(
             argv,
             executable=filename,
             stdin=stdin_fd,
@@ -201,19 +209,11 @@ def _spawn_fast(
         raise SubprocessError(str(exc)) from None
     # The daemon reaps every child from SIGCHLD; marking this one done keeps subprocess from
     # ever calling waitpid on it (it would steal the exit status).
-    child.returncode = 0
-    return child.pid
+    popen.returncode = 0
+    return popen.pid
 
 
-def _spawn_reporting(
-    config: ProcessConfig,
-    filename: str,
-    argv: list[str],
-    env: dict[bytes, bytes],
-    stdin_fd: int,
-    stdout_fd: int,
-    stderr_fd: int,
-) -> int:
+def _spawn_reporting(child: ChildSetup) -> int:
     """fork + a Python child that reports its failure to its stderr and exits 127, exactly as
     supervisord's child does, so users see the same `supervisor: couldn't ...` lines."""
     # Block signals across fork so that none reaches the child's inherited Python handlers
@@ -222,22 +222,16 @@ def _spawn_reporting(
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, which execs or exits
-            _become_child(config, filename, argv, env, stdin_fd, stdout_fd, stderr_fd)
+            _become_child(child)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
     return pid
 
 
-def _become_child(  # pragma: no cover - runs in the child
-    config: ProcessConfig,
-    filename: str,
-    argv: list[str],
-    env: dict[bytes, bytes],
-    stdin_fd: int,
-    stdout_fd: int,
-    stderr_fd: int,
-) -> None:
+def _become_child(child: ChildSetup) -> None:
     """Set the child up and exec; never returns."""
+    config, filename, argv, env = child.config, child.filename, child.argv, child.env
+    stdin_fd, stdout_fd, stderr_fd = child.stdin_fd, child.stdout_fd, child.stderr_fd
     try:
         signal.set_wakeup_fd(-1)
         for signum in signal.valid_signals():
