@@ -134,3 +134,17 @@ def test_list_methods_matches(start_daemon: StartDaemon) -> None:
         daemon = start_daemon("", kind=kind)
         names[kind] = daemon_proxy(daemon).system.listMethods()
     assert names["agent"] == names["supervisord"]
+
+
+def test_reread_of_a_broken_config_is_cant_reread(start_daemon: StartDaemon) -> None:
+    for kind in ("supervisord", "agent"):
+        daemon = start_daemon("[program:p]\ncommand=sleep 1000\nautostart=false\n", kind=kind)
+        daemon.conf.write_text(daemon.conf.read_text() + "startsecs=soon\n")
+        with pytest.raises(xmlrpc.client.Fault) as caught:
+            daemon_proxy(daemon).supervisor.reloadConfig()
+        assert caught.value.faultCode == 92
+        assert caught.value.faultString.startswith("CANT_REREAD: ")
+        assert "'soon'" in caught.value.faultString
+        if kind == "agent":  # ours also names the file, line, section and key
+            line = len(daemon.conf.read_text().splitlines())
+            assert f"{daemon.conf}:{line}: [program:p] startsecs:" in caught.value.faultString

@@ -42,10 +42,11 @@ startsecs=0
 """
 
 # After the edit: manual and broken are gone (broken's exit races supervisord's own reap, which
-# would make `start all` order timing-dependent), added is new.
-CHANGED = PROGRAMS.split("[program:broken]")[0] + (
-    "[program:added]\ncommand=sleep 1000\nstartsecs=0\n"
-)
+# would make `start all` order timing-dependent), added is new, and gamma's change makes its
+# whole group grp "changed".
+CHANGED = PROGRAMS.split("[program:broken]")[0].replace(
+    "startsecs=0\nautostart=false\n", "startsecs=0\nautostart=false\nstartretries=5\n", 1
+) + "[program:added]\ncommand=sleep 1000\nstartsecs=0\n"
 
 # "version" prints each server's version: ours reports the interface it implements (4.3.0)
 BEFORE_RELOAD = [
@@ -115,6 +116,7 @@ def test_session_matches_supervisorctl_on_supervisord(
     """The reference is the stock pair; swapping in our daemon, our client, or both must not
     change a line."""
     assert "[program:manual]" not in CHANGED and "[program:added]" in CHANGED
+    assert "startretries=5" in CHANGED
     reference = play(start_daemon(PROGRAMS, kind="supervisord"))
     ours = play(start_daemon(PROGRAMS, kind=kind), client)
     for expected, actual in zip(reference, ours, strict=True):
