@@ -22,7 +22,7 @@ def test_quick_exit_goes_backoff_then_fatal(start_daemon: StartDaemon) -> None:
     daemon = start_daemon("""
 [program:quick]
 command=/bin/sh -c "exit 0"
-startsecs=1
+startsecs=5
 startretries=2
 """)
     info = daemon.wait_state("quick", "FATAL")

@@ -1,5 +1,8 @@
 """Every fault a supervisor.* / system.* method can raise, provoked on supervisord 4.3 and on
-cesi-agentd: the code and the string must be the same."""
+cesi-agentd: the code and the string must be the same.
+
+Programs meant to exit "too quickly" get a long startsecs: supervisord decides at reap time, and
+on a loaded machine its loop may reap a fast exit only after a short startsecs has passed."""
 
 from __future__ import annotations
 
@@ -29,13 +32,14 @@ autorestart=false
 [program:dies]
 command=/bin/sh -c "sleep 0.3; exit 3"
 autostart=false
-startsecs=2
+startsecs=10
 startretries=0
 autorestart=false
 
 [program:quick]
 command=/bin/sh -c "exit 0"
 autostart=false
+startsecs=10
 startretries=0
 
 [program:missing]

@@ -18,7 +18,7 @@ from .conftest import Daemon, StartDaemon, program, wait_for
 CONFIG = f"""
 [program:quick]
 command=/bin/sh -c "echo quick; exit 0"
-startsecs=2
+startsecs=5
 startretries=2
 
 [program:crash]
