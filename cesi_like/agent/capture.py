@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable
 
 from .config import AUTO, ChannelConfig
 from .logs import RotatingFile, strip_ansi
 
 READ_SIZE = 1 << 18
+ERROR_REPORT_INTERVAL = 60.0
 
 Listener = Callable[[bytes], None]
 
@@ -30,6 +32,7 @@ class Channel:
         path: str | None,
         strip: bool,
         syslog: Callable[[str], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -39,6 +42,8 @@ class Channel:
         self.listeners: list[Listener] = []
         self.syslog = syslog  # `*_syslog=true`: each complete line also goes there
         self._syslog_partial = b""
+        self.on_error = on_error
+        self._last_error_report = -ERROR_REPORT_INTERVAL
 
     def open(self) -> None:
         """Create/open the log file if this channel has one and it is not open yet."""
@@ -49,14 +54,24 @@ class Channel:
         if self.strip:
             data = strip_ansi(data)
         if self.path is not None:
-            if self.file is None:
-                self.open()
-            assert self.file is not None
-            self.file.write(data)
+            try:
+                if self.file is None:
+                    self.open()
+                assert self.file is not None
+                self.file.write(data)
+            except OSError as exc:  # a full disk must not stop the capture (or the daemon)
+                self._report(exc)
         if self.syslog is not None:
             self._to_syslog(data)
         for listener in list(self.listeners):
             listener(data)
+
+    def _report(self, exc: OSError) -> None:
+        now = time.monotonic()
+        if self.on_error is not None and now - self._last_error_report >= ERROR_REPORT_INTERVAL:
+            self._last_error_report = now
+            self.on_error(f"cannot write the {self.name} log {self.path}: {exc.strerror}; "
+                          "its output is dropped until writing works again")
 
     def _to_syslog(self, data: bytes) -> None:
         assert self.syslog is not None

@@ -7,7 +7,6 @@ still fits: every file stays within `maxbytes` and every byte lands exactly once
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import sys
@@ -140,6 +139,7 @@ class MainLog:
         self.file = file
         self.echo = echo
         self.listeners: list[Callable[[bytes], None]] = []
+        self._last_failure = -60.0
 
     def log(self, level: LogLevel, message: str) -> None:
         if level < self.level:
@@ -151,9 +151,12 @@ class MainLog:
         if self.file is not None:
             try:
                 self.file.write(data)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
+            except OSError as exc:  # the daemon keeps running with its log unwritable
+                now = time.monotonic()
+                if now - self._last_failure >= 60:
+                    self._last_failure = now
+                    print(f"cesi-agentd: cannot write {self.file.path}: {exc.strerror}",
+                          file=sys.stderr)
         if self.echo is not None:
             try:
                 self.echo.write(line)

@@ -163,7 +163,7 @@ class Supervisor:
     def _channel(self, process_name: str, name: str, conf: ChannelConfig) -> Channel:
         path = channel_path(conf, lambda: self._auto_log_path(process_name, name))
         syslog = _syslog_sender(process_name) if conf.syslog else None
-        return Channel(name, conf, path, self.config.server.strip_ansi, syslog)
+        return Channel(name, conf, path, self.config.server.strip_ansi, syslog, self.log.error)
 
     def add_group(self, config: GroupConfig) -> bool:
         """Create a group's processes (not started here); False if the name is taken."""

@@ -187,6 +187,15 @@ def process_action(name: str, process: str, action: str) -> tuple[Response, int]
         raise ApiError(409, f"node {name} is disabled")
     timeout = current_app.config["CESI_NODE_TIMEOUT"]
     target = fleet.Target.of(node)
+    # A quick probe first: a hung or dead node answers within node_timeout, not after the
+    # long wait that start/stop with wait=True may legitimately need.
+    probe = fleet.call(target, "getState", timeout=timeout)
+    if probe.state != fleet.ONLINE:
+        record(db, f"process.{action}", target=f"{name}/{process}", result="failed",
+               detail=f"{probe.state} {probe.reason}")
+        db.commit()
+        return jsonify(node=name, process=process, action=action, state=probe.state,
+                       error=probe.reason), 502
     steps = ["stop", "start"] if action == "restart" else [action]
     results = []
     for step in steps:

@@ -230,3 +230,19 @@ def test_syslog_setting_reaches_the_channel(start_daemon: StartDaemon) -> None:
     daemon = start_daemon("[program:p]\ncommand=sleep 100\nstdout_syslog=true\nstartsecs=0\n")
     info = {i["name"]: i for i in daemon.rpc().getAllConfigInfo()}["p"]
     assert info["stdout_syslog"] is True and info["stderr_syslog"] is False
+
+
+def test_a_full_disk_drops_file_output_but_keeps_capturing() -> None:
+    from cesi_like.agent.capture import Channel
+    from cesi_like.agent.config import ChannelConfig
+
+    errors: list[str] = []
+    followed: list[bytes] = []
+    channel = Channel("stdout", ChannelConfig("/dev/full", 0, 0, 0, False, False),
+                      "/dev/full", strip=False, on_error=errors.append)
+    channel.listeners.append(followed.append)
+    channel.write(b"one\n")
+    channel.write(b"two\n")
+    assert followed == [b"one\n", b"two\n"]  # followers (tail -f) still get everything
+    assert len(errors) == 1 and "No space left on device" in errors[0]  # reported, not spammed
+    channel.close()

@@ -113,3 +113,26 @@ def test_process_actions_on_a_real_agent(app: Flask, client: FlaskClient,
         agent.terminate()
         agent.wait(30)
     assert not pid_alive(agent.pid)
+
+
+def test_action_on_a_hung_node_fails_within_the_node_timeout(
+    app: Flask, client: FlaskClient, admin: dict[str, str]
+) -> None:
+    """A node that accepts connections but never answers (like a SIGSTOPped supervisord)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    try:
+        client.post("/api/v1/nodes", headers=admin, json={
+            "name": "frozen", "host": "127.0.0.1", "port": port})
+        response = client.post("/api/v1/nodes/frozen/processes/web:*/start", headers=admin)
+        body = response.get_json()
+        # answered by the node_timeout probe, before any long start call was made
+        assert response.status_code == 502 and body["state"] == "hung" and "steps" not in body
+        nodes = {n["name"]: n for n in client.get("/api/v1/nodes", headers=admin).get_json()}
+        assert nodes["frozen"]["state"] == "hung"
+    finally:
+        listener.close()
