@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import StartDaemon
+from .conftest import StartDaemon, wait_for
 
 
 def agentctl(*args: str, stdin: str | None = None, cwd: Path | None = None
@@ -27,11 +27,7 @@ def test_missing_socket_and_refused_connection(tmp_path: Path) -> None:
 
 def test_authentication(start_daemon: StartDaemon) -> None:
     daemon = start_daemon("[unix_http_server]\nusername=u\npassword=p\n", wait=False)
-    import time
-
-    deadline = time.monotonic() + 20
-    while not daemon.sock.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(daemon.sock.exists, what="the socket")
     url = daemon.url
     anonymous = agentctl("-s", url, "pid")
     assert (anonymous.returncode, anonymous.stdout) == (1, "Server requires authentication\n")
