@@ -6,18 +6,16 @@ Method names, arguments, struct keys, fault codes and fault strings are Supervis
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..inifile import ConfigError
-from .config import AUTO, Config
+from .config import AUTO
 from .datatypes import signal_number
-from .groups import ProcessGroup
-from .logs import BadArguments, read_range, tail
 from .process import Process
+from .rpc_base import Result, capped
+from .rpc_logs import LogMethods
 from .spawn import NotFound, SpawnError
 from .states import (
     RUNNING_STATES,
@@ -27,84 +25,15 @@ from .states import (
     ProcessState,
     SupervisorState,
 )
-from .supervisor import Supervisor
 from .xmlrpc import RPCError
 
 API_VERSION = "3.0"
 SUPERVISOR_VERSION = "4.3.0"
 """We implement supervisord 4.3.0's interface; clients gate features on this string."""
 
-MAX_INT = 2**31 - 1
 
-Result = dict[str, Any]
-
-
-def _capped(value: float) -> int:
-    return min(int(value), MAX_INT)
-
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
-
-
-class SupervisorNamespace:
+class SupervisorNamespace(LogMethods):
     """`supervisor.*`: one instance per daemon run, bound to its Supervisor."""
-
-    def __init__(self, supervisor: Supervisor, reread: Callable[[], Config]) -> None:
-        self._sup = supervisor
-        self._reread = reread
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    def _update(self) -> None:
-        if self._sup.state < SupervisorState.RUNNING:
-            raise RPCError(Fault.SHUTDOWN_STATE)
-
-    def _group_and_process(self, name: str) -> tuple[ProcessGroup, Process | None]:
-        group, process = self._sup.lookup(name)
-        if group is None:
-            raise RPCError(Fault.BAD_NAME, name)
-        if process is None and ":" not in name:
-            raise RPCError(Fault.BAD_NAME, name)
-        if process is None and name.split(":", 1)[1] not in ("", "*"):
-            raise RPCError(Fault.BAD_NAME, name)
-        return group, process
-
-    def _process(self, name: str) -> Process:
-        _, process = self._group_and_process(name)
-        if process is None:
-            raise RPCError(Fault.BAD_NAME, name)
-        return process
-
-    def _all_processes(self, lexical: bool = False) -> list[Process]:
-        if lexical:
-            return self._sup.all_processes()
-        return [p for g in self._sup.ordered_groups() for p in g.by_priority()]
-
-    @staticmethod
-    def _status(process: Process, code: int, description: str) -> Result:
-        return {"name": process.name, "group": process.group, "status": int(code),
-                "description": description}
-
-    async def _each(
-        self,
-        processes: list[Process],
-        wanted: Callable[[Process], bool],
-        action: Callable[[Process], Awaitable[Any]],
-    ) -> list[Result]:
-        """Apply `action` to every wanted process at once (as supervisord's make_allfunc does)
-        and report in list order, which is what supervisord reports when nothing races."""
-        chosen = [p for p in processes if wanted(p)]
-        outcomes = await asyncio.gather(*(action(p) for p in chosen), return_exceptions=True)
-        results: list[Result] = []
-        for process, outcome in zip(chosen, outcomes, strict=True):
-            if isinstance(outcome, RPCError):
-                results.append(self._status(process, outcome.code, outcome.text))
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
-                results.append(self._status(process, Fault.SUCCESS, "OK"))
-        return results
 
     # -- daemon ----------------------------------------------------------------------------
 
@@ -155,51 +84,6 @@ class SupervisorNamespace:
         """
         self._update()
         return os.getpid()
-
-    def _main_log(self) -> str:
-        path = self._sup.config.server.logfile
-        if path is None or not os.path.exists(path):
-            raise RPCError(Fault.NO_FILE, path)
-        return path
-
-    async def readLog(self, offset: int, length: int) -> str:
-        """Read length bytes from the main log starting at offset.
-
-        @param int offset  offset to start reading from.
-        @param int length  number of bytes to read from the log.
-        @return string result  bytes of log
-        """
-        self._update()
-        return self._read(self._main_log(), offset, length)
-
-    async def readMainLog(self, offset: int, length: int) -> str:
-        """Deprecated alias of readLog.
-
-        @param int offset  offset to start reading from.
-        @param int length  number of bytes to read from the log.
-        @return string result  bytes of log
-        """
-        return await self.readLog(offset, length)
-
-    @staticmethod
-    def _read(path: str, offset: Any, length: Any) -> str:
-        try:
-            return _text(read_range(path, int(offset), int(length)))
-        except BadArguments:
-            raise RPCError(Fault.BAD_ARGUMENTS) from None
-        except (OSError, ValueError, TypeError):
-            raise RPCError(Fault.FAILED) from None
-
-    async def clearLog(self) -> bool:
-        """Clear the main log.
-
-        @return boolean result always returns True unless error
-        """
-        self._update()
-        self._main_log()
-        if self._sup.log.file is not None:
-            self._sup.log.file.clear()
-        return True
 
     async def shutdown(self) -> bool:
         """Shut down the daemon after stopping every process.
@@ -465,9 +349,9 @@ class SupervisorNamespace:
         return {
             "name": process.name,
             "group": process.group,
-            "start": _capped(process.laststart),
-            "stop": _capped(process.laststop),
-            "now": _capped(now),
+            "start": capped(process.laststart),
+            "stop": capped(process.laststop),
+            "now": capped(now),
             "state": int(process.state),
             "statename": process.state.name,
             "spawnerr": process.spawnerr or "",
@@ -496,124 +380,6 @@ class SupervisorNamespace:
         self._update()
         now = time.time()
         return [self._info(p, now) for p in self._all_processes(lexical=True)]
-
-    # -- process logs ----------------------------------------------------------------------
-
-    def _log_path(self, name: str, channel: str) -> str | None:
-        return self._sup.channel(self._process(name), channel).path
-
-    def _read_process_log(self, name: str, offset: int, length: int, channel: str) -> str:
-        path = self._log_path(name, channel)
-        if path is None or not os.path.exists(path):
-            raise RPCError(Fault.NO_FILE, path)
-        return self._read(path, offset, length)
-
-    def _tail_process_log(self, name: str, offset: int, length: int, channel: str) -> list[Any]:
-        path = self._log_path(name, channel)
-        if path is None or not os.path.exists(path):
-            return ["", 0, False]
-        data, new_offset, overflow = tail(path, int(offset), int(length))
-        return [_text(data), new_offset, overflow]
-
-    async def readProcessStdoutLog(self, name: str, offset: int, length: int) -> str:
-        """Read length bytes from a process's stdout log starting at offset.
-
-        @param string name  the name of the process (or group:name)
-        @param int offset  offset to start reading from
-        @param int length  number of bytes to read from the log
-        @return string result  bytes of log
-        """
-        self._update()
-        return self._read_process_log(name, offset, length, "stdout")
-
-    async def readProcessLog(self, name: str, offset: int, length: int) -> str:
-        """Deprecated alias of readProcessStdoutLog.
-
-        @param string name  the name of the process (or group:name)
-        @param int offset  offset to start reading from
-        @param int length  number of bytes to read from the log
-        @return string result  bytes of log
-        """
-        return await self.readProcessStdoutLog(name, offset, length)
-
-    async def readProcessStderrLog(self, name: str, offset: int, length: int) -> str:
-        """Read length bytes from a process's stderr log starting at offset.
-
-        @param string name  the name of the process (or group:name)
-        @param int offset  offset to start reading from
-        @param int length  number of bytes to read from the log
-        @return string result  bytes of log
-        """
-        self._update()
-        return self._read_process_log(name, offset, length, "stderr")
-
-    async def tailProcessStdoutLog(
-        self, name: str, offset: int, length: int
-    ) -> list[Any]:
-        """Tail a process's stdout log: [bytes, new offset, overflow].
-
-        @param string name  the name of the process (or group:name)
-        @param int offset  offset to start reading from
-        @param int length  maximum number of bytes to return
-        @return array result  [string bytes, int offset, bool overflow]
-        """
-        self._update()
-        return self._tail_process_log(name, offset, length, "stdout")
-
-    async def tailProcessLog(self, name: str, offset: int, length: int) -> list[Any]:
-        """Deprecated alias of tailProcessStdoutLog.
-
-        @param string name  the name of the process (or group:name)
-        @param int offset  offset to start reading from
-        @param int length  maximum number of bytes to return
-        @return array result  [string bytes, int offset, bool overflow]
-        """
-        return await self.tailProcessStdoutLog(name, offset, length)
-
-    async def tailProcessStderrLog(
-        self, name: str, offset: int, length: int
-    ) -> list[Any]:
-        """Tail a process's stderr log: [bytes, new offset, overflow].
-
-        @param string name  the name of the process (or group:name)
-        @param int offset  offset to start reading from
-        @param int length  maximum number of bytes to return
-        @return array result  [string bytes, int offset, bool overflow]
-        """
-        self._update()
-        return self._tail_process_log(name, offset, length, "stderr")
-
-    async def clearProcessLogs(self, name: str) -> bool:
-        """Clear both log files of a process.
-
-        @param string name  the name of the process (or group:name)
-        @return boolean result  always true unless error
-        """
-        self._update()
-        process = self._process(name)
-        try:
-            for channel in ("stdout", "stderr"):
-                self._sup.channel(process, channel).clear()
-        except OSError:
-            raise RPCError(Fault.FAILED, name) from None
-        return True
-
-    async def clearProcessLog(self, name: str) -> bool:
-        """Deprecated alias of clearProcessLogs.
-
-        @param string name  the name of the process (or group:name)
-        @return boolean result  always true unless error
-        """
-        return await self.clearProcessLogs(name)
-
-    async def clearAllProcessLogs(self) -> list[Result]:
-        """Clear the logs of every process.
-
-        @return array result  an array of process status info structs
-        """
-        self._update()
-        return await self._each(self._all_processes(), lambda p: True,
-                                lambda p: self.clearProcessLogs(p.namespec))
 
     async def sendProcessStdin(self, name: str, chars: Any) -> bool:
         """Write characters to a process's stdin.

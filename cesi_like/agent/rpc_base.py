@@ -1,0 +1,86 @@
+"""The shared part of the `supervisor.*` namespace: lookups, the shutdown guard, and
+supervisord's way of applying one call to many processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .config import Config
+from .groups import ProcessGroup
+from .process import Process
+from .states import Fault, SupervisorState
+from .supervisor import Supervisor
+from .xmlrpc import RPCError
+
+MAX_INT = 2**31 - 1
+
+Result = dict[str, Any]
+
+
+def capped(value: float) -> int:
+    """XML-RPC ints are 32-bit: times saturate instead of breaking the response in 2038."""
+    return min(int(value), MAX_INT)
+
+
+def text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+class NamespaceBase:
+    """State and helpers shared by the method groups of `supervisor.*`."""
+
+    def __init__(self, supervisor: Supervisor, reread: Callable[[], Config]) -> None:
+        self._sup = supervisor
+        self._reread = reread
+
+    def _update(self) -> None:
+        if self._sup.state < SupervisorState.RUNNING:
+            raise RPCError(Fault.SHUTDOWN_STATE)
+
+    def _group_and_process(self, name: str) -> tuple[ProcessGroup, Process | None]:
+        group, process = self._sup.lookup(name)
+        if group is None:
+            raise RPCError(Fault.BAD_NAME, name)
+        if process is None and ":" not in name:
+            raise RPCError(Fault.BAD_NAME, name)
+        if process is None and name.split(":", 1)[1] not in ("", "*"):
+            raise RPCError(Fault.BAD_NAME, name)
+        return group, process
+
+    def _process(self, name: str) -> Process:
+        _, process = self._group_and_process(name)
+        if process is None:
+            raise RPCError(Fault.BAD_NAME, name)
+        return process
+
+    def _all_processes(self, lexical: bool = False) -> list[Process]:
+        if lexical:
+            return self._sup.all_processes()
+        return [p for g in self._sup.ordered_groups() for p in g.by_priority()]
+
+    @staticmethod
+    def _status(process: Process, code: int, description: str) -> Result:
+        return {"name": process.name, "group": process.group, "status": int(code),
+                "description": description}
+
+    async def _each(
+        self,
+        processes: list[Process],
+        wanted: Callable[[Process], bool],
+        action: Callable[[Process], Awaitable[Any]],
+    ) -> list[Result]:
+        """Apply `action` to every wanted process at once (as supervisord's make_allfunc does)
+        and report in list order, which is what supervisord reports when nothing races."""
+        chosen = [p for p in processes if wanted(p)]
+        outcomes = await asyncio.gather(*(action(p) for p in chosen), return_exceptions=True)
+        results: list[Result] = []
+        for process, outcome in zip(chosen, outcomes, strict=True):
+            if isinstance(outcome, RPCError):
+                results.append(self._status(process, outcome.code, outcome.text))
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                results.append(self._status(process, Fault.SUCCESS, "OK"))
+        return results
