@@ -194,11 +194,6 @@ class MainLog:
             self.file.close()
 
 
-def stderr_log(level: LogLevel = LogLevel.INFO) -> MainLog:
-    """A log that only echoes to stderr: used before the config says where the log goes."""
-    return MainLog(level, None, sys.stderr)
-
-
 class BadArguments(ValueError):
     """A negative length, or a negative offset with a length (readLog's BAD_ARGUMENTS)."""
 
