@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from cesi_like.agent.client import server_proxy
+from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable

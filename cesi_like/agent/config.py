@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from ..inifile import ConfigError, IniFile, Section, env_expansions, expand, read_ini
 from . import datatypes as dt
-from .states import LogLevel
+from .loglevel import LogLevel
 
 AUTO = "AUTO"
 """Marker for `*_logfile=AUTO`: a generated file in `childlogdir`."""

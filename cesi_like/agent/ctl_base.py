@@ -10,9 +10,9 @@ import xmlrpc.client
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from .client import server_proxy
+from ..supervisor_rpc.states import Fault
+from ..supervisor_rpc.xmlrpc_client import server_proxy
 from .config import CtlConfig
-from .states import Fault
 
 # supervisorctl's exit statuses (LSB init-script conventions)
 SUCCESS, GENERIC, INVALID_ARGS, UNIMPLEMENTED, NO_PRIVILEGE, NOT_INSTALLED, NOT_RUNNING = (

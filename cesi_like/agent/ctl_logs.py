@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import xmlrpc.client
 
+from ..supervisor_rpc.states import Fault, ProcessState
 from . import ctl_stream
 from .ctl_base import GENERIC, CommandBase
-from .states import Fault, ProcessState
 
 
 class LogCommands(CommandBase):

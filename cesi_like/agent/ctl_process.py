@@ -7,6 +7,7 @@ import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
 
+from ..supervisor_rpc.states import STOPPED_STATES, Fault
 from .ctl_base import (
     CLEAR_ERRORS,
     GENERIC,
@@ -22,7 +23,6 @@ from .ctl_base import (
     result_line,
     split_namespec,
 )
-from .states import STOPPED_STATES, Fault
 
 
 class ProcessCommands(CommandBase):

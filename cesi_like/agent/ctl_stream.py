@@ -12,15 +12,15 @@ import threading
 import xmlrpc.client
 from typing import Any, TextIO
 
-from .client import _UnixHTTPConnection
+from ..supervisor_rpc.states import Fault, ProcessState
+from ..supervisor_rpc.xmlrpc_client import UnixHTTPConnection
 from .config import CtlConfig
-from .states import Fault, ProcessState
 
 
 def _connect(options: CtlConfig) -> http.client.HTTPConnection:
     url = options.serverurl
     if url.startswith("unix://"):
-        return _UnixHTTPConnection(url[len("unix://"):], None)
+        return UnixHTTPConnection(url[len("unix://"):], None)
     host_port = url.split("://", 1)[-1].split("/", 1)[0]
     host, _, port = host_port.rpartition(":")
     return http.client.HTTPConnection(host or "localhost", int(port or 9001))

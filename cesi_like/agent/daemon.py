@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..inifile import ConfigError
+from ..supervisor_rpc.states import SupervisorState
 from .config import Config
 from .listen import Listeners, bind_servers
 from .logs import MainLog
-from .states import SupervisorState
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:

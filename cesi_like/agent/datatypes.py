@@ -13,7 +13,7 @@ import shlex
 import signal
 from enum import Enum
 
-from .states import LogLevel
+from .loglevel import LogLevel
 
 TRUTHY = frozenset({"yes", "true", "on", "1"})
 FALSY = frozenset({"no", "false", "off", "0"})

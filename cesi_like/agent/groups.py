@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..supervisor_rpc.states import ProcessState
 from .config import GroupConfig
 from .process import Process
-from .states import ProcessState
 
 
 class ProcessGroup:

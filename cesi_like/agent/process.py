@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ..supervisor_rpc.states import RUNNING_STATES, STOPPED_STATES, ProcessState
 from .config import ProcessConfig
 from .datatypes import AutoRestart, signal_name
 from .spawn import SpawnError
-from .states import RUNNING_STATES, STOPPED_STATES, ProcessState
 
 
 class TimerHandle(Protocol):

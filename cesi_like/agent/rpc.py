@@ -11,13 +11,7 @@ import time
 from typing import Any
 
 from ..inifile import ConfigError
-from .config import AUTO
-from .datatypes import signal_number
-from .process import Process
-from .rpc_base import Result, capped
-from .rpc_logs import LogMethods
-from .spawn import NotFound, SpawnError
-from .states import (
+from ..supervisor_rpc.states import (
     RUNNING_STATES,
     SIGNALLABLE_STATES,
     STOPPED_STATES,
@@ -25,6 +19,12 @@ from .states import (
     ProcessState,
     SupervisorState,
 )
+from .config import AUTO
+from .datatypes import signal_number
+from .process import Process
+from .rpc_base import Result, capped
+from .rpc_logs import LogMethods
+from .spawn import NotFound, SpawnError
 from .xmlrpc import RPCError
 
 API_VERSION = "3.0"

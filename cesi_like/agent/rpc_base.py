@@ -7,10 +7,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..supervisor_rpc.states import Fault, SupervisorState
 from .config import Config
 from .groups import ProcessGroup
 from .process import Process
-from .states import Fault, SupervisorState
 from .supervisor import Supervisor
 from .xmlrpc import RPCError
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..supervisor_rpc.states import Fault
 from .logs import BadArguments, read_range, tail
 from .rpc_base import NamespaceBase, Result, text
-from .states import Fault
 from .xmlrpc import RPCError
 
 

@@ -14,13 +14,13 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
+from ..supervisor_rpc.states import ProcessState, SupervisorState
 from .capture import Channel, PipeReader, channel_path
 from .config import ChannelConfig, Config, GroupConfig, ProcessConfig
 from .groups import ProcessGroup
 from .logs import MainLog
 from .process import Process, TimerHandle
 from .spawn import child_environment, fork_exec, resolve_command
-from .states import ProcessState, SupervisorState
 
 
 def server_url(config: Config) -> str | None:

@@ -1,8 +1,7 @@
 """XML-RPC over our HTTP transport: safe parsing, dispatch, faults, and the `system.*` namespace.
 
-Requests are parsed by expat with document type declarations refused outright: without a DTD
-no entity can be defined, so billion-laughs, quadratic-blowup and external-entity attacks have
-nothing to work with. The body size is capped by the transport. Responses are written by a small
+Requests are parsed by `supervisor_rpc.wire` (no DTDs, no entities, a nesting limit); the body
+size is capped by the transport. Responses are written by a small
 marshaller of our own (the stdlib's is the bottleneck of getAllProcessInfo on a big host).
 Methods are coroutines so that `wait=True` calls park only their caller while the loop keeps
 serving everyone else.
@@ -15,9 +14,9 @@ import re
 import xmlrpc.client
 from collections.abc import Awaitable, Callable
 from typing import Any
-from xml.parsers import expat
 
-from .states import Fault
+from ..supervisor_rpc.states import Fault
+from ..supervisor_rpc.wire import parse_request
 
 Method = Callable[..., Awaitable[Any]]
 
@@ -29,38 +28,6 @@ class RPCError(Exception):
         self.code = code
         self.text = code.name if extra is None else f"{code.name}: {extra}"
         super().__init__(self.text)
-
-
-class ForbiddenXML(ValueError):
-    """The request carried a DTD or an entity declaration."""
-
-
-def _forbid(*_: object) -> int:
-    raise ForbiddenXML("DTDs and entity declarations are not accepted")
-
-
-def parse_request(body: bytes) -> tuple[str, tuple[Any, ...]]:
-    """Method name and params of a methodCall; ValueError for anything malformed or hostile."""
-    unmarshaller = xmlrpc.client.Unmarshaller()
-    unmarshaller.xml("", None)  # no encoding: expat already hands us str, not bytes
-    parser = expat.ParserCreate()
-    parser.StartElementHandler = unmarshaller.start
-    parser.EndElementHandler = unmarshaller.end
-    parser.CharacterDataHandler = unmarshaller.data
-    parser.StartDoctypeDeclHandler = _forbid
-    parser.EntityDeclHandler = _forbid
-    parser.UnparsedEntityDeclHandler = _forbid
-    parser.ExternalEntityRefHandler = _forbid
-    parser.buffer_text = True
-    try:
-        parser.Parse(body, True)
-        params = unmarshaller.close()
-    except Exception as exc:  # expat and Unmarshaller raise many kinds
-        raise ValueError(f"malformed XML-RPC request: {type(exc).__name__}: {exc}") from None
-    name = unmarshaller.getmethodname()
-    if not isinstance(name, str):
-        raise ValueError("malformed XML-RPC request: no methodName")
-    return name, tuple(params)
 
 
 _MAX_INT = 2**31 - 1

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cesi_like.agent.client import server_proxy
+from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
 
 PROGRAMS = Path(__file__).parent / "programs"
 PY = sys.executable

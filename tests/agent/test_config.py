@@ -14,7 +14,7 @@ import pytest
 
 from cesi_like.agent import datatypes as dt
 from cesi_like.agent.config import AUTO, load
-from cesi_like.agent.states import LogLevel
+from cesi_like.agent.loglevel import LogLevel
 from cesi_like.inifile import ConfigError
 
 MINIMAL = "[supervisord]\nlogfile=%(here)s/main.log\n"

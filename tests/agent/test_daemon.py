@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cesi_like.agent.client import server_proxy
+from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
 
 from .conftest import BASE, StartDaemon, pid_alive, program, wait_for
 

@@ -104,7 +104,7 @@ def outcome(daemon: Daemon, call: Call) -> Any:
 
 
 def daemon_proxy(daemon: Daemon) -> Any:
-    from cesi_like.agent.client import server_proxy
+    from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
 
     return server_proxy(daemon.url, timeout=30)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from cesi_like.agent.client import server_proxy
 from cesi_like.agent.xmlrpc import dump_response
+from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
 
 from .conftest import Daemon, StartDaemon, program, wait_for
 

@@ -1,4 +1,7 @@
-"""Supervisor's numbered states and fault codes, verbatim: they are the wire contract."""
+"""Supervisor's numbered states and fault codes, verbatim: they are the wire contract.
+
+Shared by the agent (which answers with them), cesi-agentctl and the console (which read them).
+"""
 
 from __future__ import annotations
 
@@ -57,31 +60,3 @@ class Fault(IntEnum):
     ALREADY_ADDED = 90
     STILL_RUNNING = 91
     CANT_REREAD = 92
-
-
-class LogLevel(IntEnum):
-    """Main-log levels with supervisord's names; higher is more severe."""
-
-    BLATHER = 3
-    TRACE = 5
-    DEBUG = 10
-    INFO = 20
-    WARN = 30
-    ERROR = 40
-    CRITICAL = 50
-
-    @property
-    def tag(self) -> str:
-        """The four-letter tag supervisord writes in each log line."""
-        return _LEVEL_TAGS[self]
-
-
-_LEVEL_TAGS = {
-    LogLevel.BLATHER: "BLAT",
-    LogLevel.TRACE: "TRAC",
-    LogLevel.DEBUG: "DEBG",
-    LogLevel.INFO: "INFO",
-    LogLevel.WARN: "WARN",
-    LogLevel.ERROR: "ERRO",
-    LogLevel.CRITICAL: "CRIT",
-}

@@ -13,7 +13,7 @@ import xmlrpc.client
 from typing import Any
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float | None) -> None:
         super().__init__("localhost", timeout=timeout)
         self.socket_path = path
@@ -38,7 +38,7 @@ class UnixTransport(xmlrpc.client.Transport):
         if self._connection and host == self._connection[0] and self._connection[1]:
             return self._connection[1]
         _, self._extra_headers, _ = self.get_host_info(host)  # basic auth from the URL
-        connection = _UnixHTTPConnection(self.socket_path, self.timeout)
+        connection = UnixHTTPConnection(self.socket_path, self.timeout)
         self._connection = host, connection
         return connection
 

@@ -1,0 +1,133 @@
+"""What a Supervisor node may answer, checked value by value.
+
+A node is untrusted input: every struct it returns is checked against the types and sizes that
+supervisord itself produces before anything else in the console sees it. A failed check names
+the method, the index and the key, so the node's `error` state says what was wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .states import ProcessState
+
+MAX_PROCESSES = 10_000  # per node; supervisord on a big host runs a few thousand at most
+MAX_NAME = 255
+MAX_TEXT = 4096
+
+
+class BadAnswer(ValueError):
+    """The node answered, but not with what Supervisor's interface promises."""
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One entry of `getAllProcessInfo` / `getProcessInfo`, with Supervisor's key names."""
+
+    name: str
+    group: str
+    description: str
+    start: int
+    stop: int
+    now: int
+    state: int
+    statename: str
+    spawnerr: str
+    exitstatus: int
+    logfile: str
+    stdout_logfile: str
+    stderr_logfile: str
+    pid: int
+
+    @property
+    def full_name(self) -> str:
+        """`group:name`, as the process methods take it."""
+        return f"{self.group}:{self.name}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_INT_KEYS = ("start", "stop", "now", "state", "exitstatus", "pid")
+_STR_KEYS = ("description", "statename", "spawnerr", "logfile", "stdout_logfile",
+             "stderr_logfile")
+
+
+def _integer(value: Any, where: str) -> int:
+    # bool is an int in Python, but an XML-RPC <boolean> is not what Supervisor sends here
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadAnswer(f"{where}: expected an integer, got {type(value).__name__}")
+    if not -(2**31) <= value < 2**31:
+        raise BadAnswer(f"{where}: {value} is out of range")
+    return value
+
+
+def _string(value: Any, where: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise BadAnswer(f"{where}: expected a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise BadAnswer(f"{where}: longer than {limit} characters")
+    return value
+
+
+def process_info(value: Any, where: str = "process") -> ProcessInfo:
+    """A checked ProcessInfo from one struct; BadAnswer names what is wrong."""
+    if not isinstance(value, dict):
+        raise BadAnswer(f"{where}: expected a struct, got {type(value).__name__}")
+    fields: dict[str, Any] = {}
+    for key in ("name", "group"):
+        fields[key] = _string(value.get(key), f"{where}.{key}", MAX_NAME)
+        if not fields[key] or ":" in fields[key]:
+            raise BadAnswer(f"{where}.{key}: not a valid name: {fields[key]!r}")
+    for key in _INT_KEYS:
+        fields[key] = _integer(value.get(key), f"{where}.{key}")
+    for key in _STR_KEYS:
+        # older supervisords lack some log keys; a missing one is empty, a wrong one is bad
+        fields[key] = _string(value.get(key, ""), f"{where}.{key}", MAX_TEXT)
+    try:
+        state = ProcessState(fields["state"])
+    except ValueError:
+        raise BadAnswer(f"{where}.state: unknown state {fields['state']}") from None
+    if fields["statename"] != state.name:
+        raise BadAnswer(f"{where}.statename: {fields['statename']!r} does not match state "
+                        f"{state.value}")
+    return ProcessInfo(**fields)
+
+
+def process_list(value: Any, method: str = "getAllProcessInfo") -> list[ProcessInfo]:
+    """The checked answer of getAllProcessInfo."""
+    if not isinstance(value, list):
+        raise BadAnswer(f"{method}: expected an array, got {type(value).__name__}")
+    if len(value) > MAX_PROCESSES:
+        raise BadAnswer(f"{method}: more than {MAX_PROCESSES} processes")
+    return [process_info(item, f"{method}[{index}]") for index, item in enumerate(value)]
+
+
+def text(value: Any, where: str, limit: int = MAX_TEXT) -> str:
+    """A checked short string (a version, an identification)."""
+    return _string(value, where, limit)
+
+
+def state_code(value: Any, where: str = "getState") -> int:
+    """getState's struct: `{statecode, statename}`; the code."""
+    if not isinstance(value, dict):
+        raise BadAnswer(f"{where}: expected a struct, got {type(value).__name__}")
+    return _integer(value.get("statecode"), f"{where}.statecode")
+
+
+def action_results(value: Any, where: str) -> list[dict[str, Any]]:
+    """startAllProcesses & co.: `[{name, group, status, description}]`."""
+    if not isinstance(value, list) or len(value) > MAX_PROCESSES:
+        raise BadAnswer(f"{where}: expected an array of results")
+    results = []
+    for index, item in enumerate(value):
+        at = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            raise BadAnswer(f"{at}: expected a struct")
+        results.append({"name": _string(item.get("name"), f"{at}.name", MAX_NAME),
+                        "group": _string(item.get("group"), f"{at}.group", MAX_NAME),
+                        "status": _integer(item.get("status"), f"{at}.status"),
+                        "description": _string(item.get("description", ""),
+                                               f"{at}.description", MAX_TEXT)})
+    return results
