@@ -6,6 +6,7 @@ config file and the environment, in that order of precedence (argument first).
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import sys
@@ -19,8 +20,10 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from ..supervisor_rpc.node import NodeClient
 from . import db as database
 from .models import Environment, Node, Role, User
+from .poller import Poller
 from .security import hash_password, stable_secret_key
 from .settings import Settings, find_config, load
 
@@ -48,6 +51,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CESI_DATABASE=url,
         CESI_NAME=settings.name,
         CESI_NODE_TIMEOUT=settings.node_timeout,
+        CESI_POLL_INTERVAL=settings.poll_interval,
+        CESI_POLL_CONCURRENCY=settings.poll_concurrency,
+        CESI_NODE_MAX_BYTES=settings.node_max_bytes,
+        CESI_ACTION_TIMEOUT=settings.action_timeout,
+        CESI_POLLER=False,  # the WSGI entry point and `cesi-like poll` turn it on
         CESI_ACTIVITY_LOG=settings.activity_log,
         CESI_AUTO_MIGRATE=True,
         SESSION_COOKIE_HTTPONLY=True,
@@ -67,9 +75,27 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             app.config["SECRET_KEY"] = settings.secret_key or stable_secret_key(db)
         seed(db, settings)
         ensure_admin(db, settings)
+    app.extensions["cesi_nodes"] = NodeClient(app.config["CESI_NODE_TIMEOUT"],
+                                              app.config["CESI_NODE_MAX_BYTES"])
+    if app.config["CESI_POLLER"]:
+        start_poller(app)
     csrf.init_app(app)
     _register(app)
     return app
+
+
+def make_poller(app: Flask) -> Poller:
+    return Poller(app.extensions["cesi_sessions"], app.extensions["cesi_nodes"],
+                  app.config["CESI_POLL_INTERVAL"], app.config["CESI_POLL_CONCURRENCY"])
+
+
+def start_poller(app: Flask) -> Poller:
+    """Run this process's poller in the background; it polls while it holds the lease."""
+    poller = make_poller(app)
+    app.extensions["cesi_poller"] = poller
+    poller.start()
+    atexit.register(poller.stop)  # hand the lease over at once on a clean exit
+    return poller
 
 
 def database_url(settings: Settings, instance_path: str | None = None) -> str:
@@ -82,15 +108,42 @@ def database_url(settings: Settings, instance_path: str | None = None) -> str:
 
 
 def _register(app: Flask) -> None:
-    from . import activity, admin, api, auth, dashboard, errors
+    from . import (
+        activity,
+        admin,
+        api,
+        api_fleet,  # noqa: F401 - adds the fleet routes to api.bp
+        auth,
+        errors,
+        fleet_views,
+        templates_util,
+    )
 
     auth.init_app(app)
-    for blueprint in (auth.bp, dashboard.bp, admin.bp, activity.bp, api.bp):
+    for blueprint in (auth.bp, fleet_views.bp, admin.bp, activity.bp, api.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # the API checks the CSRF header itself for session clients
     errors.init_app(app)
     app.before_request(_require_login)
+    app.after_request(_security_headers)
     app.context_processor(lambda: {"Role": Role, "app_name": app.config["CESI_NAME"]})
+    app.jinja_env.globals.update(ago=templates_util.ago, epoch=templates_util.epoch,
+                                 statename=templates_util.statename)
+
+
+# Scripts only from our own static files: no inline script, no eval, so a node's or a user's
+# text that slips into a page still cannot run.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
+                           "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+                           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
 
 
 def _require_login() -> Response | None:
@@ -118,7 +171,8 @@ def seed(db: Any, settings: Settings) -> None:
         if spec.name in existing:
             continue
         node = Node(name=spec.name, url=spec.url, username=spec.username,
-                    password=spec.password, notes="from the config file")
+                    password=spec.password, verify_tls=spec.verify_tls, ca_file=spec.ca_file,
+                    client_cert=spec.client_cert, notes="from the config file")
         node.environments = [environments[env] for env in spec.environments]
         db.add(node)
     db.commit()

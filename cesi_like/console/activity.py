@@ -4,7 +4,6 @@ plus the admin page that lists (and clears) it."""
 from __future__ import annotations
 
 import datetime
-import logging
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -15,15 +14,22 @@ from werkzeug.wrappers import Response
 from . import db as database
 from .models import ActivityLog, Role, utcnow
 from .security import require_role
+from .services import activity as services_activity
+from .services.activity import Actor
 
 bp = Blueprint("activity", __name__, url_prefix="/activity")
-log = logging.getLogger("cesi_like.activity")
 
 PAGE_SIZE = 50
 
 
 def client_ip() -> str:
     return request.remote_addr or ""
+
+
+def actor() -> Actor:
+    """The current request's user, address and activity file, for the services."""
+    user = current_user._get_current_object() if current_user.is_authenticated else None
+    return Actor(user, client_ip() if request else "", current_app.config.get("CESI_ACTIVITY_LOG"))
 
 
 def record(
@@ -34,22 +40,8 @@ def record(
     detail: str = "",
     username: str | None = None,
 ) -> ActivityLog:
-    """Add one entry (committed with the caller's transaction) and append it to the file."""
-    if username is None:
-        username = current_user.username if current_user.is_authenticated else "-"
-    entry = ActivityLog(time=utcnow(), username=username, action=action, target=target,
-                        result=result, detail=detail, ip=client_ip() if request else "")
-    db.add(entry)
-    path = current_app.config.get("CESI_ACTIVITY_LOG")
-    if path:
-        line = (f"{entry.time.isoformat(timespec='seconds')}Z {entry.username} {entry.ip} "
-                f"{action} {target!r} {result} {detail}\n")
-        try:
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(line)
-        except OSError as exc:
-            log.error("cannot append to activity log %s: %s", path, exc)
-    return entry
+    """Add one entry for the current request (committed with the caller's transaction)."""
+    return services_activity.record(db, actor(), action, target, result, detail, username)
 
 
 def recent_failures(db: Session, *, username: str | None = None, ip: str | None = None,

@@ -19,12 +19,13 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
+from ..supervisor_rpc.node import NodeError
 from . import db as database
-from . import fleet
 from .activity import record
 from .forms import ConfirmForm, EnvironmentForm, NodeForm, UserForm
 from .models import Environment, Node, Role, User
 from .security import count_active_admins, hash_password, require_role
+from .services.actions import refresh
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -187,6 +188,8 @@ def node_new() -> Page:
             _save_node(db, node, form)
             db.add(node)
             record(db, "node.create", target=node.name, detail=node.url)
+            db.flush()
+            refresh(db, current_app.extensions["cesi_nodes"], node)
             db.commit()
             flash(f"Node {node.name} added.", "success")
             return redirect(url_for("admin.nodes"))
@@ -209,6 +212,8 @@ def node_edit(node_id: int) -> Page:
         else:
             _save_node(db, node, form)
             record(db, "node.update", target=node.name, detail=node.url)
+            if node.enabled:
+                refresh(db, current_app.extensions["cesi_nodes"], node)
             db.commit()
             flash(f"Node {node.name} saved.", "success")
             return redirect(url_for("admin.nodes"))
@@ -236,14 +241,15 @@ def node_test(node_id: int) -> Response:
     node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    outcome = fleet.probe(fleet.Target.of(node), current_app.config["CESI_NODE_TIMEOUT"])
-    if outcome.state == fleet.ONLINE:
-        flash(f"{node.name}: online (supervisor {outcome.value}).", "success")
+    found = refresh(db, current_app.extensions["cesi_nodes"], node)
+    if isinstance(found, NodeError):
+        flash(f"{node.name}: {found.state}: {found.reason}", "error")
+        record(db, "node.test", target=node.name, result="failed",
+               detail=f"{found.state} {found.reason}")
     else:
-        flash(f"{node.name}: {outcome.state}: {outcome.reason}", "error")
-    record(db, "node.test", target=node.name,
-           result="ok" if outcome.state == fleet.ONLINE else "failed",
-           detail=f"{outcome.state} {outcome.reason}".strip())
+        flash(f"{node.name}: online (supervisor {found.version}, "
+              f"{len(found.processes)} processes).", "success")
+        record(db, "node.test", target=node.name, detail="online")
     db.commit()
     return redirect(url_for("admin.nodes"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import select
@@ -14,7 +14,6 @@ from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError
 
 from . import db as database
-from . import fleet
 from .activity import record
 from .admin import last_admin_problem
 from .models import Environment, Node, Role, User
@@ -24,14 +23,12 @@ from .security import (
     node_in_scope,
     password_problem,
     require_role,
-    visible_nodes,
 )
+from .services import ServiceError
+from .services.actions import refresh
 from .settings import node_url
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-ACTIONS = {"start": "startProcess", "stop": "stopProcess"}
-
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -42,6 +39,11 @@ class ApiError(Exception):
 
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> tuple[Response, int]:
+    return jsonify(error=exc.message), exc.status
+
+
+@bp.errorhandler(ServiceError)
+def _service_error(exc: ServiceError) -> tuple[Response, int]:
     return jsonify(error=exc.message), exc.status
 
 
@@ -85,30 +87,15 @@ def _environments(db: Session, names: Any) -> list[Environment]:
     return [found[name] for name in names]
 
 
-def node_json(node: Node, outcome: fleet.Outcome | None = None) -> dict[str, Any]:
+def node_json(node: Node) -> dict[str, Any]:
     """A node as the API shows it: never its password."""
-    data: dict[str, Any] = {
-        "name": node.name, "url": node.url, "username": node.username,
-        "has_password": node.password is not None, "enabled": node.enabled,
-        "notes": node.notes, "environments": [env.name for env in node.environments],
-    }
-    if outcome is not None:
-        data.update(state=outcome.state, reason=outcome.reason,
-                    version=outcome.value if outcome.state == fleet.ONLINE else None)
-    return data
+    return {"name": node.name, "url": node.url, "username": node.username,
+            "has_password": node.password is not None, "enabled": node.enabled,
+            "verify_tls": node.verify_tls, "notes": node.notes,
+            "environments": [env.name for env in node.environments]}
 
 
 # -- nodes ---------------------------------------------------------------------------------
-
-@bp.get("/nodes")
-def list_nodes() -> Response:
-    db = database.session()
-    nodes = visible_nodes(db, current_user)
-    enabled = [fleet.Target.of(n) for n in nodes if n.enabled]
-    outcomes = fleet.probe_all(enabled, current_app.config["CESI_NODE_TIMEOUT"])
-    disabled = fleet.Outcome("disabled", "disabled by an admin")
-    return jsonify([node_json(n, outcomes.get(n.name, disabled)) for n in nodes])
-
 
 @bp.post("/nodes")
 @require_role(Role.ADMIN)
@@ -122,6 +109,8 @@ def create_node() -> tuple[Response, int]:
     _apply_node(db, node, data, creating=True)
     db.add(node)
     record(db, "node.create", target=name, detail=node.url)
+    db.flush()
+    refresh(db, current_app.extensions["cesi_nodes"], node)  # its state at once, not next poll
     db.commit()
     return jsonify(node_json(node)), 201
 
@@ -160,6 +149,8 @@ def update_node(name: str) -> Response:
         node.name = new_name
     _apply_node(db, node, data, creating=False)
     record(db, "node.update", target=node.name, detail=node.url)
+    if node.enabled:
+        refresh(db, current_app.extensions["cesi_nodes"], node)
     db.commit()
     return jsonify(node_json(node))
 
@@ -173,47 +164,6 @@ def delete_node(name: str) -> tuple[str, int]:
     record(db, "node.delete", target=name)
     db.commit()
     return "", 204
-
-
-@bp.post("/nodes/<name>/processes/<process>/<action>")
-@require_role(Role.OPERATOR)
-def process_action(name: str, process: str, action: str) -> tuple[Response, int]:
-    """start/stop/restart `group:name` or `group:*` on one node (within the user's scope)."""
-    if action not in ("start", "stop", "restart"):
-        abort(404)
-    db = database.session()
-    node = node_in_scope(db, current_user, name)
-    if not node.enabled:
-        raise ApiError(409, f"node {name} is disabled")
-    timeout = current_app.config["CESI_NODE_TIMEOUT"]
-    target = fleet.Target.of(node)
-    # A quick probe first: a hung or dead node answers within node_timeout, not after the
-    # long wait that start/stop with wait=True may legitimately need.
-    probe = fleet.call(target, "getState", timeout=timeout)
-    if probe.state != fleet.ONLINE:
-        record(db, f"process.{action}", target=f"{name}/{process}", result="failed",
-               detail=f"{probe.state} {probe.reason}")
-        db.commit()
-        return jsonify(node=name, process=process, action=action, state=probe.state,
-                       error=probe.reason), 502
-    steps = ["stop", "start"] if action == "restart" else [action]
-    results = []
-    for step in steps:
-        # startProcess/stopProcess take `group:*` too; wait=True, so allow for startsecs
-        outcome = fleet.call(target, ACTIONS[step], process, True, timeout=max(timeout, 30.0))
-        results.append({"action": step, "state": outcome.state, "error": outcome.reason or None,
-                        "result": None if outcome.reason else outcome.value})
-        failed = outcome.state != fleet.ONLINE or (
-            outcome.reason and not (step == "stop" and "NOT_RUNNING" in outcome.reason))
-        if failed:
-            record(db, f"process.{action}", target=f"{name}/{process}", result="failed",
-                   detail=f"{step}: {outcome.state} {outcome.reason}")
-            db.commit()
-            status = 502 if outcome.state != fleet.ONLINE else 409
-            return jsonify(node=name, process=process, action=action, steps=results), status
-    record(db, f"process.{action}", target=f"{name}/{process}")
-    db.commit()
-    return jsonify(node=name, process=process, action=action, steps=results), 200
 
 
 # -- environments --------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def login() -> str | Response | tuple[str, int]:
     from .forms import LoginForm
 
     if current_user.is_authenticated:
-        return redirect(url_for("dashboard.index"))
+        return redirect(url_for("fleet.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
         db = database.session()
@@ -78,7 +78,7 @@ def login() -> str | Response | tuple[str, int]:
         login_user(user, remember=bool(form.remember.data))
         record(db, "login", target=username, username=username)
         db.commit()
-        return redirect(safe_next(request.args.get("next"), url_for("dashboard.index")))
+        return redirect(safe_next(request.args.get("next"), url_for("fleet.dashboard")))
     return render_template("auth/login.html", form=form)
 
 
@@ -112,5 +112,5 @@ def password() -> str | Response:
         db.commit()
         login_user(user)  # keep this session, with the new version
         flash("Password changed.", "success")
-        return redirect(url_for("dashboard.index"))
+        return redirect(url_for("fleet.dashboard"))
     return render_template("auth/password.html", form=form)

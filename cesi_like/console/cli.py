@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -166,19 +167,82 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from . import fleet
+    """Poll the nodes now, then print them and their processes (or JSON)."""
+    from . import make_poller
+    from .services import fleet
+
+    app = _app(args)
+    make_poller(app).poll_now()
+    where = fleet.ProcessFilter(node=args.node or "", environment=args.environment or "")
+    freshness = fleet.Freshness(app.config["CESI_POLL_INTERVAL"], app.config["CESI_NODE_TIMEOUT"])
+    with database.standalone(app) as db:
+        nodes = where.nodes(db.scalars(select(Node).order_by(Node.name)))
+        views = fleet.view(db, nodes, freshness)
+    if args.json:
+        print(json.dumps([{"node": v.name, "state": v.state, "reason": v.reason,
+                           "version": v.version, "processes": v.processes} for v in views],
+                         indent=2))
+    else:
+        for v in views:
+            print(f"{v.name:<20} {v.state:<16} {v.reason or 'supervisor ' + (v.version or '?')}")
+            for process in v.processes:
+                name = f"{process['group']}:{process['name']}"
+                print(f"  {name:<34} {process['statename']:<10} {process['description']}")
+    return 0 if all(v.state in ("online", "disabled") for v in views) else 1
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    """One process action through the same rules as the UI, as an admin of the console."""
+    from .services import ServiceError, actions
+    from .services.activity import Actor
 
     app = _app(args)
     with database.standalone(app) as db:
-        nodes = db.scalars(select(Node).where(Node.enabled.is_(True)).order_by(Node.name)).all()
-        targets = [fleet.Target.of(node) for node in nodes]
-    outcomes = fleet.probe_all(targets, app.config["CESI_NODE_TIMEOUT"])
-    worst = 0
-    for target in targets:
-        outcome = outcomes[target.name]
-        print(f"{target.name:<20} {outcome.state:<16} {outcome.reason or outcome.value}")
-        worst = worst if outcome.state == fleet.ONLINE else 1
-    return worst
+        user = db.scalar(select(User).where(User.username == args.user)) if args.user else \
+            db.scalar(select(User).where(User.role == Role.ADMIN.value,
+                                         User.active.is_(True)).order_by(User.id))
+        if user is None:
+            print(f"error: no user {args.user}", file=sys.stderr)
+            return 1
+        who = Actor(user, "cli", app.config.get("CESI_ACTIVITY_LOG"))
+        signal = args.name[0] if args.action == "signal" else None
+        names = args.name[1:] if args.action == "signal" else args.name
+        if not names:
+            print("error: name the process (group:name, group:* or *)", file=sys.stderr)
+            return 2
+        worst = 0
+        for name in names:
+            try:
+                outcome = actions.perform(db, app.extensions["cesi_nodes"], who, args.node, name,
+                                          args.action, signal, app.config["CESI_ACTION_TIMEOUT"])
+            except ServiceError as exc:
+                print(f"{name}: ERROR ({exc.message})", file=sys.stderr)
+                worst = 1
+                continue
+            for result in outcome.results:
+                print(f"{result['name']}: {'ok' if result['ok'] else 'ERROR ' + result['error']}")
+            worst = worst if outcome.ok else 1
+        return worst
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    """Run only the poller, in the foreground (when the web workers should not poll)."""
+    import signal
+    import threading
+
+    from . import create_app
+
+    app = create_app({"CESI_SETTINGS": _settings(args)})
+    from . import start_poller
+
+    poller = start_poller(app)
+    done = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: done.set())
+    print(f"cesi-like: poller {poller.owner} running (Ctrl-C stops it)", file=sys.stderr)
+    done.wait()
+    poller.stop()
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -220,8 +284,19 @@ def parser() -> argparse.ArgumentParser:
     importer.set_defaults(run=cmd_import)
     nodes = sub.add_parser("nodes", help="list nodes")
     nodes.set_defaults(run=cmd_nodes)
-    status = sub.add_parser("status", help="probe every node now")
+    status = sub.add_parser("status", help="poll the nodes now and print their processes")
+    status.add_argument("--node", help="only this node")
+    status.add_argument("--environment", help="only nodes of this environment")
+    status.add_argument("--json", action="store_true", help="JSON instead of a table")
     status.set_defaults(run=cmd_status)
+    ctl = sub.add_parser("ctl", help="start/stop/restart/signal processes on a node")
+    ctl.add_argument("node")
+    ctl.add_argument("action", choices=["start", "stop", "restart", "signal", "clear-logs"])
+    ctl.add_argument("name", nargs="+", help="group:name, group:* or * (signal: SIG NAME...)")
+    ctl.add_argument("--user", help="act as this console user (default: the first admin)")
+    ctl.set_defaults(run=cmd_ctl)
+    poll = sub.add_parser("poll", help="run the poller alone, in the foreground")
+    poll.set_defaults(run=cmd_poll)
     return top
 
 

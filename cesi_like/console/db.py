@@ -26,6 +26,10 @@ def make_engine(url: str) -> Engine:
             cursor = connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")  # cascades, as PostgreSQL does
             cursor.execute("PRAGMA busy_timeout=5000")  # several gunicorn workers share it
+            if url != "sqlite://" and ":memory:" not in url:
+                # readers never block the poller's writes, nor it theirs
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
     return engine
 
@@ -93,3 +97,12 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         revision: str | None = MigrationContext.configure(connection).get_current_revision()
         return revision
+
+
+def head_revision() -> str:
+    """The newest migration this package ships."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head

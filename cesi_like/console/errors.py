@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from . import db as database
+from .services import ServiceError
 
 log = logging.getLogger("cesi_like.console")
 
@@ -32,6 +33,11 @@ def init_app(app: Flask) -> None:
     def csrf_error(exc: CSRFError) -> tuple[Response | str, int]:
         return _respond(400, "Form expired", "The form's security token is missing or "
                         "expired. Reload the page and try again.")
+
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError) -> tuple[Response | str, int]:
+        titles = {403: "Forbidden", 404: "Not found", 409: "Conflict", 502: "Node failed"}
+        return _respond(exc.status, titles.get(exc.status, "Bad request"), exc.message)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response | str, int]:

@@ -14,11 +14,15 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+)
+from sqlalchemy import (
+    true as sa_true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -131,6 +135,11 @@ class Node(Base):
     username: Mapped[str | None] = mapped_column(String(128), nullable=True)
     password: Mapped[str | None] = mapped_column(String(256), nullable=True)
     enabled: Mapped[bool] = mapped_column(default=True)
+    # https nodes: verify the certificate (against ca_file, else the system CAs) unless an
+    # admin turned it off; client_cert is a PEM file holding a certificate and its key
+    verify_tls: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
+    ca_file: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    client_cert: Mapped[str | None] = mapped_column(String(512), nullable=True)
     notes: Mapped[str] = mapped_column(Text, default="")
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     environments: Mapped[list[Environment]] = relationship(
@@ -175,3 +184,53 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class NodeStatus(Base):
+    """The poller's latest word on a node: its state and, from the last good answer, its
+    processes (JSON, already checked by `supervisor_rpc.schema`). Pages and the API read this,
+    never the node, so no request waits on a node and every worker sees the same picture."""
+
+    __tablename__ = "node_status"
+
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    state: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    since: Mapped[datetime.datetime] = mapped_column(DateTime)  # when `state` began
+    polled_at: Mapped[datetime.datetime] = mapped_column(DateTime)  # last attempt
+    last_ok: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    supervisor_state: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    processes: Mapped[str] = mapped_column(Text, default="[]")
+    process_count: Mapped[int] = mapped_column(Integer, default=0)
+    poll_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ProcessEvent(Base):
+    """A process state change the poller saw (history and alerts are built on these). Node and
+    process are named, not linked, so history outlives a node's removal."""
+
+    __tablename__ = "process_events"
+    __table_args__ = (Index("ix_process_events_process", "node", "group", "name", "time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime.datetime] = mapped_column(DateTime, index=True)
+    node: Mapped[str] = mapped_column(String(64))
+    group: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    from_state: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    to_state: Mapped[int] = mapped_column(Integer)
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    exitstatus: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Lease(Base):
+    """A named job only one console process may do at a time (the poller); whoever holds an
+    unexpired lease does it, and renews it while alive."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    expires: Mapped[datetime.datetime] = mapped_column(DateTime)

@@ -12,14 +12,41 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+TIME = {"type": ["string", "null"], "description": "UTC, ISO 8601"}
 NODE = {"type": "object", "properties": {
     "name": {"type": "string"}, "url": {"type": "string"},
     "username": {"type": ["string", "null"]}, "has_password": {"type": "boolean"},
-    "enabled": {"type": "boolean"}, "notes": {"type": "string"},
-    "environments": {"type": "array", "items": {"type": "string"}},
+    "enabled": {"type": "boolean"}, "verify_tls": {"type": "boolean"},
+    "notes": {"type": "string"},
+    "environments": {"type": "array", "items": {"type": "string"}}}}
+NODE_STATE = {"type": "object", "properties": {
+    **NODE["properties"],  # type: ignore[dict-item]
     "state": {"enum": ["online", "unreachable", "auth-failed", "no-rpc-interface", "hung",
-                       "error", "disabled"]},
-    "reason": {"type": "string"}, "version": {"type": ["string", "null"]}}}
+                       "error", "disabled", "unknown"]},
+    "reason": {"type": "string"}, "since": TIME, "last_ok": TIME, "polled_at": TIME,
+    "stale": {"type": "boolean"}, "version": {"type": ["string", "null"]},
+    "process_count": {"type": "integer"},
+    "counts": {"type": "object", "additionalProperties": {"type": "integer"}}},
+    "required": ["name", "state", "reason", "last_ok", "stale", "process_count"]}
+PROCESS = {"type": "object", "properties": {
+    "node": {"type": "string"}, "group": {"type": "string"}, "name": {"type": "string"},
+    "statename": {"enum": ["STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED",
+                           "FATAL", "UNKNOWN"]},
+    "state": {"type": "integer"}, "pid": {"type": "integer"},
+    "description": {"type": "string"}, "start": {"type": "integer"},
+    "stop": {"type": "integer"}, "now": {"type": "integer"},
+    "exitstatus": {"type": "integer"}, "spawnerr": {"type": "string"},
+    "stale": {"type": "boolean"}},
+    "required": ["node", "group", "name", "statename", "state", "pid", "description", "start",
+                 "stop", "now", "exitstatus", "spawnerr", "stale"]}
+RESULTS = {"type": "object", "properties": {"results": {"type": "array", "items": {
+    "type": "object", "properties": {"name": {"type": "string"}, "ok": {"type": "boolean"},
+                                     "error": {"type": ["string", "null"]}},
+    "required": ["name", "ok", "error"]}}}, "required": ["results"]}
+LOG = {"type": "object", "properties": {"data": {"type": "string"},
+                                        "offset": {"type": "integer"},
+                                        "overflow": {"type": "boolean"}},
+       "required": ["data", "offset", "overflow"]}
 NODE_INPUT = {"type": "object", "properties": {
     "name": {"type": "string"}, "url": {"type": "string"}, "host": {"type": "string"},
     "port": {"type": ["integer", "string"]}, "username": {"type": "string"},
@@ -39,7 +66,8 @@ USER_INPUT = {"type": "object", "properties": {
 
 ERRORS = {status: {"description": text, **_json(ERROR)} for status, text in (
     ("400", "bad input"), ("401", "not logged in / no token"), ("403", "role too low"),
-    ("404", "not found (or outside your environments)"), ("409", "conflict"))}
+    ("404", "not found (or outside your environments)"), ("409", "conflict"),
+    ("502", "the node did not answer usably (state and reason in the message)"))}
 
 
 def _op(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None,
@@ -53,6 +81,11 @@ def _op(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None,
 
 def _name(param: str) -> dict[str, Any]:
     return {"name": param, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False,
+            "schema": schema or {"type": "string"}}
 
 
 def listing(item: dict[str, Any]) -> dict[str, Any]:
@@ -69,19 +102,43 @@ def document() -> dict[str, Any]:
         "security": [{"bearer": []}, {"session": []}],
         "paths": {
             "/api/v1/nodes": {
-                "get": _op("Nodes in your scope, each probed live", listing(NODE)),
+                "get": _op("Nodes in your scope with their state from the poller's snapshot",
+                           listing(NODE_STATE)),
                 "post": _op("Add a node (admin)", _json(NODE), NODE_INPUT, "201")},
             "/api/v1/nodes/{name}": {
                 "parameters": [_name("name")],
                 "patch": _op("Change a node (admin)", _json(NODE), NODE_INPUT),
                 "delete": {"summary": "Delete a node (admin)",
                            "responses": {"204": {"description": "deleted"}, **ERRORS}}},
-            "/api/v1/nodes/{name}/processes/{process}/{action}": {
-                "parameters": [_name("name"), _name("process"),
+            "/api/v1/processes": {
+                "get": {**_op("Every process of every node in your scope (from the snapshot)",
+                              listing(PROCESS)),
+                        "parameters": [_query("node"), _query("environment"), _query("group"),
+                                       _query("state"), _query("q")]}},
+            "/api/v1/nodes/{name}/processes/{spec}/{action}": {
+                "parameters": [_name("name"),
+                               {**_name("spec"), "description": "group:name, group:* or *"},
                                {"name": "action", "in": "path", "required": True,
-                                "schema": {"enum": ["start", "stop", "restart"]}}],
-                "post": _op("Start, stop or restart group:name or group:* (operator)",
-                            _json({"type": "object"}))},
+                                "schema": {"enum": ["start", "stop", "restart", "signal",
+                                                    "clear-logs"]}}],
+                "post": {**_op("Act on processes (operator); 409 when some target failed",
+                               _json(RESULTS)),
+                         "requestBody": {"required": False, **_json({
+                             "type": "object", "properties": {"signal": {"type": "string"}}})}}},
+            "/api/v1/nodes/{name}/processes/{spec}/log": {
+                "parameters": [_name("name"), _name("spec")],
+                "get": {**_op("Tail a log by offset (follow with the returned offset)",
+                              _json(LOG)),
+                        "parameters": [_query("stream", {"enum": ["stdout", "stderr"]}),
+                                       _query("offset", {"type": "integer", "minimum": 0}),
+                                       _query("length", {"type": "integer", "minimum": 1,
+                                                         "maximum": 1048576})]}},
+            "/api/v1/nodes/{name}/processes/{spec}/log/download": {
+                "parameters": [_name("name"), _name("spec")],
+                "get": {"summary": "The whole current log file, streamed",
+                        "parameters": [_query("stream", {"enum": ["stdout", "stderr"]})],
+                        "responses": {"200": {"description": "the file", "content": {
+                            "text/plain": {"schema": {"type": "string"}}}}, **ERRORS}}},
             "/api/v1/environments": {
                 "get": _op("Environments in your scope", listing(ENVIRONMENT)),
                 "post": _op("Add an environment (admin)", _json(ENVIRONMENT), ENVIRONMENT,

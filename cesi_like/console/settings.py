@@ -27,6 +27,9 @@ class NodeSpec:
     username: str | None = None
     password: str | None = None
     environments: tuple[str, ...] = ()
+    verify_tls: bool = True
+    ca_file: str | None = None
+    client_cert: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,14 +44,21 @@ class Settings:
     name: str = "cesi-like"
     admin_username: str = "admin"
     admin_password: str | None = None
-    node_timeout: float = 3.0
+    node_timeout: float = 3.0  # bounds every call to a node, in total
+    poll_interval: float = 2.0  # how often the poller asks each node
+    poll_concurrency: int = 32  # nodes polled at once
+    node_max_bytes: int = 8 * 1024 * 1024  # the largest answer read from a node
+    action_timeout: float = 60.0  # start/stop wait for startsecs/stopwaitsecs on the node
     nodes: tuple[NodeSpec, ...] = ()
     environments: dict[str, tuple[str, ...]] = field(default_factory=dict)
     path: str | None = None
 
 
 _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "name",
-              "admin_username", "admin_password", "node_timeout"}
+              "admin_username", "admin_password", "node_timeout", "poll_interval",
+              "poll_concurrency", "node_max_bytes", "action_timeout"}
+_FLOATS = {"node_timeout", "poll_interval", "action_timeout"}
+_INTS = {"poll_concurrency", "node_max_bytes"}
 
 
 def find_config(explicit: str | None, environ: Mapping[str, str]) -> str | None:
@@ -87,11 +97,11 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
             if not 0 <= port < 65536:
                 raise ValueError
             return port
-        if key == "node_timeout":
-            timeout = float(value)
-            if timeout <= 0:
+        if key in _FLOATS or key in _INTS:
+            number = float(value) if key in _FLOATS else int(value)
+            if not 0 < number < 10**9:
                 raise ValueError
-            return timeout
+            return number
     except ValueError:
         raise error(f"not a valid {key}: {value!r}", key=where) from None
     return value
@@ -143,14 +153,21 @@ def _ini_node(section: Section) -> NodeSpec:
     name = section.name.split(":", 1)[1].strip()
     values = {key: value.text for key, value in section.values.items()}
     for key in values:
-        if key not in ("host", "port", "username", "password", "url", "environment"):
+        if key not in ("host", "port", "username", "password", "url", "environment", "verify",
+                       "ca_file", "client_cert"):
             raise section.error(key, "unknown node setting")
+    verify = values.get("verify", "true").strip().lower()
+    if verify not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+        raise section.error("verify", "expected true or false")
     try:
         url = node_url(name, values.get("url"), values.get("host"), values.get("port"))
     except ValueError as exc:
         key = "url" if "url" in values else ("port" if "valid port" in str(exc) else "host")
         raise section.error(key, str(exc)) from None
-    return NodeSpec(name, url, values.get("username") or None, values.get("password") or None)
+    return NodeSpec(name, url, values.get("username") or None, values.get("password") or None,
+                    verify_tls=verify in ("true", "yes", "1", "on"),
+                    ca_file=values.get("ca_file") or None,
+                    client_cert=values.get("client_cert") or None)
 
 
 def _ini_environments(ini: IniFile, known: set[str]) -> dict[str, tuple[str, ...]]:
@@ -181,7 +198,7 @@ def read_toml(path: str) -> Settings:
     for key, value in cesi.items():
         if key not in _CESI_KEYS:
             raise ConfigError("unknown setting", path=path, section="cesi", key=key)
-        if key not in ("port", "node_timeout") and not isinstance(value, str):
+        if key not in ("port", *_FLOATS, *_INTS) and not isinstance(value, str):
             raise ConfigError("must be a string", path=path, section="cesi", key=key)
         changes[key] = _convert(key, str(value), ConfigError, key)
     nodes: list[NodeSpec] = []

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cesi_like.console import create_app
+from cesi_like.console import db as database
 from cesi_like.console.settings import Settings
 
 from .test_settings import V1
@@ -25,7 +26,8 @@ def cesi(tmp_path: Path, *args: str, stdin: str | None = None
 
 def test_db_upgrade_and_users(tmp_path: Path) -> None:
     result = cesi(tmp_path, "db", "upgrade")
-    assert result.returncode == 0 and "at revision 0001" in result.stdout
+    assert result.returncode == 0
+    assert f"at revision {database.head_revision()}" in result.stdout
     assert cesi(tmp_path, "users", "create", "ops", "--role", "operator",
                 "--password", "ops password 1").returncode == 0
     assert cesi(tmp_path, "users", "create", "ops", "--password", "x" * 9).returncode == 1

@@ -17,7 +17,8 @@ from cesi_like.console import db as database
 from cesi_like.console.models import Base
 
 TABLES = {"users", "environments", "nodes", "node_environments", "user_environments",
-          "activity_log", "api_tokens", "settings", "alembic_version"}
+          "activity_log", "api_tokens", "settings", "alembic_version", "node_status",
+          "process_events", "leases"}
 
 POSTGRES = os.environ.get("CESI_LIKE_TEST_POSTGRES")
 
@@ -47,7 +48,7 @@ def test_upgrade_from_empty(url: str) -> None:
     engine = create_engine(url)
     try:
         assert set(inspect(engine).get_table_names()) == TABLES
-        assert database.current_revision(engine) == "0001"
+        assert database.current_revision(engine) == database.head_revision()
     finally:
         engine.dispose()
 

@@ -112,7 +112,7 @@ def test_admin_and_viewer_journeys(console: str, tmp_path: Path) -> None:
         page.fill("input[name=username]", "vera")
         page.fill("input[name=password]", "vera password 1")
         page.click("button.primary")
-        expect(page.locator("h1")).to_have_text("Nodes")
+        expect(page.locator("h1")).to_have_text("Dashboard")
         expect(page.locator("nav")).not_to_contain_text("Users")
         expect(page.locator("article", has_text="web-1")).to_be_visible()
         page.screenshot(path=shots / "viewer.png", full_page=True)

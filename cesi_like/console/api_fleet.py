@@ -1,0 +1,86 @@
+"""`/api/v1` for the fleet: node states and processes from the poller's snapshot, process
+actions, and logs. A thin adapter: the rules are in `services`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, jsonify, request, stream_with_context
+
+from . import db as database
+from .activity import actor
+from .api import bp, node_json
+from .services import actions, logs
+from .services import fleet as snapshot
+from .services.fleet import Freshness, NodeView, ProcessFilter
+
+
+def freshness() -> Freshness:
+    return Freshness(current_app.config["CESI_POLL_INTERVAL"],
+                     current_app.config["CESI_NODE_TIMEOUT"])
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
+
+
+def node_state_json(view: NodeView) -> dict[str, Any]:
+    return {**node_json(view.node), "state": view.state, "reason": view.reason,
+            "since": _iso(view.since), "last_ok": _iso(view.last_ok),
+            "polled_at": _iso(view.polled_at), "stale": view.stale, "version": view.version,
+            "process_count": len(view.processes), "counts": view.counts()}
+
+
+def process_filter() -> ProcessFilter:
+    args = request.args
+    return ProcessFilter(node=args.get("node", ""), environment=args.get("environment", ""),
+                         group=args.get("group", ""), state=args.get("state", ""),
+                         search=args.get("q", "")[:200])
+
+
+@bp.get("/nodes")
+def list_nodes() -> Response:
+    db = database.session()
+    views = snapshot.view(db, snapshot.visible(db, actor().user), freshness())  # type: ignore[arg-type]
+    return jsonify([node_state_json(v) for v in views])
+
+
+@bp.get("/processes")
+def list_processes() -> Response:
+    db = database.session()
+    where = process_filter()
+    nodes = where.nodes(snapshot.visible(db, actor().user))  # type: ignore[arg-type]
+    return jsonify(snapshot.processes(snapshot.view(db, nodes, freshness()), where))
+
+
+@bp.post("/nodes/<name>/processes/<spec>/<action>")
+def process_action(name: str, spec: str, action: str) -> tuple[Response, int]:
+    """start|stop|restart|signal|clear-logs on group:name, group:* or * (operator)."""
+    body = request.get_json(silent=True) if request.content_length else None
+    signal = body.get("signal") if isinstance(body, dict) else None
+    if signal is not None and not isinstance(signal, str):
+        signal = ""
+    outcome = actions.perform(database.session(), current_app.extensions["cesi_nodes"],
+                              actor(), name, spec, action, signal,
+                              current_app.config["CESI_ACTION_TIMEOUT"])
+    return jsonify(results=outcome.results), 200 if outcome.ok else 409
+
+
+@bp.get("/nodes/<name>/processes/<spec>/log")
+def process_log(name: str, spec: str) -> Response:
+    peer = logs.locate(database.session(), actor(), name)
+    return jsonify(logs.tail(current_app.extensions["cesi_nodes"], peer, spec,
+                             request.args.get("stream", "stdout"),
+                             request.args.get("offset", 0), request.args.get("length", 65536)))
+
+
+@bp.get("/nodes/<name>/processes/<spec>/log/download")
+def process_log_download(name: str, spec: str) -> Response:
+    stream = request.args.get("stream", "stdout")
+    peer = logs.locate(database.session(), actor(), name)
+    chunks = logs.download(current_app.extensions["cesi_nodes"], peer, spec, stream)
+    filename = f"{name}-{spec.replace(':', '-')}-{stream}.log"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in filename)
+    return Response(stream_with_context(chunks), mimetype="text/plain",
+                    headers={"Content-Disposition": f'attachment; filename="{safe}"',
+                             "X-Content-Type-Options": "nosniff"})

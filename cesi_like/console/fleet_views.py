@@ -1,0 +1,177 @@
+"""The fleet in the browser: dashboard, node, fleet-wide process list, group and process pages,
+and the process action forms. Every page reads the poller's snapshot, never a node; the live
+parts re-fetch their fragment (`X-Fragment`) with an ETag, so an unchanged table costs a 304."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from . import db as database
+from .activity import actor
+from .api_fleet import freshness
+from .forms import ConfirmForm
+from .models import ActivityLog, Environment, Role
+from .security import safe_next
+from .services import ServiceError, actions
+from .services import fleet as snapshot
+from .services.actions import SIGNALS, Target
+from .services.fleet import STATE_CLASSES, NodeView, ProcessFilter
+
+bp = Blueprint("fleet", __name__)
+
+PAGE_SIZE = 200
+SORTS = {
+    "node": lambda row: (row["node"], row["group"], row["name"]),
+    "name": lambda row: (row["group"], row["name"], row["node"]),
+    "state": lambda row: (row["statename"], row["node"], row["group"], row["name"]),
+    "uptime": lambda row: (-(row["start"] or 0), row["node"], row["name"]),
+}
+
+
+def _user() -> Any:
+    return actor().user
+
+
+def _page(template: str, fragment: str, **context: Any) -> Response:
+    """The whole page, or for a live refresh only its fragment, as a conditional response."""
+    if request.headers.get("X-Fragment"):
+        html = render_template(fragment, **context)
+        response = make_response(html)
+        response.set_etag(hashlib.sha256(html.encode()).hexdigest()[:32])
+        response.headers["Cache-Control"] = "no-cache"
+        return response.make_conditional(request)
+    return make_response(render_template(template, fragment=fragment, **context))
+
+
+def _common() -> dict[str, Any]:
+    return {"confirm": ConfirmForm(), "interval": int(current_app.config[
+        "CESI_POLL_INTERVAL"] * 1000), "may_act": _user().has_role(Role.OPERATOR)}
+
+
+@bp.get("/")
+def dashboard() -> Response:
+    db = database.session()
+    nodes = snapshot.visible(db, _user())
+    views = snapshot.view(db, nodes, freshness())
+    totals: dict[str, int] = {}
+    for view in views:
+        for state, count in view.counts().items():
+            totals[state] = totals.get(state, 0) + count
+    environments = []
+    for env in db.scalars(select(Environment).order_by(Environment.name)):
+        members = [v for v in views if any(e.id == env.id for e in v.node.environments)]
+        if members:
+            environments.append(_health(env.name, members))
+    activity: list[ActivityLog] = []
+    if _user().has_role(Role.ADMIN):
+        activity = list(db.scalars(select(ActivityLog).order_by(
+            ActivityLog.time.desc(), ActivityLog.id.desc()).limit(8)))
+    down = [v for v in views if v.state not in ("online", "disabled")]
+    return _page("fleet/dashboard.html", "fleet/_dashboard.html", views=views, totals=totals,
+                 environments=environments, down=down, activity=activity, **_common())
+
+
+def _health(name: str, members: list[NodeView]) -> dict[str, Any]:
+    processes = [p for v in members for p in v.processes]
+    running = sum(1 for p in processes if p["statename"] == "RUNNING")
+    online = sum(1 for v in members if v.state == "online")
+    healthy = online == len(members) and running == len(processes)
+    return {"name": name, "nodes": len(members), "online": online,
+            "processes": len(processes), "running": running, "healthy": healthy}
+
+
+@bp.get("/nodes/<name>")
+def node(name: str) -> Response:
+    db = database.session()
+    found = actions.node_for(db, actor(), name)
+    view = snapshot.view(db, [found], freshness())[0]
+    changes = snapshot.state_changes(db, found.name, limit=20)
+    return _page("fleet/node.html", "fleet/_node.html", view=view, changes=changes,
+                 **_common())
+
+
+@bp.get("/processes")
+def processes() -> Response:
+    db = database.session()
+    args = request.args
+    where = ProcessFilter(node=args.get("node", ""), environment=args.get("environment", ""),
+                          group=args.get("group", ""), state=args.get("state", ""),
+                          search=args.get("q", "")[:200])
+    visible = snapshot.visible(db, _user())
+    rows = snapshot.processes(snapshot.view(db, where.nodes(visible), freshness()), where)
+    sort = args.get("sort", "node") if args.get("sort") in SORTS else "node"
+    rows.sort(key=SORTS[sort])
+    pages = max(1, (len(rows) + PAGE_SIZE - 1) // PAGE_SIZE)
+    page = min(max(1, args.get("page", 1, type=int) or 1), pages)
+    environments = sorted({env.name for n in visible for env in n.environments})
+    return _page("fleet/processes.html", "fleet/_processes.html",
+                 rows=rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE], total=len(rows),
+                 page=page, pages=pages, sort=sort, filters=where,
+                 node_names=[n.name for n in visible], environments=environments,
+                 states=[*STATE_CLASSES, "RUNNING", "STARTING", "BACKOFF", "STOPPING",
+                         "STOPPED", "EXITED", "FATAL", "UNKNOWN"],
+                 query={k: v for k, v in args.items() if k != "page"}, **_common())
+
+
+@bp.get("/groups/<group>")
+def group(group: str) -> Response:
+    db = database.session()
+    where = ProcessFilter(group=group)
+    views = [v for v in snapshot.view(db, snapshot.visible(db, _user()), freshness())
+             if any(p["group"] == group for p in v.processes)]
+    rows = snapshot.processes(views, where)
+    return _page("fleet/group.html", "fleet/_group.html", group=group, views=views, rows=rows,
+                 **_common())
+
+
+@bp.get("/nodes/<name>/processes/<spec>")
+def process(name: str, spec: str) -> Response:
+    db = database.session()
+    found = actions.node_for(db, actor(), name)
+    target = Target.parse(spec)
+    view = snapshot.view(db, [found], freshness())[0]
+    info = next((p for p in view.processes
+                 if p["group"] == target.group and p["name"] == target.name), None)
+    changes = snapshot.state_changes(db, found.name, target.group, target.name, limit=30)
+    return _page("fleet/process.html", "fleet/_process.html", view=view, info=info,
+                 spec=target.spec, changes=changes, signals=SIGNALS, **_common())
+
+
+@bp.post("/nodes/<name>/processes/<spec>/<action>")
+def act(name: str, spec: str, action: str) -> Response:
+    """The action forms: run it, flash the per-target results, go back where the user was."""
+    back = safe_next(request.form.get("next"), url_for("fleet.node", name=name))
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; reload the page and try again.", "error")
+        return redirect(back)
+    try:
+        outcome = actions.perform(database.session(), current_app.extensions["cesi_nodes"],
+                                  actor(), name, spec, action, request.form.get("signal"),
+                                  current_app.config["CESI_ACTION_TIMEOUT"])
+    except ServiceError as exc:
+        if exc.status in (403, 404):
+            raise  # the error page, as for any page out of reach
+        flash(f"{action} {spec} on {name}: {exc.message}", "error")
+        return redirect(back)
+    failed = [r for r in outcome.results if not r["ok"]]
+    if failed:
+        flash(f"{action} on {name}: " + "; ".join(
+            f"{r['name']}: {r['error']}" for r in failed[:10]), "error")
+    else:
+        flash(f"{action} on {name}: {', '.join(r['name'] for r in outcome.results[:10])} ok.",
+              "success")
+    return redirect(back)

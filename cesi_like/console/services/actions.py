@@ -1,0 +1,209 @@
+"""Process actions: start, stop, restart, signal and clear logs, on one process (`group:name`),
+a group (`group:*`) or every process of a node (`*`).
+
+The rules live here: the operator role, the user's environment scope, a node that is enabled
+and answering (probed within `node_timeout` before a long wait), per-target results, the
+activity record, and a re-poll of the node at once so every page shows the outcome.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import xmlrpc.client
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ...supervisor_rpc import schema
+from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError, NodeState, Snapshot
+from ...supervisor_rpc.states import Fault
+from ..models import Node, Role, utcnow
+from . import Conflict, Forbidden, Invalid, NodeFailed, NotFound
+from .activity import Actor, Result, record
+from .fleet import address, store_poll
+
+ACTIONS = ("start", "stop", "restart", "signal", "clear-logs")
+SIGNALS = ("HUP", "INT", "QUIT", "KILL", "USR1", "USR2", "TERM", "STOP", "CONT", "WINCH")
+_NAME = re.compile(r"^[^\x00-\x1f\x7f:]{1,255}$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an action is aimed at: one process, one group, or all."""
+
+    group: str | None  # None: all
+    name: str | None  # None: the whole group
+
+    @classmethod
+    def parse(cls, spec: str) -> Target:
+        if spec == "*":
+            return cls(None, None)
+        group, colon, name = spec.partition(":")
+        if not colon:
+            group, name = spec, spec  # supervisorctl's shorthand for `name:name`
+        if not _NAME.match(group) or (name != "*" and not _NAME.match(name)):
+            raise Invalid(f"not a process name: {spec[:80]!r} (use group:name, group:* or *)")
+        return cls(group, None if name == "*" else name)
+
+    @property
+    def spec(self) -> str:
+        if self.group is None:
+            return "*"
+        return f"{self.group}:{self.name or '*'}"
+
+
+@dataclass
+class Outcome:
+    """Per-target results: `[{name, ok, error}]`, and whether all went well."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(result["ok"] for result in self.results)
+
+    def add(self, name: str, error: str | None = None) -> None:
+        self.results.append({"name": name, "ok": error is None, "error": error})
+
+
+def node_for(db: Session, actor: Actor, name: str) -> Node:
+    """The named node if the actor may see it; NotFound otherwise (no hint it exists)."""
+    node = db.scalar(select(Node).where(Node.name == name))
+    if node is None or actor.user is None or not actor.user.may_see(node):
+        raise NotFound(f"no node {name[:64]!r}")
+    return node
+
+
+def fault_text(fault: xmlrpc.client.Fault) -> str:
+    return f"{str(fault.faultString)[:300]} (fault {fault.faultCode})"
+
+
+def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec: str,
+            action: str, signal: str | None = None, wait_seconds: float = 60.0) -> Outcome:
+    """Run `action` on `spec` of `node_name` for `actor`; records it and re-polls the node.
+    Raises ServiceError subclasses for what the rules refuse and NodeFailed for a dead node."""
+    node = node_for(db, actor, node_name)
+    where = f"{node.name}/{spec}"
+    if actor.user is None or not actor.user.has_role(Role.OPERATOR):
+        record(db, actor, f"process.{action}", where, Result.DENIED, "needs the operator role")
+        db.commit()
+        raise Forbidden("process actions need the operator role")
+    if action not in ACTIONS:
+        raise NotFound(f"no action {action[:32]!r} (one of {', '.join(ACTIONS)})")
+    target = Target.parse(spec)
+    if action == "signal":
+        signal = _signal(signal)
+    if not node.enabled:
+        raise Conflict(f"node {node.name} is disabled")
+    peer = address(node)
+    try:
+        client.call(peer, "supervisor.getState")  # a hung node fails here, within node_timeout
+        try:
+            outcome = _run(client, peer, target, action, signal, wait_seconds)
+        except schema.BadAnswer as bad:
+            raise NodeError(NodeState.ERROR, str(bad)) from None
+    except NodeError as exc:
+        record(db, actor, f"process.{action}", where, Result.FAILED, f"{exc.state}: {exc.reason}")
+        refresh(db, client, node, exc)
+        db.commit()
+        raise NodeFailed(f"node {node.name} is {exc.state}: {exc.reason}") from None
+    detail = "; ".join(f"{r['name']}: {r['error']}" for r in outcome.results if not r["ok"])
+    record(db, actor, f"process.{action}" + (f" {signal}" if signal else ""), where,
+           Result.OK if outcome.ok else Result.FAILED, detail)
+    refresh(db, client, node)
+    db.commit()
+    return outcome
+
+
+def refresh(db: Session, client: NodeClient, node: Node,
+            known: Snapshot | NodeError | None = None) -> Snapshot | NodeError:
+    """Poll `node` now (unless the caller just did: `known`) and store it; the poller would,
+    but the user is looking right now."""
+    began = time.monotonic()
+    result = known
+    if result is None:
+        try:
+            result = client.snapshot(address(node))
+        except NodeError as exc:
+            result = exc
+    store_poll(db, node.id, node.name, result, utcnow(), int((time.monotonic() - began) * 1000))
+    return result
+
+
+def _signal(signal: str | None) -> str:
+    name = (signal or "").strip().upper().removeprefix("SIG")
+    if name not in SIGNALS:
+        raise Invalid(f"signal must be one of {', '.join(SIGNALS)}")
+    return name
+
+
+def _run(client: NodeClient, peer: NodeAddress, target: Target, action: str,
+         signal: str | None, wait_seconds: float) -> Outcome:
+    if action == "restart":
+        stopped = _run(client, peer, target, "stop", None, wait_seconds)
+        failed = [r for r in stopped.results
+                  if not r["ok"] and "NOT_RUNNING" not in (r["error"] or "")]
+        if failed:
+            return Outcome(failed)
+        return _run(client, peer, target, "start", None, wait_seconds)
+    if action == "clear-logs":
+        return _clear(client, peer, target)
+    method, params = _method(target, action, signal)
+    outcome = Outcome()
+    try:
+        answer = client.call(peer, f"supervisor.{method}", *params, timeout=wait_seconds)
+    except xmlrpc.client.Fault as fault:
+        outcome.add(target.spec, fault_text(fault))
+        return outcome
+    if target.name is not None:  # one process: True or a fault
+        outcome.add(target.spec, None if answer is True else f"unexpected answer {answer!r:.80}")
+        return outcome
+    for item in schema.action_results(answer, method):
+        error = None if item["status"] == Fault.SUCCESS else \
+            f"{item['description'] or 'failed'} (fault {item['status']})"
+        outcome.add(f"{item['group']}:{item['name']}", error)
+    return outcome
+
+
+def _method(target: Target, action: str, signal: str | None) -> tuple[str, tuple[Any, ...]]:
+    verb = {"start": "start", "stop": "stop", "signal": "signal"}[action]
+    if target.group is None:
+        name = "signalAllProcesses" if verb == "signal" else f"{verb}AllProcesses"
+        params: tuple[Any, ...] = ()
+    elif target.name is None:
+        name, params = f"{verb}ProcessGroup", (target.group,)
+    else:
+        name, params = f"{verb}Process", (target.spec,)
+    if verb == "signal":
+        return name, (*params, signal)
+    return name, (*params, True)  # wait: the answer says whether it really started/stopped
+
+
+def _clear(client: NodeClient, peer: NodeAddress, target: Target) -> Outcome:
+    outcome = Outcome()
+    if target.group is None:
+        try:
+            answer = client.call(peer, "supervisor.clearAllProcessLogs")
+        except xmlrpc.client.Fault as fault:
+            outcome.add("*", fault_text(fault))
+            return outcome
+        for item in schema.action_results(answer, "clearAllProcessLogs"):
+            outcome.add(f"{item['group']}:{item['name']}",
+                        None if item["status"] == Fault.SUCCESS else item["description"])
+        return outcome
+    names = [target.spec] if target.name is not None else [
+        info.full_name for info in schema.process_list(
+            client.call(peer, "supervisor.getAllProcessInfo"))
+        if info.group == target.group]
+    if not names:
+        outcome.add(target.spec, f"BAD_NAME: {target.group} (fault {Fault.BAD_NAME})")
+    for name in names:
+        try:
+            client.call(peer, "supervisor.clearProcessLogs", name)
+            outcome.add(name)
+        except xmlrpc.client.Fault as fault:
+            outcome.add(name, fault_text(fault))
+    return outcome

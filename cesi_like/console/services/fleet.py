@@ -1,0 +1,210 @@
+"""The fleet snapshot: what the poller stores of each node, and what pages and the API read.
+
+A poll's outcome (a checked `Snapshot` or a `NodeError`) is written to `node_status`, and every
+process state change it reveals becomes a `ProcessEvent`. Readers never talk to a node: they
+join nodes with their status rows, so a page costs the same whether nodes are fast, hung or
+hostile.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ...supervisor_rpc.node import NodeAddress, NodeError, NodeState, Snapshot
+from ...supervisor_rpc.states import ProcessState
+from ..models import Node, NodeStatus, ProcessEvent, User, utcnow
+
+# what the console keeps of each process: Supervisor's getProcessInfo keys minus the log paths
+# (paths on the node's disk are no business of the console's users)
+PROCESS_KEYS = ("name", "group", "description", "start", "stop", "now", "state", "statename",
+                "spawnerr", "exitstatus", "pid")
+
+
+def address(node: Node) -> NodeAddress:
+    """How to reach a node, from its row (the row stays in the caller's thread)."""
+    verify: bool | str = (node.ca_file or True) if node.verify_tls else False
+    return NodeAddress(node.name, node.url, node.username, node.password, verify,
+                       node.client_cert)
+
+
+def store_poll(db: Session, node_id: int, node_name: str, result: Snapshot | NodeError,
+               finished: datetime.datetime, poll_ms: int | None = None) -> list[ProcessEvent]:
+    """Write one poll's outcome and the state changes it shows (not committed)."""
+    status = db.get(NodeStatus, node_id)
+    state = NodeState.ONLINE if isinstance(result, Snapshot) else result.state
+    if status is None:
+        status = NodeStatus(node_id=node_id, state=state, since=finished, polled_at=finished,
+                            processes="[]", process_count=0, reason="")
+        db.add(status)
+    elif status.state != state:
+        status.since = finished
+    status.state = state
+    status.polled_at = finished
+    status.poll_ms = poll_ms
+    events: list[ProcessEvent] = []
+    if isinstance(result, Snapshot):
+        processes = [{key: getattr(info, key) for key in PROCESS_KEYS}
+                     for info in result.processes]
+        events = _changes(node_name, json.loads(status.processes), processes, finished)
+        db.add_all(events)
+        status.reason = ""
+        status.last_ok = finished
+        status.version = result.version
+        status.supervisor_state = result.supervisor_state
+        status.processes = json.dumps(processes, separators=(",", ":"))
+        status.process_count = len(processes)
+    else:
+        status.reason = result.reason  # the last good processes stay, shown as stale
+    return events
+
+
+def _changes(node: str, before: list[dict[str, Any]], after: list[dict[str, Any]],
+             when: datetime.datetime) -> list[ProcessEvent]:
+    previous = {(p["group"], p["name"]): p["state"] for p in before}
+    return [ProcessEvent(time=when, node=node, group=p["group"], name=p["name"],
+                         from_state=previous.get((p["group"], p["name"])), to_state=p["state"],
+                         pid=p["pid"], exitstatus=p["exitstatus"])
+            for p in after if previous.get((p["group"], p["name"])) != p["state"]]
+
+
+@dataclass
+class NodeView:
+    """A node as pages and the API show it."""
+
+    node: Node
+    state: str
+    reason: str
+    since: datetime.datetime | None
+    polled_at: datetime.datetime | None
+    last_ok: datetime.datetime | None
+    version: str | None
+    stale: bool
+    processes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for process in self.processes:
+            counts[process["statename"]] = counts.get(process["statename"], 0) + 1
+        return counts
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old a good answer may be before it counts as stale."""
+
+    poll_interval: float
+    node_timeout: float
+
+    def stale(self, state: str, last_ok: datetime.datetime | None,
+              now: datetime.datetime) -> bool:
+        if state != NodeState.ONLINE or last_ok is None:
+            return True
+        allowed = 2 * self.poll_interval + self.node_timeout
+        return (now - last_ok).total_seconds() > allowed
+
+
+def visible(db: Session, user: User) -> list[Node]:
+    """Every node this user may see, by name."""
+    return [node for node in db.scalars(select(Node).order_by(Node.name)) if user.may_see(node)]
+
+
+def view(db: Session, nodes: Sequence[Node], freshness: Freshness,
+         with_processes: bool = True) -> list[NodeView]:
+    """The snapshot of `nodes`, in their order. A node never polled yet is `unknown`."""
+    ids = [node.id for node in nodes]
+    statuses = {s.node_id: s for s in db.scalars(
+        select(NodeStatus).where(NodeStatus.node_id.in_(ids)))} if ids else {}
+    now = utcnow()
+    views = []
+    for node in nodes:
+        status = statuses.get(node.id)
+        if not node.enabled:
+            state, reason = NodeState.DISABLED.value, "disabled by an admin"
+        elif status is None:
+            state, reason = "unknown", "not polled yet"
+        else:
+            state, reason = status.state, status.reason
+        processes = json.loads(status.processes) if status and with_processes else []
+        views.append(NodeView(
+            node=node, state=state, reason=reason, since=status.since if status else None,
+            polled_at=status.polled_at if status else None,
+            last_ok=status.last_ok if status else None,
+            version=status.version if status else None,
+            stale=freshness.stale(state, status.last_ok if status else None, now),
+            processes=processes))
+    return views
+
+
+@dataclass(frozen=True)
+class ProcessFilter:
+    """The fleet page's and `GET /api/v1/processes`' filters; empty means any."""
+
+    node: str = ""
+    environment: str = ""
+    group: str = ""
+    state: str = ""  # a statename (RUNNING) or a class: running, stopped, failed
+    search: str = ""
+
+    def nodes(self, nodes: Iterable[Node]) -> list[Node]:
+        return [node for node in nodes
+                if (not self.node or node.name == self.node)
+                and (not self.environment
+                     or any(env.name == self.environment for env in node.environments))]
+
+    def match(self, process: dict[str, Any]) -> bool:
+        if self.group and process["group"] != self.group:
+            return False
+        if self.state and not _state_matches(self.state, process["state"]):
+            return False
+        if self.search:
+            needle = self.search.lower()
+            return needle in f"{process['group']}:{process['name']}".lower() or \
+                needle in process["description"].lower()
+        return True
+
+
+STATE_CLASSES = {
+    "running": {ProcessState.RUNNING},
+    "starting": {ProcessState.STARTING, ProcessState.BACKOFF},
+    "stopped": {ProcessState.STOPPED, ProcessState.EXITED, ProcessState.STOPPING},
+    "failed": {ProcessState.FATAL, ProcessState.UNKNOWN, ProcessState.BACKOFF},
+}
+
+
+def _state_matches(wanted: str, state: int) -> bool:
+    if wanted.lower() in STATE_CLASSES:
+        return state in STATE_CLASSES[wanted.lower()]
+    return wanted.upper() == ProcessState(state).name
+
+
+def processes(views: Iterable[NodeView], where: ProcessFilter) -> list[dict[str, Any]]:
+    """Every matching process of `views`, as the API lists them (node and stale added)."""
+    rows = []
+    for node_view in views:
+        for process in node_view.processes:
+            if where.match(process):
+                rows.append({"node": node_view.name, **process, "stale": node_view.stale})
+    return rows
+
+
+def state_changes(db: Session, node: str, group: str | None = None, name: str | None = None,
+                  limit: int = 50) -> list[ProcessEvent]:
+    """The newest recorded changes of a node, or of one of its processes."""
+    query = select(ProcessEvent).where(ProcessEvent.node == node)
+    if group is not None:
+        query = query.where(ProcessEvent.group == group)
+    if name is not None:
+        query = query.where(ProcessEvent.name == name)
+    return list(db.scalars(query.order_by(ProcessEvent.time.desc(), ProcessEvent.id.desc())
+                           .limit(limit)))

@@ -1,0 +1,119 @@
+"""A process's stdout/stderr log: tail by offset (the browser follows new bytes), or the whole
+current file, read from the node in chunks so the console never holds it in memory."""
+
+from __future__ import annotations
+
+import xmlrpc.client
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
+from . import Invalid, NodeFailed, NotFound
+from .actions import Target, fault_text, node_for
+from .activity import Actor
+from .fleet import address
+
+STREAMS = ("stdout", "stderr")
+MAX_TAIL = 1024 * 1024  # bytes one tail request may ask for
+CHUNK = 256 * 1024  # bytes per read while downloading (less if the node answer cap is small)
+
+
+def _process(spec: str) -> str:
+    target = Target.parse(spec)
+    if target.group is None or target.name is None:
+        raise Invalid("logs belong to one process: use group:name")
+    return target.spec
+
+
+def _stream(stream: str) -> str:
+    if stream not in STREAMS:
+        raise Invalid("stream must be stdout or stderr")
+    return stream.capitalize()
+
+
+def _number(value: Any, name: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise Invalid(f"{name} must be a whole number") from None
+    if not low <= number <= high:
+        raise Invalid(f"{name} must be from {low} to {high}")
+    return number
+
+
+def locate(db: Session, actor: Actor, node_name: str) -> NodeAddress:
+    """The node's address if the actor may read its logs (every role may, within scope)."""
+    node = node_for(db, actor, node_name)
+    if not node.enabled:
+        raise NotFound(f"node {node.name} is disabled")
+    return address(node)
+
+
+def tail(client: NodeClient, peer: NodeAddress, spec: str, stream: str = "stdout",
+         offset: Any = 0, length: Any = 64 * 1024) -> dict[str, Any]:
+    """`{data, offset, overflow}` as Supervisor's tailProcess*Log gives it: ask again with the
+    returned offset to follow new bytes; overflow means bytes were skipped."""
+    name = _process(spec)
+    method = f"supervisor.tailProcess{_stream(stream)}Log"
+    start = _number(offset, "offset", 0, 2**31 - 1)
+    size = _number(length, "length", 1, MAX_TAIL)
+    try:
+        answer = client.call(peer, method, name, start, size)
+    except xmlrpc.client.Fault as fault:
+        raise NotFound(fault_text(fault)) from None
+    except NodeError as exc:
+        raise NodeFailed(f"node {peer.name} is {exc.state}: {exc.reason}") from None
+    if (not isinstance(answer, list) or len(answer) != 3 or not isinstance(answer[0], str)
+            or not isinstance(answer[1], int) or isinstance(answer[1], bool)
+            or not isinstance(answer[2], bool)):
+        raise NodeFailed(f"node {peer.name} is error: {method}: malformed answer")
+    data, end, overflow = answer
+    if not overflow:
+        # Supervisor answers with the last `length` bytes of the file even when some of them
+        # precede `offset`; a follower wants only what came after it.
+        raw = data.encode("utf-8", "surrogateescape")
+        fresh = max(0, end - start)
+        if fresh < len(raw):
+            data = raw[len(raw) - fresh:].decode("utf-8", "replace")
+    return {"data": data, "offset": end, "overflow": overflow}
+
+
+def download(client: NodeClient, peer: NodeAddress, spec: str,
+             stream: str = "stdout") -> Iterator[bytes]:
+    """The whole current log file, chunk by chunk. The first chunk is read before this
+    returns, so a missing process or a dead node is an error, not a truncated download."""
+    name = _process(spec)
+    method = f"supervisor.readProcess{_stream(stream)}Log"
+    size = tail(client, peer, spec, stream, 0, 1)["offset"]
+    # XML escaping can grow text (`&` -> `&amp;`): leave room under the answer cap
+    chunk = max(1024, min(CHUNK, client.max_bytes // 8))
+
+    def read(offset: int) -> str:
+        try:
+            data = client.call(peer, method, name, offset, chunk)
+        except xmlrpc.client.Fault as fault:
+            raise NotFound(fault_text(fault)) from None
+        except NodeError as exc:
+            raise NodeFailed(f"node {peer.name} is {exc.state}: {exc.reason}") from None
+        if not isinstance(data, str):
+            raise NodeFailed(f"node {peer.name} is error: {method}: malformed answer")
+        return data
+
+    first = read(0)
+
+    def chunks() -> Iterator[bytes]:
+        data, offset = first, 0
+        while data:
+            encoded = data.encode("utf-8", "surrogateescape")
+            yield encoded
+            offset += len(encoded)
+            if offset >= size:
+                return
+            try:
+                data = read(offset)
+            except (NotFound, NodeFailed):
+                return  # the node went away mid-download: the file ends here
+
+    return chunks()

@@ -1,0 +1,34 @@
+"""Small formatting helpers the templates call (registered as Jinja globals)."""
+
+from __future__ import annotations
+
+import datetime
+
+from ..supervisor_rpc.states import ProcessState
+from .models import utcnow
+
+
+def ago(when: datetime.datetime | None) -> str:
+    """`12s ago`, `5m ago`, `3h ago`, `2d ago`, or `never`."""
+    if when is None:
+        return "never"
+    seconds = max(0, int((utcnow() - when).total_seconds()))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def epoch(seconds: int) -> str:
+    """A Supervisor timestamp (seconds since the epoch, 0 for never) in UTC."""
+    if not seconds:
+        return "-"
+    when = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def statename(code: int) -> str:
+    try:
+        return ProcessState(code).name
+    except ValueError:
+        return str(code)
