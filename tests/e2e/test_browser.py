@@ -1,19 +1,16 @@
-"""The console in a real browser (Debian's chromium driven by Playwright), served by gunicorn
-exactly as `cesi-like serve` runs it. Screenshots of the main pages land in the test's tmp dir."""
+"""The console's admin pages in a real browser (Debian's chromium driven by Playwright), served
+by gunicorn exactly as `cesi-like serve` runs it. Screenshots land in the test's tmp dir."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from .conftest import serve_console
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
@@ -24,29 +21,8 @@ ADMIN_PASSWORD = "browser admin pw"
 
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[str]:
-    env = {**os.environ, "CESI_LIKE_DATABASE": f"sqlite:///{tmp_path}/e2e.db",
-           "CESI_LIKE_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    env.pop("CESI_LIKE_CONFIG", None)
-    log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115 - lives with the server
-    server = subprocess.Popen([sys.executable, "-m", "cesi_like.console.cli", "serve",
-                               "--bind", "127.0.0.1:0", "--workers", "2"], env=env, cwd=tmp_path,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            match = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)",
-                              (tmp_path / "gunicorn.log").read_text())
-            if match:
-                break
-            assert server.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            time.sleep(0.1)
-        else:
-            raise AssertionError("gunicorn did not start")
-        yield match.group(1)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
-        log.close()
+    with serve_console(tmp_path, ADMIN_PASSWORD) as url:
+        yield url
 
 
 def test_admin_and_viewer_journeys(console: str, tmp_path: Path) -> None:

@@ -1,0 +1,47 @@
+"""The console served by gunicorn exactly as `cesi-like serve` runs it, for the browser tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def serve_console(tmp_path: Path, admin_password: str, config: str | None = None,
+                  workers: int = 2) -> Iterator[str]:
+    """Run `cesi-like serve` on a free port in `tmp_path`; yields its base URL."""
+    env = {**os.environ, "CESI_LIKE_DATABASE": f"sqlite:///{tmp_path}/e2e.db",
+           "CESI_LIKE_ADMIN_PASSWORD": admin_password}
+    env.pop("CESI_LIKE_CONFIG", None)
+    args = []
+    if config is not None:
+        (tmp_path / "cesi.conf").write_text(config)
+        args = ["--config", str(tmp_path / "cesi.conf")]
+    log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115 - lives with the server
+    server = subprocess.Popen([sys.executable, "-m", "cesi_like.console.cli", *args, "serve",
+                               "--bind", "127.0.0.1:0", "--workers", str(workers)], env=env,
+                              cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            match = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)",
+                              (tmp_path / "gunicorn.log").read_text())
+            if match:
+                break
+            assert server.poll() is None, (tmp_path / "gunicorn.log").read_text()
+            time.sleep(0.1)
+        else:
+            raise AssertionError("gunicorn did not start")
+        yield match.group(1)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+        log.close()

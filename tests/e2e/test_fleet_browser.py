@@ -1,0 +1,85 @@
+"""The fleet pages in a real browser against a real cesi-agentd, with the poller running inside
+gunicorn: a process stopped behind the console's back shows without a reload, Stop and Start
+work from the page, the log tail follows new lines, and a hostile node's names stay inert."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.agent.conftest import daemons, program
+from tests.hostile import hostile_node
+
+from .conftest import serve_console
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                                "(.ci/run installs it with apt)")
+
+PASSWORD = "fleet admin pw"
+PROGRAMS = f"""
+[program:web]
+command=sleep 1000
+startsecs=0
+
+[program:ticker]
+command={program("ticker.py")}
+startsecs=0
+"""
+
+
+def test_live_fleet_actions_and_log(tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with daemons(tmp_path) as start, hostile_node("xss") as hostile:
+        agent = start(PROGRAMS, name="agent")
+        config = (f"[cesi]\npoll_interval = 0.5\nnode_timeout = 2\n"
+                  f"[node:local]\nurl = {agent.url}\n[node:evil]\nurl = {hostile}\n")
+        with serve_console(tmp_path, PASSWORD, config) as console, sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+            page.goto(f"{console}/login")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button.primary")
+            expect(page.locator("h1")).to_have_text("Dashboard")
+
+            page.goto(f"{console}/processes?node=local")
+            row = page.locator("tr", has_text="web")
+            expect(row).to_contain_text("RUNNING", timeout=10_000)
+            page.screenshot(path=shots / "processes.png", full_page=True)
+            # behind the console's back, as with supervisorctl: no reload on our side
+            agent.rpc().stopProcess("web")
+            expect(row).to_contain_text("STOPPED", timeout=5_000)
+
+            row.get_by_role("button", name="Start").click()
+            expect(page.locator(".flash.success")).to_contain_text("web:web ok")
+            expect(row).to_contain_text("RUNNING")
+            row.get_by_role("button", name="Stop").click()  # confirms first
+            expect(row).to_contain_text("STOPPED")
+            assert dialogs == ["Stop web:web on local?"]
+            assert agent.info("web")["statename"] == "STOPPED"
+
+            page.goto(f"{console}/nodes/local/processes/ticker:ticker")
+            tail = page.locator("pre.logtail")
+            expect(tail).to_contain_text("tick", timeout=10_000)
+            first = max(int(n) for n in re.findall(r"tick (\d+)", tail.inner_text()))
+            expect(tail).to_contain_text(f"tick {first + 5}", timeout=10_000)
+            page.screenshot(path=shots / "process.png", full_page=True)
+
+            page.goto(f"{console}/nodes/evil")
+            expect(page.locator("table.processes")).to_contain_text("<script>alert(1)</script>")
+            page.goto(f"{console}/")
+            page.screenshot(path=shots / "dashboard.png", full_page=True)
+            assert dialogs == ["Stop web:web on local?"]  # nothing from the hostile node ran
+            browser.close()
+    for name in ("processes", "process", "dashboard"):
+        assert (shots / f"{name}.png").stat().st_size > 5000
