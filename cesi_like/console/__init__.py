@@ -25,6 +25,7 @@ from . import db as database
 from .models import Environment, Node, Role, User
 from .poller import Poller
 from .security import hash_password, stable_secret_key
+from .services.fleet import SnapshotCache
 from .settings import Settings, find_config, load
 
 csrf = CSRFProtect()
@@ -55,7 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CESI_POLL_CONCURRENCY=settings.poll_concurrency,
         CESI_NODE_MAX_BYTES=settings.node_max_bytes,
         CESI_ACTION_TIMEOUT=settings.action_timeout,
-        CESI_POLLER=False,  # the WSGI entry point and `cesi-like poll` turn it on
+        CESI_POLLER=False,  # True: poll now; "standby": only if no one else does (WSGI)
         CESI_ACTIVITY_LOG=settings.activity_log,
         CESI_AUTO_MIGRATE=True,
         SESSION_COOKIE_HTTPONLY=True,
@@ -75,10 +76,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             app.config["SECRET_KEY"] = settings.secret_key or stable_secret_key(db)
         seed(db, settings)
         ensure_admin(db, settings)
+    app.extensions["cesi_snapshots"] = SnapshotCache()
     app.extensions["cesi_nodes"] = NodeClient(app.config["CESI_NODE_TIMEOUT"],
                                               app.config["CESI_NODE_MAX_BYTES"])
     if app.config["CESI_POLLER"]:
-        start_poller(app)
+        start_poller(app, standby=app.config["CESI_POLLER"] == "standby")
     csrf.init_app(app)
     _register(app)
     return app
@@ -89,11 +91,13 @@ def make_poller(app: Flask) -> Poller:
                   app.config["CESI_POLL_INTERVAL"], app.config["CESI_POLL_CONCURRENCY"])
 
 
-def start_poller(app: Flask) -> Poller:
-    """Run this process's poller in the background; it polls while it holds the lease."""
+def start_poller(app: Flask, standby: bool = False) -> Poller:
+    """Run this process's poller in the background; it polls while it holds the lease. A
+    standby poller lets a dedicated one claim the lease first."""
     poller = make_poller(app)
     app.extensions["cesi_poller"] = poller
-    poller.start()
+    # the poller process needs a few seconds to start: let it claim the lease first
+    poller.start(delay=max(2 * app.config["CESI_POLL_INTERVAL"], 5.0) if standby else 0.0)
     atexit.register(poller.stop)  # hand the lease over at once on a clean exit
     return poller
 

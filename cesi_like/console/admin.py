@@ -13,7 +13,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -21,10 +20,12 @@ from wtforms.fields.choices import SelectChoice
 
 from ..supervisor_rpc.node import NodeError
 from . import db as database
-from .activity import record
+from .activity import actor, record
 from .forms import ConfirmForm, EnvironmentForm, NodeForm, UserForm
 from .models import Environment, Node, Role, User
-from .security import count_active_admins, hash_password, require_role
+from .security import require_role
+from .services import ServiceError
+from .services import users as user_rules
 from .services.actions import refresh
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -48,15 +49,6 @@ def _posted() -> bool:
     return request.method == "POST"
 
 
-def last_admin_problem(db: Session, user: User, role: str, active: bool) -> str | None:
-    """Refuse to leave the console without an active admin."""
-    losing = user.role == Role.ADMIN.value and user.active and (
-        role != Role.ADMIN.value or not active)
-    if losing and count_active_admins(db) <= 1:
-        return "This is the last active admin: make another admin first."
-    return None
-
-
 # -- users ---------------------------------------------------------------------------------
 
 @bp.get("/users")
@@ -65,6 +57,18 @@ def users() -> Page:
     db = database.session()
     rows = db.scalars(select(User).order_by(User.username)).all()
     return render_template("admin/users.html", users=rows, confirm=ConfirmForm())
+
+
+def _scope(db: Session, ids: list[int] | None) -> list[Environment]:
+    return [env for env in (db.get(Environment, i) for i in ids or []) if env is not None]
+
+
+def _form_error(form: UserForm, exc: ServiceError) -> None:
+    """Show a rule's refusal next to the field it is about."""
+    text = exc.message
+    field = form.username if ("user" in text and "exists" in text) or "usernames" in text else \
+        form.password if "assword" in text else form.role
+    field.errors = [*field.errors, "That username is taken." if "exists" in text else text]
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -76,18 +80,18 @@ def user_new() -> Page:
     if form.validate_on_submit():
         if not form.password.data:
             form.password.errors.append("A new user needs a password.")
-        elif db.scalar(select(User).where(User.username == form.username.data)):
-            form.username.errors.append("That username is taken.")
         else:
-            user = User(username=form.username.data, role=form.role.data,
-                        password_hash=hash_password(form.password.data),
-                        active=bool(form.active.data))
-            user.scope = [db.get(Environment, i) for i in form.scope.data or []]  # type: ignore[misc]
-            db.add(user)
-            record(db, "user.create", target=user.username, detail=f"role={user.role}")
-            db.commit()
-            flash(f"User {user.username} created.", "success")
-            return redirect(url_for("admin.users"))
+            try:
+                user = user_rules.create(db, actor(), form.username.data or "", form.password.data,
+                                    form.role.data, _scope(db, form.scope.data),
+                                    bool(form.active.data))
+            except ServiceError as exc:
+                db.rollback()
+                _form_error(form, exc)
+            else:
+                db.commit()
+                flash(f"User {user.username} created.", "success")
+                return redirect(url_for("admin.users"))
     return render_template("admin/user_form.html", form=form, user=None)
 
 
@@ -101,29 +105,14 @@ def user_edit(user_id: int) -> Page:
     if not _posted():
         form.scope.data = [env.id for env in user.scope]
     if form.validate_on_submit():
-        problem = last_admin_problem(db, user, form.role.data or "", bool(form.active.data))
-        clash = db.scalar(select(User).where(User.username == form.username.data,
-                                             User.id != user.id))
-        if problem:
-            form.role.errors.append(problem)
-        elif clash:
-            form.username.errors.append("That username is taken.")
+        try:
+            user_rules.update(db, actor(), user, username=form.username.data, role=form.role.data,
+                         active=bool(form.active.data), password=form.password.data or None,
+                         scope=_scope(db, form.scope.data))
+        except ServiceError as exc:
+            db.commit()  # nothing changed; a refusal's record is kept
+            _form_error(form, exc)
         else:
-            changes = []
-            if user.role != form.role.data:
-                changes.append(f"role {user.role}->{form.role.data}")
-            if user.active != bool(form.active.data):
-                changes.append("enabled" if form.active.data else "disabled")
-                user.session_version += 1  # a disabled user is logged out everywhere
-            user.username = form.username.data or user.username
-            user.role = form.role.data or user.role
-            user.active = bool(form.active.data)
-            user.scope = [db.get(Environment, i) for i in form.scope.data or []]  # type: ignore[misc]
-            if form.password.data:
-                user.password_hash = hash_password(form.password.data)
-                user.session_version += 1
-                changes.append("password reset")
-            record(db, "user.update", target=user.username, detail=", ".join(changes))
             db.commit()
             flash(f"User {user.username} saved.", "success")
             return redirect(url_for("admin.users"))
@@ -137,16 +126,12 @@ def user_delete(user_id: int) -> Response:
     user: User = _get(db, User, user_id)  # type: ignore[assignment]
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    problem = last_admin_problem(db, user, "", False)
-    if problem:
-        flash(problem, "error")
-        record(db, "user.delete", target=user.username, result="denied", detail=problem)
-    elif user.id == current_user.id:
-        flash("You cannot delete yourself.", "error")
-    else:
-        db.delete(user)
-        record(db, "user.delete", target=user.username)
-        flash(f"User {user.username} deleted.", "success")
+    name = user.username
+    try:
+        user_rules.delete(db, actor(), user)
+        flash(f"User {name} deleted.", "success")
+    except ServiceError as exc:
+        flash(exc.message, "error")
     db.commit()
     return redirect(url_for("admin.users"))
 

@@ -14,17 +14,15 @@ from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError
 
 from . import db as database
-from .activity import record
-from .admin import last_admin_problem
+from .activity import actor, record
 from .models import Environment, Node, Role, User
 from .openapi import document
 from .security import (
-    hash_password,
     node_in_scope,
-    password_problem,
     require_role,
 )
 from .services import ServiceError
+from .services import users as user_rules
 from .services.actions import refresh
 from .settings import node_url
 
@@ -255,62 +253,43 @@ def list_users() -> Response:
     return jsonify([user_json(u) for u in db.scalars(select(User).order_by(User.username))])
 
 
+def _scope_names(data: dict[str, Any]) -> list[str]:
+    names = data.get("environments", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ApiError(400, "environments must be a list of names")
+    return names
+
+
 @bp.post("/users")
 @require_role(Role.ADMIN)
 def create_user() -> tuple[Response, int]:
     db = database.session()
     data = _body()
-    username = _text(data, "username", required=True) or ""
-    password = _text(data, "password", required=True) or ""
-    problem = password_problem(password)
-    if problem:
-        raise ApiError(400, problem)
-    role = _role(data.get("role", "viewer"))
-    if db.scalar(select(User).where(User.username == username)):
-        raise ApiError(409, f"user {username} exists")
-    user = User(username=username, role=role, password_hash=hash_password(password))
-    user.scope = _environments(db, data.get("environments", []))
-    db.add(user)
-    record(db, "user.create", target=username, detail=f"role={role}")
+    user = user_rules.create(
+        db, actor(), _text(data, "username", required=True) or "",
+        _text(data, "password", required=True) or "", data.get("role", "viewer"),
+        user_rules.environments(db, _scope_names(data)))
     db.commit()
     return jsonify(user_json(user)), 201
-
-
-def _role(value: Any) -> str:
-    if value not in {role.value for role in Role}:
-        raise ApiError(400, "role must be admin, operator or viewer")
-    return str(value)
 
 
 @bp.route("/users/<username>", methods=["PATCH", "PUT"])
 @require_role(Role.ADMIN)
 def update_user(username: str) -> Response:
     db = database.session()
-    user = db.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise ApiError(404, f"no user {username}")
+    user = user_rules.find(db, username)
     data = _body()
-    role = _role(data["role"]) if "role" in data else user.role
-    active = data.get("active", user.active)
-    if not isinstance(active, bool):
+    active = data.get("active")
+    if active is not None and not isinstance(active, bool):
         raise ApiError(400, "active must be true or false")
-    problem = last_admin_problem(db, user, role, active)
-    if problem:
-        raise ApiError(409, problem)
-    if active != user.active:
-        user.session_version += 1
-    user.role, user.active = role, active
-    if "password" in data:
-        password = _text(data, "password") or ""
-        problem = password_problem(password)
-        if problem:
-            raise ApiError(400, problem)
-        user.password_hash = hash_password(password)
-        user.session_version += 1
-    if "environments" in data:
-        user.scope = _environments(db, data["environments"])
-    record(db, "user.update", target=username)
-    db.commit()
+    try:
+        user_rules.update(
+            db, actor(), user, username=_text(data, "username"), role=data.get("role"),
+            active=active, password=_text(data, "password"),
+            scope=user_rules.environments(db, _scope_names(data))
+            if "environments" in data else None)
+    finally:
+        db.commit()  # a refusal changed nothing but its record
     return jsonify(user_json(user))
 
 
@@ -318,15 +297,10 @@ def update_user(username: str) -> Response:
 @require_role(Role.ADMIN)
 def delete_user(username: str) -> tuple[str, int]:
     db = database.session()
-    user = db.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise ApiError(404, f"no user {username}")
-    problem = last_admin_problem(db, user, "", False)
-    if problem:
-        raise ApiError(409, problem)
-    db.delete(user)
-    record(db, "user.delete", target=username)
-    db.commit()
+    try:
+        user_rules.delete(db, actor(), user_rules.find(db, username))
+    finally:
+        db.commit()
     return "", 204
 
 

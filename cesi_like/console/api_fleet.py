@@ -20,6 +20,11 @@ def freshness() -> Freshness:
                      current_app.config["CESI_NODE_TIMEOUT"])
 
 
+def views(db: Any, nodes: Any) -> list[NodeView]:
+    """The snapshot of `nodes`, through this worker's cache."""
+    return snapshot.view(db, nodes, freshness(), current_app.extensions["cesi_snapshots"])
+
+
 def _iso(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") + "Z" if value is not None else None
 
@@ -41,8 +46,8 @@ def process_filter() -> ProcessFilter:
 @bp.get("/nodes")
 def list_nodes() -> Response:
     db = database.session()
-    views = snapshot.view(db, snapshot.visible(db, actor().user), freshness())  # type: ignore[arg-type]
-    return jsonify([node_state_json(v) for v in views])
+    found = views(db, snapshot.visible(db, actor().user))  # type: ignore[arg-type]
+    return jsonify([node_state_json(v) for v in found])
 
 
 @bp.get("/processes")
@@ -50,7 +55,12 @@ def list_processes() -> Response:
     db = database.session()
     where = process_filter()
     nodes = where.nodes(snapshot.visible(db, actor().user))  # type: ignore[arg-type]
-    return jsonify(snapshot.processes(snapshot.view(db, nodes, freshness()), where))
+    if where.per_process():
+        return jsonify(snapshot.processes(views(db, nodes), where))
+    # no per-process filter: whole nodes, already encoded once per poll (see SnapshotCache)
+    cache: snapshot.SnapshotCache = current_app.extensions["cesi_snapshots"]
+    parts = [text for view in views(db, nodes) if (text := cache.api_json(view))]
+    return Response("[" + ",".join(parts) + "]", mimetype="application/json")
 
 
 @bp.post("/nodes/<name>/processes/<spec>/<action>")

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from ..inifile import ConfigError
 from . import db as database
-from .models import ApiToken, Environment, Node, Role, User
+from .models import ApiToken, Node, Role, User
+from .services.activity import Actor
 from .settings import Settings, find_config, load
 
 
@@ -36,7 +37,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["CESI_LIKE_CONFIG"] = os.path.abspath(args.config)
     command = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(args.workers),
                "--threads", str(args.threads), "--worker-class", "gthread",
-               "--access-logfile", "-", "cesi_like.console.wsgi:app"]
+               "--access-logfile", "-", "--config", "python:cesi_like.console.gunicorn_hooks",
+               "cesi_like.console.wsgi:app"]
     print(f"cesi-like: serving on http://{bind}/", file=sys.stderr, flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached
@@ -70,8 +72,13 @@ def _password(given: str | None, prompt: str) -> str:
     return first
 
 
+def _cli_actor(app: Flask) -> Actor:
+    return Actor(None, "cli", app.config.get("CESI_ACTIVITY_LOG"))
+
+
 def cmd_users(args: argparse.Namespace) -> int:
-    from .security import count_active_admins, hash_password, password_problem
+    from .services import Conflict, ServiceError
+    from .services import users as user_rules
 
     app = _app(args)
     with database.standalone(app) as db:
@@ -81,49 +88,29 @@ def cmd_users(args: argparse.Namespace) -> int:
                 state = "active" if listed.active else "disabled"
                 print(f"{listed.username:<20} {listed.role:<9} {state:<9} {scope}")
             return 0
-        user = db.scalar(select(User).where(User.username == args.name))
-        if args.action == "create":
-            if user is not None:
-                print(f"error: user {args.name} exists", file=sys.stderr)
-                return 1
-            password = _password(args.password, f"Password for {args.name}: ")
-            problem = password_problem(password)
-            if problem:
-                print(f"error: {problem}", file=sys.stderr)
-                return 1
-            names = [n.strip() for n in (args.environments or "").split(",") if n.strip()]
-            envs = db.scalars(select(Environment).where(Environment.name.in_(names))).all()
-            missing = sorted(set(names) - {env.name for env in envs})
-            if missing:
-                print(f"error: unknown environments: {', '.join(missing)}", file=sys.stderr)
-                return 1
-            created = User(username=args.name, role=args.role,
-                           password_hash=hash_password(password))
-            created.scope = list(envs)
-            db.add(created)
-            db.commit()
-            print(f"created {args.role} {args.name}")
-            return 0
-        if user is None:
-            print(f"error: no user {args.name}", file=sys.stderr)
+        try:
+            if args.action == "create":
+                if db.scalar(select(User).where(User.username == args.name)) is not None:
+                    raise Conflict(f"user {args.name} exists")
+                names = [n.strip() for n in (args.environments or "").split(",") if n.strip()]
+                envs = user_rules.environments(db, names)
+                password = _password(args.password, f"Password for {args.name}: ")
+                user_rules.create(db, _cli_actor(app), args.name, password, args.role, envs)
+                done = f"created {args.role} {args.name}"
+            elif args.action == "set-password":
+                user = user_rules.find(db, args.name)
+                password = _password(args.password, f"New password for {args.name}: ")
+                user_rules.update(db, _cli_actor(app), user, password=password)
+                done = f"password of {args.name} changed"
+            else:
+                user_rules.delete(db, _cli_actor(app), user_rules.find(db, args.name))
+                done = f"deleted {args.name}"
+        except ServiceError as exc:
+            db.commit()  # a refusal changed nothing but its record
+            print(f"error: {exc.message}", file=sys.stderr)
             return 1
-        if args.action == "set-password":
-            password = _password(args.password, f"New password for {args.name}: ")
-            problem = password_problem(password)
-            if problem:
-                print(f"error: {problem}", file=sys.stderr)
-                return 1
-            user.password_hash = hash_password(password)
-            user.session_version += 1
-            db.commit()
-            print(f"password of {args.name} changed")
-            return 0
-        if user.role == Role.ADMIN.value and user.active and count_active_admins(db) <= 1:
-            print("error: that is the last active admin", file=sys.stderr)
-            return 1
-        db.delete(user)
         db.commit()
-        print(f"deleted {args.name}")
+        print(done)
         return 0
 
 

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 
 from . import db as database
 from .activity import actor
-from .api_fleet import freshness
+from .api_fleet import views as snapshot_views
 from .forms import ConfirmForm
 from .models import ActivityLog, Environment, Role
 from .security import safe_next
@@ -66,7 +66,7 @@ def _common() -> dict[str, Any]:
 def dashboard() -> Response:
     db = database.session()
     nodes = snapshot.visible(db, _user())
-    views = snapshot.view(db, nodes, freshness())
+    views = snapshot_views(db, nodes)
     totals: dict[str, int] = {}
     for view in views:
         for state, count in view.counts().items():
@@ -98,7 +98,7 @@ def _health(name: str, members: list[NodeView]) -> dict[str, Any]:
 def node(name: str) -> Response:
     db = database.session()
     found = actions.node_for(db, actor(), name)
-    view = snapshot.view(db, [found], freshness())[0]
+    view = snapshot_views(db, [found])[0]
     changes = snapshot.state_changes(db, found.name, limit=20)
     return _page("fleet/node.html", "fleet/_node.html", view=view, changes=changes,
                  **_common())
@@ -112,7 +112,7 @@ def processes() -> Response:
                           group=args.get("group", ""), state=args.get("state", ""),
                           search=args.get("q", "")[:200])
     visible = snapshot.visible(db, _user())
-    rows = snapshot.processes(snapshot.view(db, where.nodes(visible), freshness()), where)
+    rows = snapshot.processes(snapshot_views(db, where.nodes(visible)), where)
     sort = args.get("sort", "node") if args.get("sort") in SORTS else "node"
     rows.sort(key=SORTS[sort])
     pages = max(1, (len(rows) + PAGE_SIZE - 1) // PAGE_SIZE)
@@ -131,7 +131,7 @@ def processes() -> Response:
 def group(group: str) -> Response:
     db = database.session()
     where = ProcessFilter(group=group)
-    views = [v for v in snapshot.view(db, snapshot.visible(db, _user()), freshness())
+    views = [v for v in snapshot_views(db, snapshot.visible(db, _user()))
              if any(p["group"] == group for p in v.processes)]
     rows = snapshot.processes(views, where)
     return _page("fleet/group.html", "fleet/_group.html", group=group, views=views, rows=rows,
@@ -143,7 +143,7 @@ def process(name: str, spec: str) -> Response:
     db = database.session()
     found = actions.node_for(db, actor(), name)
     target = Target.parse(spec)
-    view = snapshot.view(db, [found], freshness())[0]
+    view = snapshot_views(db, [found])[0]
     info = next((p for p in view.processes
                  if p["group"] == target.group and p["name"] == target.name), None)
     changes = snapshot.state_changes(db, found.name, target.group, target.name, limit=30)

@@ -101,8 +101,10 @@ class Poller:
 
     # -- running ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
+    def start(self, delay: float = 0.0) -> None:
+        """Poll in a background thread; try for the lease after `delay` seconds."""
+        self._thread = threading.Thread(target=self._run, args=(delay,), name="poller",
+                                        daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -115,8 +117,10 @@ class Poller:
                 release_lease(db, LEASE, self.owner)
             self.leader = False
 
-    def _run(self) -> None:
+    def _run(self, delay: float) -> None:
         lease_checked = 0.0
+        if self._stop.wait(delay):
+            return
         while not self._stop.is_set():
             try:
                 now = time.monotonic()

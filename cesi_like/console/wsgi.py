@@ -1,6 +1,7 @@
-"""The WSGI entry point gunicorn loads (`cesi-like serve`): the app, with its poller running
-(only the worker holding the poller lease polls; the others stand by)."""
+"""The WSGI entry point gunicorn loads (`cesi-like serve`): the app, with a standby poller
+(the poller process that `gunicorn_hooks` starts holds the lease; a worker's poller takes over
+only if that process dies)."""
 
 from . import create_app
 
-app = create_app({"CESI_POLLER": True})
+app = create_app({"CESI_POLLER": "standby"})

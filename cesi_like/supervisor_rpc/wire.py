@@ -8,6 +8,7 @@ unmarshaller's stack grows. Size limits are the transport's job: it never hands 
 
 from __future__ import annotations
 
+import re
 import xmlrpc.client
 from typing import Any
 from xml.parsers import expat
@@ -25,27 +26,28 @@ def _forbid(*_: object) -> int:
     raise ForbiddenXML("DTDs and entity declarations are not accepted")
 
 
+# Only <array> and <struct> can nest in XML-RPC (each adds three elements: data/member/value),
+# so counting them bounds the depth without a Python call per element in the parser.
+_CONTAINER = re.compile(rb"<(/?)(?:array|struct)(?:\s[^>]*)?>")
+
+
+def _check_depth(body: bytes, max_depth: int) -> None:
+    depth = 0
+    limit = max_depth // 3
+    for match in _CONTAINER.finditer(body):
+        depth += -1 if match.group(1) else 1
+        if depth > limit:
+            raise ForbiddenXML(f"nested deeper than {max_depth} elements")
+
+
 def _unmarshal(body: bytes, max_depth: int) -> xmlrpc.client.Unmarshaller:
     """Feed `body` through a hardened expat parser into an Unmarshaller (not yet closed)."""
+    _check_depth(body, max_depth)
     unmarshaller = xmlrpc.client.Unmarshaller()
     unmarshaller.xml("", None)  # no encoding: expat already hands us str, not bytes
     parser = expat.ParserCreate()
-    depth = 0
-
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        nonlocal depth
-        depth += 1
-        if depth > max_depth:
-            raise ForbiddenXML(f"nested deeper than {max_depth} elements")
-        unmarshaller.start(tag, attrs)
-
-    def end(tag: str) -> None:
-        nonlocal depth
-        depth -= 1
-        unmarshaller.end(tag)
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
+    parser.StartElementHandler = unmarshaller.start
+    parser.EndElementHandler = unmarshaller.end
     parser.CharacterDataHandler = unmarshaller.data
     parser.StartDoctypeDeclHandler = _forbid
     parser.EntityDeclHandler = _forbid

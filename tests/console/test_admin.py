@@ -37,7 +37,7 @@ def test_create_user_then_change_role_and_scope(app: Flask, client: FlaskClient)
         assert user is not None and user.role == "operator" and user.scope == []
         log = [(e.action, e.target, e.detail) for e in db.scalars(select(ActivityLog))]
     assert ("user.create", "carol", "role=viewer") in log
-    assert ("user.update", "carol", "role viewer->operator") in log
+    assert ("user.update", "carol", "role viewer->operator, environments all") in log
 
 
 def test_bad_user_form_rerenders_with_messages(client: FlaskClient) -> None:

@@ -70,3 +70,27 @@ def test_bad_config_file_is_exit_2(tmp_path: Path) -> None:
     (tmp_path / "bad.conf").write_text("[cesi]\nport = web\n")
     result = cesi(tmp_path, "--config", "bad.conf", "users", "list")
     assert result.returncode == 2 and "bad.conf:2: [cesi] port: not a valid port" in result.stderr
+
+
+def test_status_and_ctl_against_a_real_agent(tmp_path: Path) -> None:
+    import json
+
+    from tests.agent.conftest import daemons
+
+    with daemons(tmp_path) as start:
+        agent = start("[program:web]\ncommand=sleep 1000\nstartsecs=0\n", name="agent")
+        conf = tmp_path / "cesi.conf"
+        conf.write_text(f"[node:local]\nurl = {agent.url}\n[node:gone]\n"
+                        f"url = unix://{tmp_path}/nothing.sock\n")
+        status = cesi(tmp_path, "--config", str(conf), "status", "--json")
+        assert status.returncode == 1  # one node is down
+        nodes = {n["node"]: n for n in json.loads(status.stdout)}
+        assert nodes["local"]["state"] == "online" and nodes["gone"]["state"] == "unreachable"
+        assert [p["statename"] for p in nodes["local"]["processes"]] == ["RUNNING"]
+        stop = cesi(tmp_path, "--config", str(conf), "ctl", "local", "stop", "web:web")
+        assert stop.returncode == 0 and stop.stdout.strip() == "web:web: ok"
+        assert agent.state("web") == "STOPPED"
+        again = cesi(tmp_path, "--config", str(conf), "ctl", "local", "stop", "web:web")
+        assert again.returncode == 1 and "NOT_RUNNING" in again.stdout
+        table = cesi(tmp_path, "--config", str(conf), "status", "--node", "local")
+        assert table.returncode == 0 and "web:web" in table.stdout and "STOPPED" in table.stdout

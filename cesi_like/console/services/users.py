@@ -1,0 +1,135 @@
+"""Console accounts: one set of rules for the admin pages, the API and the CLI.
+
+Names and passwords are validated here, the last active admin is protected here, and every
+change is recorded here, so no adapter can forget a rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..models import Environment, Role, User
+from ..security import hash_password, password_problem
+from . import Conflict, Invalid, NotFound
+from .activity import Actor, Result, record
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def find(db: Session, username: str) -> User:
+    user: User | None = db.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user {username[:64]!r}")
+    return user
+
+
+def environments(db: Session, names: Sequence[str]) -> list[Environment]:
+    """The named environments, in order; Invalid names the unknown ones."""
+    found = {env.name: env for env in db.scalars(
+        select(Environment).where(Environment.name.in_(list(names))))}
+    missing = sorted(set(names) - set(found))
+    if missing:
+        raise Invalid(f"unknown environments: {', '.join(missing)}")
+    return [found[name] for name in names]
+
+
+def _role(value: object) -> Role:
+    try:
+        return Role(str(value))
+    except ValueError:
+        raise Invalid("role must be admin, operator or viewer") from None
+
+
+def _password(password: str) -> str:
+    problem = password_problem(password)
+    if problem:
+        raise Invalid(problem)
+    return password
+
+
+def _username(db: Session, username: str, user: User | None = None) -> str:
+    if not USERNAME.match(username):
+        raise Invalid("usernames are 1 to 64 letters, digits, '.', '_' or '-'")
+    clash = db.scalar(select(User).where(User.username == username))
+    if clash is not None and clash is not user:
+        raise Conflict(f"user {username} exists")
+    return username
+
+
+def active_admins(db: Session) -> int:
+    return db.scalar(select(func.count(User.id)).where(
+        User.role == Role.ADMIN.value, User.active.is_(True))) or 0
+
+
+def last_admin_problem(db: Session, user: User, role: str, active: bool) -> str | None:
+    """Refuse to leave the console without an active admin."""
+    losing = user.role == Role.ADMIN.value and user.active and (
+        role != Role.ADMIN.value or not active)
+    if losing and active_admins(db) <= 1:
+        return "This is the last active admin: make another admin first."
+    return None
+
+
+def create(db: Session, actor: Actor, username: str, password: str, role: object = "viewer",
+           scope: Sequence[Environment] = (), active: bool = True) -> User:
+    """A new account (not committed)."""
+    user = User(username=_username(db, username), role=_role(role).value,
+                password_hash=hash_password(_password(password)), active=active)
+    user.scope = list(scope)
+    db.add(user)
+    record(db, actor, "user.create", username, detail=f"role={user.role}")
+    return user
+
+
+def update(db: Session, actor: Actor, user: User, *, username: str | None = None,
+           role: object = None, active: bool | None = None, password: str | None = None,
+           scope: Sequence[Environment] | None = None) -> list[str]:
+    """Change what is given (not committed); returns the changes, as recorded. Everything is
+    checked before anything changes, so a refusal leaves the user as it was (and the caller
+    may commit the refusal's record)."""
+    new_role = _role(role).value if role is not None else user.role
+    new_active = user.active if active is None else active
+    if username is not None:
+        _username(db, username, user)
+    if password:
+        _password(password)
+    problem = last_admin_problem(db, user, new_role, new_active)
+    if problem:
+        record(db, actor, "user.update", user.username, Result.DENIED, problem)
+        raise Conflict(problem)
+    changes = []
+    if username is not None and username != user.username:
+        changes.append(f"renamed from {user.username}")
+        user.username = username
+    if new_role != user.role:
+        changes.append(f"role {user.role}->{new_role}")
+        user.role = new_role
+    if new_active != user.active:
+        changes.append("enabled" if new_active else "disabled")
+        user.active = new_active
+        user.session_version += 1  # a disabled user is logged out everywhere
+    if password:
+        user.password_hash = hash_password(password)
+        user.session_version += 1
+        changes.append("password reset")
+    if scope is not None and [e.id for e in scope] != [e.id for e in user.scope]:
+        user.scope = list(scope)
+        changes.append("environments " + (",".join(e.name for e in scope) or "all"))
+    record(db, actor, "user.update", user.username, detail=", ".join(changes))
+    return changes
+
+
+def delete(db: Session, actor: Actor, user: User) -> None:
+    """Remove an account (not committed); never the last active admin, never oneself."""
+    problem = last_admin_problem(db, user, "", False)
+    if problem is None and actor.user is not None and actor.user.id == user.id:
+        problem = "You cannot delete yourself."
+    if problem:
+        record(db, actor, "user.delete", user.username, Result.DENIED, problem)
+        raise Conflict(problem)
+    db.delete(user)
+    record(db, actor, "user.delete", user.username)
