@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-fleet clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: $(BIN)/.installed
 ## bench: agent vs supervisord, side by side (see bench/README.md)
 bench: $(BIN)/.installed
 	$(BIN)/python bench/agent_vs_supervisord.py
+
+## bench-fleet: the console's fleet status vs CESI-style sequential polling (bench/fleet.py)
+bench-fleet: $(BIN)/.installed
+	$(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache run

@@ -163,6 +163,7 @@ def concurrent(base: str, token: str, expected: int, clients: int = 50,
                each: int = 5) -> tuple[int, int]:
     errors = wrong = 0
     lock = threading.Lock()
+    seen: list[str] = []
 
     def client() -> None:
         nonlocal errors, wrong
@@ -172,18 +173,25 @@ def concurrent(base: str, token: str, expected: int, clients: int = 50,
                 response = session.get(f"{base}/api/v1/processes",
                                        headers={"Authorization": f"Bearer {token}"}, timeout=60)
                 ok = response.status_code == 200
-                right = ok and len(response.json()) == expected
-            except requests.RequestException:
+                count = len(response.json()) if ok else -1
+                right = count == expected
+                what = f"HTTP {response.status_code}" if not ok else f"{count} rows"
+            except requests.RequestException as exc:
                 ok = right = False
+                what = type(exc).__name__
             with lock:
                 errors += not ok
                 wrong += ok and not right
+                if not right and len(seen) < 5:
+                    seen.append(what)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if seen:
+        print(f"concurrent: first problems: {seen}", file=sys.stderr)
     return errors, wrong
 
 

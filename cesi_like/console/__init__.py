@@ -81,8 +81,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                               app.config["CESI_NODE_MAX_BYTES"])
     if app.config["CESI_POLLER"]:
         start_poller(app, standby=app.config["CESI_POLLER"] == "standby")
-    csrf.init_app(app)
     _register(app)
+    csrf.init_app(app)  # after the login gate: an anonymous POST is sent to /login, not a 400
     return app
 
 

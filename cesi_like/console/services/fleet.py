@@ -164,14 +164,21 @@ def view(db: Session, nodes: Sequence[Node], freshness: Freshness,
         select(NodeStatus).where(NodeStatus.node_id.in_(ids))
         .options(defer(NodeStatus.processes)))} if ids else {}
     cache = cache or SnapshotCache()
-    missing = [i for i, s in statuses.items() if cache.get(i, s.last_ok) is None]
-    loaded: dict[int, list[dict[str, Any]]] = {}
+    # take each hit now: another request may replace the entry with a newer poll meanwhile
+    found: dict[int, list[dict[str, Any]]] = {}
+    missing = []
+    for node_id, known in statuses.items():
+        cached = cache.get(node_id, known.last_ok)
+        if cached is None:
+            missing.append(node_id)
+        else:
+            found[node_id] = cached
     for start in range(0, len(missing), 500):  # stay under every database's parameter limit
         for node_id, last_ok, text in db.execute(
                 select(NodeStatus.node_id, NodeStatus.last_ok, NodeStatus.processes)
                 .where(NodeStatus.node_id.in_(missing[start:start + 500]))):
-            loaded[node_id] = json.loads(text)  # perhaps a poll newer than `statuses`
-            cache.put(node_id, last_ok, loaded[node_id])
+            found[node_id] = json.loads(text)  # perhaps a poll newer than `statuses`
+            cache.put(node_id, last_ok, found[node_id])
     now = utcnow()
     views = []
     for node in nodes:
@@ -188,8 +195,7 @@ def view(db: Session, nodes: Sequence[Node], freshness: Freshness,
             polled_at=status.polled_at if status else None, last_ok=last_ok,
             version=status.version if status else None,
             stale=freshness.stale(state, last_ok, now),
-            processes=(loaded.get(node.id) or cache.get(node.id, last_ok) or [])
-            if status else []))
+            processes=found.get(node.id, [])))
     return views
 
 
