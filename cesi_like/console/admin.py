@@ -155,6 +155,9 @@ def _save_node(db: Session, node: Node, form: NodeForm) -> None:
     elif form.clear_password.data:
         node.password = None
     node.enabled = bool(form.enabled.data)
+    node.verify_tls = bool(form.verify_tls.data)
+    node.ca_file = form.ca_file.data or None
+    node.client_cert = form.client_cert.data or None
     node.notes = form.notes.data or ""
     node.environments = [db.get(Environment, i) for i in form.environments.data or []]  # type: ignore[misc]
 

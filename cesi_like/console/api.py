@@ -120,16 +120,17 @@ def _apply_node(db: Session, node: Node, data: dict[str, Any], creating: bool) -
                                 data.get("port"))
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
-    for key in ("username", "password", "notes"):
+    for key in ("username", "password", "notes", "ca_file", "client_cert"):
         if key in data:
             value = _text(data, key)
             setattr(node, key, value if value or key == "notes" else None)
     if node.notes is None:
         node.notes = ""
-    if "enabled" in data:
-        if not isinstance(data["enabled"], bool):
-            raise ApiError(400, "enabled must be true or false")
-        node.enabled = data["enabled"]
+    for flag in ("enabled", "verify_tls"):
+        if flag in data:
+            if not isinstance(data[flag], bool):
+                raise ApiError(400, f"{flag} must be true or false")
+            setattr(node, flag, data[flag])
     if "environments" in data:
         node.environments = _environments(db, data["environments"])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from sqlalchemy import select
@@ -28,13 +30,13 @@ def init_app(app: Flask) -> None:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    """Session ids are `<id>.<session_version>`: a password change or a disable bumps the
-    version, which logs out every session of that user, in every worker."""
-    number, _, version = user_id.partition(".")
-    if not number.isdigit() or not version.isdigit():
+    """Session ids are `<id>.<session token>`: logout, a password or role change and a disable
+    give the user a new random token, which ends every session issued before, in every worker."""
+    number, _, token = user_id.partition(".")
+    if not number.isdigit() or not token or len(number) > 18:
         return None
     user = database.session().get(User, int(number))
-    if user is None or not user.active or user.session_version != int(version):
+    if user is None or not user.active or not hmac.compare_digest(user.session_token, token):
         return None
     return user
 
@@ -86,6 +88,9 @@ def login() -> str | Response | tuple[str, int]:
 @login_required
 def logout() -> Response:
     db = database.session()
+    user = db.get(User, current_user.id)
+    if user is not None:
+        user.end_sessions()  # the saved cookies stop working too, not only this browser's copy
     record(db, "logout", target=current_user.username)
     db.commit()
     logout_user()
@@ -107,7 +112,7 @@ def password() -> str | Response:
             db.commit()
             return render_template("auth/password.html", form=form)
         user.password_hash = hash_password(form.new.data or "")
-        user.session_version += 1
+        user.end_sessions()
         record(db, "password.change", target=user.username)
         db.commit()
         login_user(user)  # keep this session, with the new version

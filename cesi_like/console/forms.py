@@ -48,6 +48,10 @@ class NodeForm(FlaskForm):
     password = PasswordField("Password (leave empty to keep)",
                              validators=[Optional(), Length(max=256)])
     clear_password = BooleanField("Remove the stored password")
+    verify_tls = BooleanField("Verify the node's TLS certificate (https)", default=True)
+    ca_file = StringField("CA file on the console host", validators=[Optional(), Length(max=512)])
+    client_cert = StringField("Client certificate (PEM with key) on the console host",
+                              validators=[Optional(), Length(max=512)])
     environments = SelectMultipleField("Environments", coerce=int)
     enabled = BooleanField("Enabled", default=True)
     notes = TextAreaField("Notes", validators=[Optional(), Length(max=2000)])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import secrets
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -84,15 +85,21 @@ class User(UserMixin, Base):
     active: Mapped[bool] = mapped_column(default=True)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     last_login: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
-    # bumped on password change or disable: every session issued before stops working
-    session_version: Mapped[int] = mapped_column(Integer, default=0)
+    # in every session and remember cookie; a new random value on logout, password or role
+    # change and disable ends every session issued before. Random, never a counter: a new user
+    # that gets a deleted user's id (SQLite reuses ids) must not inherit its cookies.
+    session_token: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(16))
     scope: Mapped[list[Environment]] = relationship(
         secondary=user_environments, lazy="selectin", order_by="Environment.name")
     tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True)
 
     def get_id(self) -> str:
-        return f"{self.id}.{self.session_version}"
+        return f"{self.id}.{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """Invalidate every session and remember cookie of this user, in every worker."""
+        self.session_token = secrets.token_hex(16)
 
     @property
     def is_active(self) -> bool:  # flask-login refuses inactive users

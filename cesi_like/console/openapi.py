@@ -51,6 +51,8 @@ NODE_INPUT = {"type": "object", "properties": {
     "name": {"type": "string"}, "url": {"type": "string"}, "host": {"type": "string"},
     "port": {"type": ["integer", "string"]}, "username": {"type": "string"},
     "password": {"type": "string", "writeOnly": True}, "enabled": {"type": "boolean"},
+    "verify_tls": {"type": "boolean"}, "ca_file": {"type": "string"},
+    "client_cert": {"type": "string"},
     "notes": {"type": "string"}, "environments": {"type": "array", "items": {"type": "string"}}}}
 ENVIRONMENT = {"type": "object", "properties": {
     "name": {"type": "string"}, "description": {"type": "string"},

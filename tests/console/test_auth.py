@@ -165,3 +165,57 @@ def test_api_with_a_session_needs_the_csrf_header(app: Flask, client: FlaskClien
     assert client.post("/api/v1/environments", json=body).status_code == 400
     created = client.post("/api/v1/environments", json=body, headers={"X-CSRFToken": token})
     assert created.status_code == 201
+
+
+def _copy_cookies(source: FlaskClient, target: FlaskClient) -> None:
+    for name in ("session", "remember_token"):
+        cookie = source.get_cookie(name)
+        if cookie is not None:
+            target.set_cookie(name, cookie.value)
+
+
+def test_a_deleted_users_cookie_never_logs_in_as_a_new_user(app: Flask) -> None:
+    """#8.1: SQLite reuses a deleted user's id; the old cookie must not fit the new user."""
+    from cesi_like.console.security import hash_password
+
+    victim = app.test_client()
+    token = csrf_from(victim.get("/login").get_data(as_text=True))
+    victim.post("/login", data={"username": "viewer", "password": PASSWORD, "remember": "y",
+                                "csrf_token": token})
+    saved = app.test_client()
+    _copy_cookies(victim, saved)
+    assert saved.get("/").status_code == 200
+    with database.standalone(app) as db:
+        old = db.scalar(select(User).where(User.username == "viewer"))
+        assert old is not None
+        old_id = old.id
+        db.delete(old)
+        db.commit()
+        db.add(User(id=old_id, username="newadmin", role="admin",
+                    password_hash=hash_password(PASSWORD)))
+        db.commit()
+    replay = app.test_client()
+    _copy_cookies(saved, replay)
+    assert replay.get("/").status_code == 302  # to /login: neither cookie fits
+    assert replay.get("/admin/users").status_code == 302
+
+
+def test_logout_ends_the_session_on_the_server(app: Flask) -> None:
+    """#8.2: a session or remember cookie saved before logout is dead after it."""
+    browser = app.test_client()
+    token = csrf_from(browser.get("/login").get_data(as_text=True))
+    browser.post("/login", data={"username": "op", "password": PASSWORD, "remember": "y",
+                                 "csrf_token": token})
+    saved = app.test_client()
+    _copy_cookies(browser, saved)
+    assert saved.get("/").status_code == 200
+    token = csrf_from(browser.get("/account/password").get_data(as_text=True))
+    assert browser.post("/logout", data={"csrf_token": token}).status_code == 302
+    replay = app.test_client()
+    _copy_cookies(saved, replay)
+    assert replay.get("/").status_code == 302
+    only_remember = app.test_client()
+    remember = saved.get_cookie("remember_token")
+    assert remember is not None
+    only_remember.set_cookie("remember_token", remember.value)
+    assert only_remember.get("/").status_code == 302

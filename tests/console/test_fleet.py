@@ -345,3 +345,24 @@ def test_a_stopped_node_is_hung_and_keeps_its_last_processes(tmp_path: Path) -> 
         finally:
             os.kill(sup.proc.pid, signal.SIGCONT)
             app.extensions["cesi_engine"].dispose()
+
+
+def test_tls_settings_through_the_api(fleet_app: Flask, nodes: dict[str, Any]) -> None:
+    client = fleet_app.test_client()
+    admin = bearer(fleet_app, "admin")
+    created = client.post("/api/v1/nodes", headers=admin, json={
+        "name": "tls2", "url": nodes["tls_url"]})
+    assert created.status_code == 201 and created.get_json()["verify_tls"] is True
+
+    def state() -> dict[str, Any]:
+        listed = {n["name"]: n for n in client.get("/api/v1/nodes", headers=admin).get_json()}
+        return listed["tls2"]
+
+    assert state()["state"] == "error" and "certificate" in state()["reason"]
+    client.patch("/api/v1/nodes/tls2", headers=admin, json={"verify_tls": False})
+    assert state()["state"] == "online"
+    client.patch("/api/v1/nodes/tls2", headers=admin, json={
+        "verify_tls": True, "ca_file": nodes["ca_file"]})
+    assert state()["state"] == "online"
+    bad = client.patch("/api/v1/nodes/tls2", headers=admin, json={"verify_tls": "yes"})
+    assert bad.status_code == 400

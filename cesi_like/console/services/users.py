@@ -108,13 +108,14 @@ def update(db: Session, actor: Actor, user: User, *, username: str | None = None
     if new_role != user.role:
         changes.append(f"role {user.role}->{new_role}")
         user.role = new_role
+        user.end_sessions()  # the new role applies from a fresh login
     if new_active != user.active:
         changes.append("enabled" if new_active else "disabled")
         user.active = new_active
-        user.session_version += 1  # a disabled user is logged out everywhere
+        user.end_sessions()  # a disabled user is logged out everywhere
     if password:
         user.password_hash = hash_password(password)
-        user.session_version += 1
+        user.end_sessions()
         changes.append("password reset")
     if scope is not None and [e.id for e in scope] != [e.id for e in user.scope]:
         user.scope = list(scope)
