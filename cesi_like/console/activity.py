@@ -76,11 +76,12 @@ def index() -> str:
                 query = query.where(compare(datetime.datetime.fromisoformat(filters[key])))
             except ValueError:
                 flash(f"Ignored {key}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM.", "error")
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), 10**9)
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     entries = db.scalars(query.order_by(ActivityLog.time.desc(), ActivityLog.id.desc())
                          .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    page = min(page, pages)
     return render_template("activity/index.html", entries=entries, filters=filters,
                            page=page, pages=pages, total=total)
 

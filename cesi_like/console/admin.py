@@ -39,6 +39,8 @@ def _environment_choices(db: Session) -> list[SelectChoice]:
 
 
 def _get(db: Session, model: type, ident: int) -> object:
+    if not 0 < ident < 2**63:  # what no database id can be is simply not found
+        abort(404)
     item = db.get(model, ident)
     if item is None:
         abort(404)

@@ -3,6 +3,7 @@ writes) or `Authorization: Bearer <token>`; every error is JSON with a message."
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -57,7 +58,10 @@ def _csrf_for_sessions() -> None:
 
 
 def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # `[[[[...` fifty thousand deep
+        raise ApiError(400, "the JSON nests too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "send a JSON object (Content-Type: application/json)")
     return data
@@ -71,7 +75,24 @@ def _text(data: dict[str, Any], key: str, required: bool = False) -> str | None:
         return None
     if not isinstance(value, str):
         raise ApiError(400, f"{key} must be a string")
+    if "\0" in value or (not value.isprintable() and key not in ("notes", "description")):
+        raise ApiError(400, f"{key} must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
+        raise ApiError(400, f"{key} must be valid Unicode text") from None
     return value.strip()
+
+
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _name(data: dict[str, Any], required: bool = True) -> str | None:
+    """Node and environment names: what the forms accept, the API accepts (and no more)."""
+    name = _text(data, "name", required)
+    if name is not None and not NAME.match(name):
+        raise ApiError(400, "name: 1 to 64 letters, digits, '.', '_' or '-'")
+    return name
 
 
 def _environments(db: Session, names: Any) -> list[Environment]:
@@ -100,7 +121,7 @@ def node_json(node: Node) -> dict[str, Any]:
 def create_node() -> tuple[Response, int]:
     db = database.session()
     data = _body()
-    name = _text(data, "name", required=True) or ""
+    name = _name(data) or ""
     if db.scalar(select(Node).where(Node.name == name)):
         raise ApiError(409, f"node {name} exists")
     node = Node(name=name)
@@ -141,7 +162,7 @@ def update_node(name: str) -> Response:
     db = database.session()
     node = node_in_scope(db, current_user, name)
     data = _body()
-    new_name = _text(data, "name")
+    new_name = _name(data, required=False)
     if new_name and new_name != name:
         if db.scalar(select(Node).where(Node.name == new_name)):
             raise ApiError(409, f"node {new_name} exists")
@@ -187,7 +208,7 @@ def list_environments() -> Response:
 def create_environment() -> tuple[Response, int]:
     db = database.session()
     data = _body()
-    name = _text(data, "name", required=True) or ""
+    name = _name(data) or ""
     if db.scalar(select(Environment).where(Environment.name == name)):
         raise ApiError(409, f"environment {name} exists")
     env = Environment(name=name, description=_text(data, "description") or "")

@@ -80,8 +80,8 @@ def stable_secret_key(db: Session) -> str:
 
 def safe_next(target: str | None, default: str) -> str:
     """Only same-site paths: no scheme, no host, no `//evil` (no open redirect)."""
-    if not target:
-        return default
+    if not target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return default  # CR/LF would split the Location header
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return default
@@ -98,6 +98,7 @@ def require_role(role: Role) -> Callable[[F], F]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if not current_user.is_authenticated or not current_user.has_role(role):
+                _record_denied(role)
                 abort(403)
             return view(*args, **kwargs)
 
@@ -106,9 +107,17 @@ def require_role(role: Role) -> Callable[[F], F]:
     return decorate
 
 
-def visible_nodes(db: Session, user: User) -> list[Node]:
-    nodes = db.scalars(select(Node).order_by(Node.name)).all()
-    return [node for node in nodes if user.may_see(node)]
+def _record_denied(role: Role) -> None:
+    """A refused attempt is activity worth seeing (someone probing, or a role set too low)."""
+    from flask import request
+
+    from . import db as database
+    from .activity import record
+
+    db = database.session()
+    record(db, "denied", target=f"{request.method} {request.path}"[:256], result="denied",
+           detail=f"needs the {role.value} role")
+    db.commit()
 
 
 def node_in_scope(db: Session, user: User, name: str) -> Node:

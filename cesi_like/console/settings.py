@@ -107,19 +107,28 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
     return value
 
 
-def node_url(name: str, url: str | None, host: str | None, port: str | int | None) -> str:
-    """A node's URL: `url=` as given (http, https, unix), else http://host:port."""
-    if url:
-        if not url.startswith(("http://", "https://", "unix://")):
-            raise ValueError(f"node {name}: url must start with http://, https:// or unix://")
-        return url
-    if not host:
-        raise ValueError(f"node {name}: needs host (and port) or url")
+def node_url(name: str, url: str | None, host: str | None, port: object) -> str:
+    """A node's URL: `url=` as given (http, https, unix), else http://host:port; checked the
+    way the node client will use it (no credentials in it, a real port). ValueError says why."""
+    from ..supervisor_rpc.node import endpoint
+
+    if not url:
+        if not host:
+            raise ValueError(f"node {name}: needs host (and port) or url")
+        try:
+            number = int(port or 9001)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            number = -1
+        if isinstance(port, bool) or not 0 < number < 65536:
+            raise ValueError(f"node {name}: not a valid port: {str(port)[:20]!r}")
+        url = f"http://{host}:{number}"
+    if len(url) > 512:
+        raise ValueError(f"node {name}: the URL is longer than 512 characters")
     try:
-        number = int(port or 9001)
-    except ValueError:
-        raise ValueError(f"node {name}: not a valid port: {port!r}") from None
-    return f"http://{host}:{number}"
+        endpoint(url)
+    except ValueError as exc:
+        raise ValueError(f"node {name}: {exc}") from None
+    return url
 
 
 def read_cesi_ini(path: str) -> Settings:

@@ -87,7 +87,7 @@ def endpoint(url: str) -> str:
             raise ValueError("unix:// URLs need an absolute socket path")
         return unix_url(path)
     if parts.scheme not in ("http", "https"):
-        raise ValueError("the URL must start with http://, https:// or unix://")
+        raise ValueError("url must start with http://, https:// or unix://")
     if parts.username is not None or parts.password is not None:
         raise ValueError("credentials in the URL: use the node's username and password")
     if not parts.hostname:

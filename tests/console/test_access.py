@@ -148,3 +148,16 @@ def test_no_inline_script_built_from_data(app: Flask, client: FlaskClient) -> No
         assert "onsubmit" not in html and "onclick" not in html and "<script>" not in html
     html = client.get("/admin/nodes").get_data(as_text=True)
     assert 'data-confirm="Delete node x&#39;+alert(document.domain)+&#39;?"' in html
+
+
+def test_denied_requests_are_recorded(app: Flask, client: FlaskClient) -> None:
+    """#8.11: a 403 is activity too."""
+    login(client, "viewer")
+    assert client.get("/admin/users").status_code == 403
+    headers = {"Authorization": f"Bearer {token_for(app, 'op')}"}
+    assert app.test_client().delete("/api/v1/users/viewer", headers=headers).status_code == 403
+    with database.standalone(app) as db:
+        denied = [(e.username, e.target, e.result) for e in db.scalars(
+            select(ActivityLog).where(ActivityLog.action == "denied"))]
+    assert ("viewer", "GET /admin/users", "denied") in denied
+    assert ("op", "DELETE /api/v1/users/viewer", "denied") in denied

@@ -130,3 +130,43 @@ def test_action_on_a_hung_node_fails_within_the_node_timeout(
         assert nodes["frozen"]["state"] == "hung"
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize("body,why", [
+    ({"name": "", "host": "h"}, "name"),
+    ({"name": "x" * 100_000, "host": "h"}, "name"),
+    ({"name": "a\x00b", "host": "h"}, "control characters"),
+    ({"name": "bad name!", "host": "h"}, "name"),
+    ({"name": "n1", "host": "h", "port": -1}, "not a valid port"),
+    ({"name": "n1", "host": "h", "port": 99999999}, "not a valid port"),
+    ({"name": "n1", "host": "h", "port": [1]}, "not a valid port"),
+    ({"name": "n1", "url": "http://user:pw@h:9001"}, "credentials"),
+    ({"name": "\ud800", "host": "h"}, "name"),
+    ({"name": "n1", "host": "h", "notes": "\ud800"}, "valid Unicode"),
+])
+def test_node_input_is_validated(client: FlaskClient, admin: dict[str, str],
+                                 body: dict[str, object], why: str) -> None:
+    """#8.6 and #8.7: the API checks what the form checks; absurd input is a clear 400."""
+    import json
+
+    response = client.post("/api/v1/nodes", headers=admin, content_type="application/json",
+                           data=json.dumps(body))
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert why in response.get_json()["error"]
+    assert client.get("/api/v1/nodes", headers=admin).get_json()[-1]["name"] != "n1"
+
+
+def test_absurd_requests_are_4xx(client: FlaskClient, admin: dict[str, str]) -> None:
+    from .conftest import login
+
+    deep = client.post("/api/v1/nodes", headers=admin, content_type="application/json",
+                       data="[" * 50_000)
+    assert deep.status_code == 400 and deep.is_json
+    role = client.post("/api/v1/users", headers=admin, json={
+        "username": "r1", "password": "long enough 1", "role": ["admin"]})
+    assert role.status_code == 400 and "role" in role.get_json()["error"]
+    login(client)
+    assert client.get(f"/admin/users/{2**64}").status_code == 404
+    assert client.get(f"/admin/nodes/{2**63}").status_code == 404
+    assert client.get(f"/activity/?page={2**70}").status_code == 200
+    assert client.get("/login?next=/%0d%0aSet-Cookie:x=1").status_code == 302
