@@ -51,6 +51,16 @@ def locate(db: Session, actor: Actor, node_name: str) -> NodeAddress:
     return address(node)
 
 
+def _call(client: NodeClient, peer: NodeAddress, method: str, *params: Any) -> Any:
+    """A log method's answer; its fault (no such process, no log file) is a NotFound."""
+    try:
+        return client.call(peer, method, *params)
+    except xmlrpc.client.Fault as fault:
+        raise NotFound(fault_text(fault)) from None
+    except NodeError as exc:
+        raise NodeFailed(f"node {peer.name} is {exc.state}: {exc.reason}") from None
+
+
 def tail(client: NodeClient, peer: NodeAddress, spec: str, stream: str = "stdout",
          offset: Any = 0, length: Any = 64 * 1024) -> dict[str, Any]:
     """`{data, offset, overflow}` as Supervisor's tailProcess*Log gives it: ask again with the
@@ -59,12 +69,7 @@ def tail(client: NodeClient, peer: NodeAddress, spec: str, stream: str = "stdout
     method = f"supervisor.tailProcess{_stream(stream)}Log"
     start = _number(offset, "offset", 0, 2**31 - 1)
     size = _number(length, "length", 1, MAX_TAIL)
-    try:
-        answer = client.call(peer, method, name, start, size)
-    except xmlrpc.client.Fault as fault:
-        raise NotFound(fault_text(fault)) from None
-    except NodeError as exc:
-        raise NodeFailed(f"node {peer.name} is {exc.state}: {exc.reason}") from None
+    answer = _call(client, peer, method, name, start, size)
     if (not isinstance(answer, list) or len(answer) != 3 or not isinstance(answer[0], str)
             or not isinstance(answer[1], int) or isinstance(answer[1], bool)
             or not isinstance(answer[2], bool)):
@@ -91,12 +96,7 @@ def download(client: NodeClient, peer: NodeAddress, spec: str,
     chunk = max(1024, min(CHUNK, client.max_bytes // 8))
 
     def read(offset: int) -> str:
-        try:
-            data = client.call(peer, method, name, offset, chunk)
-        except xmlrpc.client.Fault as fault:
-            raise NotFound(fault_text(fault)) from None
-        except NodeError as exc:
-            raise NodeFailed(f"node {peer.name} is {exc.state}: {exc.reason}") from None
+        data = _call(client, peer, method, name, offset, chunk)
         if not isinstance(data, str):
             raise NodeFailed(f"node {peer.name} is error: {method}: malformed answer")
         return data
