@@ -63,7 +63,8 @@ def list_processes() -> Response:
     return Response("[" + ",".join(parts) + "]", mimetype="application/json")
 
 
-@bp.post("/nodes/<name>/processes/<spec>/<action>")
+@bp.post("/nodes/<name>/processes/<spec>/"
+         "<any(start, stop, restart, signal, 'clear-logs'):action>")
 def process_action(name: str, spec: str, action: str) -> tuple[Response, int]:
     """start|stop|restart|signal|clear-logs on group:name, group:* or * (operator)."""
     body = request.get_json(silent=True) if request.content_length else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
@@ -40,9 +40,13 @@ def init_app(app: Flask) -> None:
         return _respond(exc.status, titles.get(exc.status, "Bad request"), exc.message)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Response | str, int]:
+    def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        return _respond(status, exc.name, exc.description or exc.name)
+        response = make_response(_respond(status, exc.name, exc.description or exc.name))
+        for name, value in exc.get_headers():  # e.g. a 405's Allow, a 401's WWW-Authenticate
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response | str, int]:

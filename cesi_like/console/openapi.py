@@ -47,9 +47,12 @@ LOG = {"type": "object", "properties": {"data": {"type": "string"},
                                         "offset": {"type": "integer"},
                                         "overflow": {"type": "boolean"}},
        "required": ["data", "offset", "overflow"]}
+NAME_PATTERN = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}
 NODE_INPUT = {"type": "object", "properties": {
-    "name": {"type": "string"}, "url": {"type": "string"}, "host": {"type": "string"},
-    "port": {"type": ["integer", "string"]}, "username": {"type": "string"},
+    "name": NAME_PATTERN, "url": {"type": "string", "pattern": "^(https?|unix)://"},
+    "host": {"type": "string", "pattern": "^[A-Za-z0-9.-]{1,253}$"},
+    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+    "username": {"type": "string"},
     "password": {"type": "string", "writeOnly": True}, "enabled": {"type": "boolean"},
     "verify_tls": {"type": "boolean"}, "ca_file": {"type": "string"},
     "client_cert": {"type": "string"},
@@ -57,12 +60,16 @@ NODE_INPUT = {"type": "object", "properties": {
 ENVIRONMENT = {"type": "object", "properties": {
     "name": {"type": "string"}, "description": {"type": "string"},
     "nodes": {"type": "array", "items": {"type": "string"}}}}
+ENVIRONMENT_INPUT = {"type": "object", "properties": {
+    "name": NAME_PATTERN, "description": {"type": "string"},
+    "nodes": {"type": "array", "items": {"type": "string"}}}}
 USER = {"type": "object", "properties": {
     "username": {"type": "string"}, "role": {"enum": ["admin", "operator", "viewer"]},
     "active": {"type": "boolean"}, "environments": {"type": "array", "items": {"type": "string"}},
     "created": {"type": "string"}, "last_login": {"type": ["string", "null"]}}}
 USER_INPUT = {"type": "object", "properties": {
-    "username": {"type": "string"}, "password": {"type": "string", "writeOnly": True},
+    "username": NAME_PATTERN,
+    "password": {"type": "string", "writeOnly": True, "minLength": 8, "maxLength": 256},
     "role": {"enum": ["admin", "operator", "viewer"]}, "active": {"type": "boolean"},
     "environments": {"type": "array", "items": {"type": "string"}}}}
 
@@ -110,6 +117,7 @@ def document() -> dict[str, Any]:
             "/api/v1/nodes/{name}": {
                 "parameters": [_name("name")],
                 "patch": _op("Change a node (admin)", _json(NODE), NODE_INPUT),
+                "put": _op("Same as PATCH", _json(NODE), NODE_INPUT),
                 "delete": {"summary": "Delete a node (admin)",
                            "responses": {"204": {"description": "deleted"}, **ERRORS}}},
             "/api/v1/processes": {
@@ -143,11 +151,13 @@ def document() -> dict[str, Any]:
                             "text/plain": {"schema": {"type": "string"}}}}, **ERRORS}}},
             "/api/v1/environments": {
                 "get": _op("Environments in your scope", listing(ENVIRONMENT)),
-                "post": _op("Add an environment (admin)", _json(ENVIRONMENT), ENVIRONMENT,
+                "post": _op("Add an environment (admin)", _json(ENVIRONMENT), ENVIRONMENT_INPUT,
                             "201")},
             "/api/v1/environments/{name}": {
                 "parameters": [_name("name")],
-                "patch": _op("Change an environment (admin)", _json(ENVIRONMENT), ENVIRONMENT),
+                "patch": _op("Change an environment (admin)", _json(ENVIRONMENT),
+                             ENVIRONMENT_INPUT),
+                "put": _op("Same as PATCH", _json(ENVIRONMENT), ENVIRONMENT_INPUT),
                 "delete": {"summary": "Delete an environment (admin)",
                            "responses": {"204": {"description": "deleted"}, **ERRORS}}},
             "/api/v1/users": {
@@ -156,6 +166,7 @@ def document() -> dict[str, Any]:
             "/api/v1/users/{username}": {
                 "parameters": [_name("username")],
                 "patch": _op("Change a user (admin)", _json(USER), USER_INPUT),
+                "put": _op("Same as PATCH", _json(USER), USER_INPUT),
                 "delete": {"summary": "Delete a user (admin)",
                            "responses": {"204": {"description": "deleted"}, **ERRORS}}},
         },
