@@ -7,6 +7,7 @@ config file and the environment, in that order of precedence (argument first).
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 import secrets
 import sys
@@ -18,6 +19,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from ..supervisor_rpc.node import NodeClient
@@ -63,11 +65,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_DURATION=datetime.timedelta(days=settings.remember_days),
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead of a clock
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.config.update(overrides)
     app.session_interface = _SessionInterface()
+    if settings.trusted_proxies:  # https and client addresses as the proxy saw them
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore[method-assign]
+                                x_host=hops)
     if app.config["CESI_AUTO_MIGRATE"]:
         database.upgrade(app.config["CESI_DATABASE"])
     database.init_app(app, app.config["CESI_DATABASE"])
@@ -123,6 +130,8 @@ def _register(app: Flask) -> None:
         templates_util,
     )
 
+    # after_request hooks run last-registered first: this one must see flask-login's cookie
+    app.after_request(_secure_remember_cookie)
     auth.init_app(app)
     for blueprint in (auth.bp, fleet_views.bp, admin.bp, activity.bp, api.bp):
         app.register_blueprint(blueprint)
@@ -140,6 +149,18 @@ def _register(app: Flask) -> None:
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
                            "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
                            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def _secure_remember_cookie(response: Response) -> Response:
+    """flask-login's remember cookie takes its Secure flag from static config; mark it Secure
+    whenever this request came over https, as the session cookie is."""
+    if request.is_secure:
+        cookies = response.headers.getlist("Set-Cookie")
+        if any(c.startswith("remember_token=") and "; Secure" not in c for c in cookies):
+            response.headers.setlist("Set-Cookie", [
+                f"{c}; Secure" if c.startswith("remember_token=") and "; Secure" not in c
+                else c for c in cookies])
+    return response
 
 
 def _security_headers(response: Response) -> Response:

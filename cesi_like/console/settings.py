@@ -49,6 +49,8 @@ class Settings:
     poll_concurrency: int = 32  # nodes polled at once
     node_max_bytes: int = 8 * 1024 * 1024  # the largest answer read from a node
     action_timeout: float = 60.0  # start/stop wait for startsecs/stopwaitsecs on the node
+    remember_days: float = 14.0  # how long "Remember me" keeps a browser logged in
+    trusted_proxies: int = 0  # reverse proxies whose X-Forwarded-* headers are believed
     nodes: tuple[NodeSpec, ...] = ()
     environments: dict[str, tuple[str, ...]] = field(default_factory=dict)
     path: str | None = None
@@ -56,9 +58,10 @@ class Settings:
 
 _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "name",
               "admin_username", "admin_password", "node_timeout", "poll_interval",
-              "poll_concurrency", "node_max_bytes", "action_timeout"}
-_FLOATS = {"node_timeout", "poll_interval", "action_timeout"}
-_INTS = {"poll_concurrency", "node_max_bytes"}
+              "poll_concurrency", "node_max_bytes", "action_timeout", "remember_days",
+              "trusted_proxies"}
+_FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days"}
+_INTS = {"poll_concurrency", "node_max_bytes", "trusted_proxies"}
 
 
 def find_config(explicit: str | None, environ: Mapping[str, str]) -> str | None:
@@ -99,7 +102,8 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
             return port
         if key in _FLOATS or key in _INTS:
             number = float(value) if key in _FLOATS else int(value)
-            if not 0 < number < 10**9:
+            lowest = 0 if key == "trusted_proxies" else 1e-9  # no proxy is a valid answer
+            if not lowest <= number < 10**9:
                 raise ValueError
             return number
     except ValueError:

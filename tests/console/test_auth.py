@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import re
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from flask import Flask
@@ -219,3 +222,37 @@ def test_logout_ends_the_session_on_the_server(app: Flask) -> None:
     assert remember is not None
     only_remember.set_cookie("remember_token", remember.value)
     assert only_remember.get("/").status_code == 302
+
+
+def test_remember_cookie_lasts_14_days_and_is_secure_behind_a_trusted_proxy(
+    tmp_path: Path
+) -> None:
+    """#8.10: Secure when the request is https (directly, or per a trusted proxy's
+    X-Forwarded-Proto), and a two-week life by default (was a year)."""
+    from cesi_like.console import create_app
+    from cesi_like.console.settings import Settings
+
+    https = {"X-Forwarded-Proto": "https", "Referer": "https://localhost/login"}
+    for proxies, headers, secure in ((0, {}, False), (1, https, True), (0, https, False)):
+        app = create_app({"CESI_SETTINGS": Settings(
+            database=f"sqlite:///{tmp_path}/r{proxies}{secure}.db", admin_password=PASSWORD,
+            trusted_proxies=proxies), "TESTING": True})
+        client = app.test_client()
+        token = csrf_from(client.get("/login", headers=headers).get_data(as_text=True))
+        cookie = client.get_cookie("session")
+        assert cookie is not None
+        client.set_cookie("session", cookie.value)  # the proxy's hop to us is plain http
+        response = client.post("/login", headers=headers, data={
+            "username": "admin", "password": PASSWORD, "remember": "y", "csrf_token": token})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        remember = next(c for c in response.headers.getlist("Set-Cookie")
+                        if c.startswith("remember_token="))
+        assert ("; Secure" in remember) is secure, remember
+        session = next(c for c in response.headers.getlist("Set-Cookie")
+                       if c.startswith("session="))
+        assert ("Secure" in session) is secure
+        expires = re.search(r"Expires=([^;]+)", remember)
+        assert expires is not None
+        left = parsedate_to_datetime(expires.group(1)) - datetime.datetime.now(datetime.UTC)
+        assert datetime.timedelta(days=13) < left <= datetime.timedelta(days=14)
+        app.extensions["cesi_engine"].dispose()
