@@ -113,8 +113,11 @@ class User(UserMixin, Base):
         return self.role_enum.rank >= role.rank
 
     def may_see(self, node: Node) -> bool:
-        """Scoped users see only nodes in one of their environments."""
-        if not self.scope:
+        """Scoped users see only nodes in one of their environments. Admins manage the whole
+        console (users, every node and environment, the activity log), so environments never
+        narrow an admin: the rules refuse to give an admin any, and older rows that have some
+        are read the same way everywhere."""
+        if not self.scope or self.role == Role.ADMIN.value:
             return True
         mine = {env.id for env in self.scope}
         return any(env.id in mine for env in node.environments)

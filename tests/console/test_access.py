@@ -161,3 +161,34 @@ def test_denied_requests_are_recorded(app: Flask, client: FlaskClient) -> None:
             select(ActivityLog).where(ActivityLog.action == "denied"))]
     assert ("viewer", "GET /admin/users", "denied") in denied
     assert ("op", "DELETE /api/v1/users/viewer", "denied") in denied
+
+
+def test_admins_are_never_limited_to_environments(app: Flask, client: FlaskClient) -> None:
+    """#8.9: one meaning everywhere: an admin manages the whole console. The rules refuse to
+    scope an admin, and a row that has a scope anyway (older data) is read as unscoped by the
+    API, the pages and the activity log alike."""
+    admin = {"Authorization": f"Bearer {token_for(app, 'admin')}"}
+    refused = client.post("/api/v1/users", headers=admin, json={
+        "username": "boss", "password": "boss password", "role": "admin",
+        "environments": ["dev"]})
+    assert refused.status_code == 400 and "whole console" in refused.get_json()["error"]
+    promoted = client.patch("/api/v1/users/devop", headers=admin, json={"role": "admin"})
+    assert promoted.status_code == 400  # devop has environments: drop them first
+    assert client.patch("/api/v1/users/devop", headers=admin, json={
+        "role": "admin", "environments": []}).status_code == 200
+    with database.standalone(app) as db:  # an admin scoped by older data
+        from cesi_like.console.models import Environment
+
+        legacy = db.scalar(select(User).where(User.username == "devop"))
+        dev = db.scalar(select(Environment).where(Environment.name == "dev"))
+        assert legacy is not None and dev is not None
+        legacy.scope = [dev]
+        db.commit()
+    scoped = {"Authorization": f"Bearer {token_for(app, 'devop')}"}
+    assert client.patch("/api/v1/nodes/web1", headers=scoped,
+                        json={"notes": "prod node"}).status_code == 200
+    names = {n["name"] for n in client.get("/api/v1/nodes", headers=scoped).get_json()}
+    assert names == {"web1", "dev1"}
+    login(client, "devop")
+    assert client.get("/nodes/web1").status_code == 200
+    assert client.get("/activity/").status_code == 200

@@ -74,9 +74,19 @@ def last_admin_problem(db: Session, user: User, role: str, active: bool) -> str 
     return None
 
 
+ADMIN_SCOPE = ("admins manage the whole console and cannot be limited to environments: "
+               "leave the environments empty, or make this user an operator")
+
+
+def _scoped_admin(role: str, scope: Sequence[Environment]) -> None:
+    if role == Role.ADMIN.value and scope:
+        raise Invalid(ADMIN_SCOPE)
+
+
 def create(db: Session, actor: Actor, username: str, password: str, role: object = "viewer",
            scope: Sequence[Environment] = (), active: bool = True) -> User:
     """A new account (not committed)."""
+    _scoped_admin(_role(role).value, scope)
     user = User(username=_username(db, username), role=_role(role).value,
                 password_hash=hash_password(_password(password)), active=active)
     user.scope = list(scope)
@@ -97,6 +107,7 @@ def update(db: Session, actor: Actor, user: User, *, username: str | None = None
         _username(db, username, user)
     if password:
         _password(password)
+    _scoped_admin(new_role, user.scope if scope is None else scope)
     problem = last_admin_problem(db, user, new_role, new_active)
     if problem:
         record(db, actor, "user.update", user.username, Result.DENIED, problem)
