@@ -19,12 +19,11 @@ from .activity import actor, record
 from .models import Environment, Node, Role, User
 from .openapi import document
 from .security import (
-    node_in_scope,
     require_role,
 )
 from .services import ServiceError
 from .services import users as user_rules
-from .services.actions import refresh
+from .services.actions import node_for, refresh
 from .settings import node_url
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -160,7 +159,7 @@ def _apply_node(db: Session, node: Node, data: dict[str, Any], creating: bool) -
 @require_role(Role.ADMIN)
 def update_node(name: str) -> Response:
     db = database.session()
-    node = node_in_scope(db, current_user, name)
+    node = node_for(db, actor(), name)
     data = _body()
     new_name = _name(data, required=False)
     if new_name and new_name != name:
@@ -179,7 +178,7 @@ def update_node(name: str) -> Response:
 @require_role(Role.ADMIN)
 def delete_node(name: str) -> tuple[str, int]:
     db = database.session()
-    node = node_in_scope(db, current_user, name)
+    node = node_for(db, actor(), name)
     db.delete(node)
     record(db, "node.delete", target=name)
     db.commit()

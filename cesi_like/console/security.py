@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .models import ApiToken, Node, Role, Setting, User, utcnow
+from .models import ApiToken, Role, Setting, User, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,11 +118,3 @@ def _record_denied(role: Role) -> None:
     record(db, "denied", target=f"{request.method} {request.path}"[:256], result="denied",
            detail=f"needs the {role.value} role")
     db.commit()
-
-
-def node_in_scope(db: Session, user: User, name: str) -> Node:
-    """The named node if this user may see it; 404 otherwise (no hint it exists)."""
-    node = db.scalar(select(Node).where(Node.name == name))
-    if node is None or not user.may_see(node):
-        abort(404)
-    return node

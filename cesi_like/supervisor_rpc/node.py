@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import urllib.parse
 import xmlrpc.client
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,7 +147,8 @@ class NodeClient:
         except ValueError as exc:
             raise NodeError(NodeState.ERROR, str(exc)[:300]) from None
 
-    def _post(self, node: NodeAddress, url: str, body: bytes, remaining: Any) -> bytes:
+    def _post(self, node: NodeAddress, url: str, body: bytes,
+              remaining: Callable[[], float]) -> bytes:
         auth = (node.username, node.password or "") if node.username else None
         try:
             response = self._session.post(

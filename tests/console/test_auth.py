@@ -170,6 +170,19 @@ def test_api_with_a_session_needs_the_csrf_header(app: Flask, client: FlaskClien
     assert created.status_code == 201
 
 
+def _remembered(app: Flask, username: str) -> tuple[FlaskClient, FlaskClient]:
+    """A browser logged in with "remember me", and a second client holding copies of its
+    cookies (what an attacker who saved them would have)."""
+    browser = app.test_client()
+    token = csrf_from(browser.get("/login").get_data(as_text=True))
+    browser.post("/login", data={"username": username, "password": PASSWORD, "remember": "y",
+                                 "csrf_token": token})
+    saved = app.test_client()
+    _copy_cookies(browser, saved)
+    assert saved.get("/").status_code == 200
+    return browser, saved
+
+
 def _copy_cookies(source: FlaskClient, target: FlaskClient) -> None:
     for name in ("session", "remember_token"):
         cookie = source.get_cookie(name)
@@ -181,13 +194,7 @@ def test_a_deleted_users_cookie_never_logs_in_as_a_new_user(app: Flask) -> None:
     """#8.1: SQLite reuses a deleted user's id; the old cookie must not fit the new user."""
     from cesi_like.console.security import hash_password
 
-    victim = app.test_client()
-    token = csrf_from(victim.get("/login").get_data(as_text=True))
-    victim.post("/login", data={"username": "viewer", "password": PASSWORD, "remember": "y",
-                                "csrf_token": token})
-    saved = app.test_client()
-    _copy_cookies(victim, saved)
-    assert saved.get("/").status_code == 200
+    _, saved = _remembered(app, "viewer")
     with database.standalone(app) as db:
         old = db.scalar(select(User).where(User.username == "viewer"))
         assert old is not None
@@ -205,13 +212,7 @@ def test_a_deleted_users_cookie_never_logs_in_as_a_new_user(app: Flask) -> None:
 
 def test_logout_ends_the_session_on_the_server(app: Flask) -> None:
     """#8.2: a session or remember cookie saved before logout is dead after it."""
-    browser = app.test_client()
-    token = csrf_from(browser.get("/login").get_data(as_text=True))
-    browser.post("/login", data={"username": "op", "password": PASSWORD, "remember": "y",
-                                 "csrf_token": token})
-    saved = app.test_client()
-    _copy_cookies(browser, saved)
-    assert saved.get("/").status_code == 200
+    browser, saved = _remembered(app, "op")
     token = csrf_from(browser.get("/account/password").get_data(as_text=True))
     assert browser.post("/logout", data={"csrf_token": token}).status_code == 302
     replay = app.test_client()
