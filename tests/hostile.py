@@ -2,8 +2,10 @@
 
 It answers `/RPC2` with whatever its mode says: valid answers carrying markup in names, invalid
 XML, entity bombs, recursion bombs, wrong types, faults where structs belong, an endless drip,
-a 200 MB body, a gzip body, or nothing at all. It writes raw bytes on purpose: it is the
-misbehaving peer, not an HTTP implementation anyone relies on.
+a 200 MB body, a gzip body, or nothing at all. Modes whose body is a `system.multicall` answer
+play a supervisord (no `cesi.*` change feed); `feed-*` modes attack through the feed. It
+writes raw bytes on purpose: it is the misbehaving peer, not an HTTP implementation anyone
+relies on.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ def multicall_answer(processes: list[Any], version: Any = "4.3.0") -> bytes:
     return xmlrpc.client.dumps(([state, version, processes],), methodresponse=True).encode()
 
 
+def feed_answer(processes: Any, token: Any = "t1") -> bytes:
+    answer = {"token": token, "statecode": 1, "statename": "RUNNING", "version": "4.3.0",
+              "now": 2, "changed": True, "processes": processes}
+    return xmlrpc.client.dumps((answer,), methodresponse=True).encode()
+
+
 XSS = "<script>alert(1)</script>"
 BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
                   b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
@@ -53,7 +61,12 @@ BODIES: dict[str, bytes] = {
                                  methodresponse=True).encode(),
     "html": b"<html><body>It works!</body></html>",
     "colon-name": multicall_answer([process("a:b", "g")]),
+    "feed-wrong-types": feed_answer([process("p", "g", exitstatus=[0])]),
+    "feed-long-token": feed_answer([], token="t" * 100_000),
 }
+# these answer the change feed as supervisord does: it has none
+SUPERVISORD_LIKE = ("xss", "wrong-types", "not-a-list", "colon-name")
+UNKNOWN_METHOD = BODIES["fault"]
 MODES = (*BODIES, "drip", "huge", "gzip", "silent", "http-500", "slow-headers")
 
 
@@ -64,17 +77,21 @@ class _Handler(socketserver.BaseRequestHandler):
         sock: socket.socket = self.request
         sock.settimeout(30)
         try:
-            self._read_request(sock)
-            self._answer(sock, self.server.mode)
+            request = self._read_request(sock)
+            if b"cesi.getChangesSince" in request and self.server.mode in SUPERVISORD_LIKE:
+                self._send(sock, UNKNOWN_METHOD)
+            else:
+                self._answer(sock, self.server.mode)
         except OSError:
             pass  # the client gave up on us: exactly what it should do
 
-    def _read_request(self, sock: socket.socket) -> None:
+    def _read_request(self, sock: socket.socket) -> bytes:
+        """The request's body (as much of it as arrived)."""
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = sock.recv(65536)
             if not chunk:
-                return
+                return b""
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
         length = 0
@@ -84,8 +101,9 @@ class _Handler(socketserver.BaseRequestHandler):
         while len(body) < length:
             chunk = sock.recv(65536)
             if not chunk:
-                return
+                break
             body += chunk
+        return body
 
     def _answer(self, sock: socket.socket, mode: str) -> None:
         stop = self.server.stopping
@@ -122,7 +140,10 @@ class _Handler(socketserver.BaseRequestHandler):
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Encoding: gzip"
                          b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
             return
-        body = BODIES[mode]
+        self._send(sock, BODIES[mode])
+
+    @staticmethod
+    def _send(sock: socket.socket, body: bytes) -> None:
         # undeclared length: the body runs to the close, as HTTP/1.0 servers do
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nConnection: close\r\n\r\n"
                      + body)

@@ -85,11 +85,14 @@ class Agent:
         # imported here, after the programs are spawned: see run()
         from .http import HttpServer
         from .rpc import SupervisorNamespace
+        from .rpc_cesi import CesiNamespace
         from .web import Routes
         from .xmlrpc import Dispatcher
 
         dispatcher = Dispatcher()
-        dispatcher.register("supervisor", SupervisorNamespace(supervisor, self.reread))
+        processes = SupervisorNamespace(supervisor, self.reread)
+        dispatcher.register("supervisor", processes)
+        dispatcher.register("cesi", CesiNamespace(supervisor, processes), listed=False)
         self.log.info("RPC interface 'supervisor' initialized")
         routes = Routes(supervisor, dispatcher)
         servers = []

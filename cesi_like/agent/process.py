@@ -11,11 +11,11 @@ fake host in unit tests without forking.
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ..supervisor_rpc.schema import running_description
 from ..supervisor_rpc.states import RUNNING_STATES, STOPPED_STATES, ProcessState
 from .config import ProcessConfig
 from .datatypes import AutoRestart, signal_name
@@ -327,8 +327,8 @@ class Process:
     def describe(self, now: float | None = None) -> str:
         """The `description` field of getProcessInfo, as supervisord words it."""
         if self.state == ProcessState.RUNNING:
-            seconds = int(now if now is not None else time.time()) - int(self.laststart)
-            return f"pid {self.pid}, uptime {datetime.timedelta(seconds=max(0, seconds))}"
+            return running_description(self.pid, self.laststart,
+                                       now if now is not None else time.time())
         if self.state in (ProcessState.FATAL, ProcessState.BACKOFF):
             return self.spawnerr or f'unknown error (try "tail {self.name}")'
         if self.state in (ProcessState.STOPPED, ProcessState.EXITED):

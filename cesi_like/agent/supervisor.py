@@ -69,6 +69,9 @@ class Supervisor:
         self._shutdown_report_at = 0.0
         self._shutdown_check_pending = False
         self.on_state_change: list[Callable[[Process, ProcessState, bool], None]] = []
+        # bumped whenever what getAllProcessInfo shows changes other than by the clock: the
+        # console's change feed (`cesi.getChangesSince`) answers "nothing new" from it
+        self.changes = 0
 
     # -- ProcessHost -----------------------------------------------------------------------
 
@@ -130,6 +133,7 @@ class Supervisor:
         self.log.critical(message)
 
     def state_changed(self, process: Process, old: ProcessState, expected: bool) -> None:
+        self.changes += 1
         for future in self._waiters.pop(process, []):
             if not future.done():
                 future.set_result(None)
@@ -171,6 +175,7 @@ class Supervisor:
             return False
         processes = [self._make_process(pc) for pc in config.processes]
         self.groups[config.name] = ProcessGroup(config, processes)
+        self.changes += 1
         return True
 
     def remove_group(self, name: str) -> bool:
@@ -184,6 +189,7 @@ class Supervisor:
                 channel.close()
             self._close_stdin(child)
         del self.groups[name]
+        self.changes += 1
         return True
 
     def ordered_groups(self) -> list[ProcessGroup]:

@@ -107,17 +107,23 @@ class Dispatcher:
 
     def __init__(self) -> None:
         self.methods: dict[str, Method] = {}
+        self._unlisted: set[str] = set()
         self.register("system", self, only=("listMethods", "methodHelp", "methodSignature",
                                              "multicall"))
 
-    def register(self, namespace: str, target: object, only: tuple[str, ...] = ()) -> None:
-        """Expose every public coroutine method of `target` as `namespace.name`."""
+    def register(self, namespace: str, target: object, only: tuple[str, ...] = (),
+                 listed: bool = True) -> None:
+        """Expose every public coroutine method of `target` as `namespace.name`; unlisted
+        ones answer but stay out of `system.listMethods`, which clients compare with
+        supervisord's."""
         for attr in dir(target):
             if attr.startswith("_") or (only and attr not in only):
                 continue
             member = getattr(target, attr)
             if inspect.iscoroutinefunction(member):
                 self.methods[f"{namespace}.{attr}"] = member
+                if not listed:
+                    self._unlisted.add(f"{namespace}.{attr}")
 
     async def call(self, name: str, params: tuple[Any, ...]) -> Any:
         """Run one method; raises RPCError for unknown names and wrong argument counts."""
@@ -148,7 +154,7 @@ class Dispatcher:
 
         @return array result  method names
         """
-        return sorted(self.methods)
+        return sorted(set(self.methods) - self._unlisted)
 
     async def methodHelp(self, name: str) -> str:
         """The documentation of one method.

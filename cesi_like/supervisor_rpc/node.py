@@ -76,6 +76,17 @@ class Snapshot:
     version: str
     supervisor_state: int
     processes: list[schema.ProcessInfo]
+    token: str = ""  # the change feed's, for the next poll; "" from supervisord
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A change-feed answer: since the poll that returned `token`, only the clock moved."""
+
+    version: str
+    supervisor_state: int
+    now: int
+    token: str
 
 
 def endpoint(url: str) -> str:
@@ -230,6 +241,32 @@ class NodeClient:
                             processes=schema.process_list(values[2]))
         except schema.BadAnswer as exc:
             raise NodeError(NodeState.ERROR, str(exc)) from None
+
+
+    def changes(self, node: NodeAddress, token: str = "") -> Snapshot | Unchanged | None:
+        """A poll through cesi-agentd's change feed (`cesi.getChangesSince`): a full
+        Snapshot, or Unchanged if nothing but the clock moved since the answer that carried
+        `token`. None from a node without the feed (supervisord): poll it with snapshot()."""
+        method = "cesi.getChangesSince"
+        try:
+            answer = self.call(node, method, token)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == Fault.UNKNOWN_METHOD:
+                return None
+            raise _fault_state(fault, method) from None
+        try:
+            if not isinstance(answer, dict):
+                raise schema.BadAnswer(f"{method}: expected a struct")
+            current = schema.text(answer.get("token"), f"{method}.token", 64)
+            version = schema.text(answer.get("version"), f"{method}.version", 64)
+            state = schema.state_code(answer, method)
+            now = schema.integer(answer.get("now"), f"{method}.now")
+            if token and current == token:
+                return Unchanged(version, state, now, current)
+            processes = schema.process_list(answer.get("processes"), f"{method}.processes")
+        except schema.BadAnswer as exc:
+            raise NodeError(NodeState.ERROR, str(exc)) from None
+        return Snapshot(version, state, processes, current)
 
 
 def _fault_state(fault: xmlrpc.client.Fault, method: str = "system.multicall") -> NodeError:

@@ -7,6 +7,7 @@ the method, the index and the key, so the node's `error` state says what was wro
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,12 +50,19 @@ class ProcessInfo:
         return asdict(self)
 
 
+def running_description(pid: int, start: float, now: float) -> str:
+    """A RUNNING process's `description`, as supervisord words it: the agent answers with it,
+    and the console renews it between full polls when the agent says nothing changed."""
+    seconds = max(0, int(now) - int(start))
+    return f"pid {pid}, uptime {datetime.timedelta(seconds=seconds)}"
+
+
 _INT_KEYS = ("start", "stop", "now", "state", "exitstatus", "pid")
 _STR_KEYS = ("description", "statename", "spawnerr", "logfile", "stdout_logfile",
              "stderr_logfile")
 
 
-def _integer(value: Any, where: str) -> int:
+def integer(value: Any, where: str) -> int:
     # bool is an int in Python, but an XML-RPC <boolean> is not what Supervisor sends here
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadAnswer(f"{where}: expected an integer, got {type(value).__name__}")
@@ -81,7 +89,7 @@ def process_info(value: Any, where: str = "process") -> ProcessInfo:
         if not fields[key] or ":" in fields[key]:
             raise BadAnswer(f"{where}.{key}: not a valid name: {fields[key]!r}")
     for key in _INT_KEYS:
-        fields[key] = _integer(value.get(key), f"{where}.{key}")
+        fields[key] = integer(value.get(key), f"{where}.{key}")
     for key in _STR_KEYS:
         # older supervisords lack some log keys; a missing one is empty, a wrong one is bad
         fields[key] = _string(value.get(key, ""), f"{where}.{key}", MAX_TEXT)
@@ -113,7 +121,7 @@ def state_code(value: Any, where: str = "getState") -> int:
     """getState's struct: `{statecode, statename}`; the code."""
     if not isinstance(value, dict):
         raise BadAnswer(f"{where}: expected a struct, got {type(value).__name__}")
-    return _integer(value.get("statecode"), f"{where}.statecode")
+    return integer(value.get("statecode"), f"{where}.statecode")
 
 
 def action_results(value: Any, where: str) -> list[dict[str, Any]]:
@@ -127,7 +135,7 @@ def action_results(value: Any, where: str) -> list[dict[str, Any]]:
             raise BadAnswer(f"{at}: expected a struct")
         results.append({"name": _string(item.get("name"), f"{at}.name", MAX_NAME),
                         "group": _string(item.get("group"), f"{at}.group", MAX_NAME),
-                        "status": _integer(item.get("status"), f"{at}.status"),
+                        "status": integer(item.get("status"), f"{at}.status"),
                         "description": _string(item.get("description", ""),
                                                f"{at}.description", MAX_TEXT)})
     return results

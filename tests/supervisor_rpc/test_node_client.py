@@ -20,6 +20,8 @@ from cesi_like.supervisor_rpc.node import (
     NodeClient,
     NodeError,
     NodeState,
+    Snapshot,
+    Unchanged,
     endpoint,
 )
 from cesi_like.supervisor_rpc.states import Fault
@@ -67,6 +69,35 @@ def test_snapshot_over_unix_and_tcp_with_auth(kind: str, start_daemon: StartDaem
     with pytest.raises(xmlrpc.client.Fault) as fault:
         client.call(NodeAddress("n", daemon.url), "supervisor.startProcess", "nope:nope")
     assert fault.value.faultCode == Fault.BAD_NAME
+
+
+def test_change_feed_of_the_agent(start_daemon: StartDaemon, client: NodeClient) -> None:
+    """A full answer first, then a few bytes while only the clock moves, then in full again
+    after any change; supervisord has no feed (None: poll it in full)."""
+    daemon = start_daemon(PROGRAMS + "[program:once]\ncommand=true\nautostart=false\n")
+    node = NodeAddress("n", daemon.url)
+    first = client.changes(node)
+    assert isinstance(first, Snapshot) and first.token
+    assert sorted(p.full_name for p in first.processes) == [
+        "once:once", "web:web_0", "web:web_1", "web:web_2"]
+    quiet = client.changes(node, first.token)
+    assert isinstance(quiet, Unchanged) and quiet.token == first.token
+    assert quiet.version == "4.3.0" and quiet.supervisor_state == 1 and quiet.now > 0
+    client.call(node, "supervisor.stopProcess", "web:web_1")
+    moved = client.changes(node, first.token)
+    assert isinstance(moved, Snapshot) and moved.token != first.token
+    assert {p.full_name: p.statename for p in moved.processes}["web:web_1"] == "STOPPED"
+    # a token from another run of the agent is never taken for "unchanged"
+    assert isinstance(client.changes(node, "feedbeef0000:" + first.token.split(":")[1]),
+                      Snapshot)
+    with pytest.raises(xmlrpc.client.Fault) as refused:
+        client.call(node, "cesi.getChangesSince", "x" * 65)
+    assert refused.value.faultCode == Fault.INCORRECT_PARAMETERS
+    # invisible to Supervisor clients: system.listMethods stays supervisord's
+    assert "cesi.getChangesSince" not in client.call(node, "system.listMethods")
+
+    plain = start_daemon(PROGRAMS, kind="supervisord")
+    assert client.changes(NodeAddress("s", plain.url)) is None
 
 
 def test_https_node_is_verified(start_daemon: StartDaemon, client: NodeClient,
@@ -135,6 +166,8 @@ def test_a_stopped_supervisord_is_hung_within_the_deadline(
     ("html", NodeState.ERROR, "malformed"),
     ("http-500", NodeState.ERROR, "HTTP 500"),
     ("colon-name", NodeState.ERROR, "not a valid name"),
+    ("feed-wrong-types", NodeState.ERROR, "exitstatus: expected an integer"),
+    ("feed-long-token", NodeState.ERROR, "token: longer than 64"),
 ])
 def test_hostile_answers_become_node_states(mode: str, state: NodeState, words: str,
                                             client: NodeClient) -> None:
@@ -144,7 +177,9 @@ def test_hostile_answers_become_node_states(mode: str, state: NodeState, words: 
         began = time.monotonic()
         try:
             with pytest.raises(NodeError) as error:
-                client.snapshot(NodeAddress("n", url))
+                # as the poller asks: the change feed first, then (supervisord) in full
+                if client.changes(NodeAddress("n", url)) is None:
+                    client.snapshot(NodeAddress("n", url))
             elapsed = time.monotonic() - began
             peak = tracemalloc.get_traced_memory()[1]
         finally:

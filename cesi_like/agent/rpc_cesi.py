@@ -1,0 +1,50 @@
+"""The `cesi.*` namespace: what cesi-agentd offers the console beyond Supervisor's interface.
+
+Supervisor clients never call it (supervisord has no such namespace, and a console polling a
+supervisord falls back to `getAllProcessInfo`). Its one job is to make polling cheap: a console
+polls every node every two seconds, and on most polls nothing has changed but the clock, so
+the answer can say so in a few bytes instead of re-sending every process.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from ..supervisor_rpc.states import Fault
+from .rpc import SUPERVISOR_VERSION, SupervisorNamespace
+from .supervisor import Supervisor
+from .xmlrpc import RPCError
+
+MAX_TOKEN = 64
+
+
+class CesiNamespace:
+    """Change feed for the console's poller."""
+
+    def __init__(self, supervisor: Supervisor, processes: SupervisorNamespace) -> None:
+        self._sup = supervisor
+        self._processes = processes
+        # a token names this run of the agent as well as its change count, so a restarted
+        # agent (whose count starts again at 0) is never taken for an unchanged one
+        self._run = secrets.token_hex(6)
+
+    async def getChangesSince(self, token: str) -> dict[str, Any]:
+        """The daemon's state and version, its clock, and every process's info unless
+        nothing but the clock has changed since the answer that carried `token`.
+
+        @param string token  the token of the caller's last answer ("" for a full answer)
+        @return struct result  {token, statecode, statename, version, now, changed,
+            processes (only when changed)}
+        """
+        if not isinstance(token, str) or len(token) > MAX_TOKEN:
+            raise RPCError(Fault.INCORRECT_PARAMETERS, "token: a string from a previous answer")
+        # the same shutdown guard as supervisor.*: SHUTDOWN_STATE while stopping
+        state = await self._processes.getState()
+        current = f"{self._run}:{self._sup.changes}"
+        answer: dict[str, Any] = {"token": current, **state, "version": SUPERVISOR_VERSION,
+                                  "now": int(time.time()), "changed": token != current}
+        if answer["changed"]:
+            answer["processes"] = await self._processes.getAllProcessInfo()
+        return answer
