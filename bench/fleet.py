@@ -1,7 +1,8 @@
 """The console's fleet status against CESI-style sequential polling, in one run, with ratios.
 
-Real daemons serve every node entry (a few cesi-agentd and a supervisord 4.3, 20 programs each,
-over TCP); the console runs as `cesi-like serve` does (gunicorn, 2 workers, its poller inside).
+Real daemons serve every node entry (a few cesi-agentd and, up to 100 entries, a supervisord
+4.3; 20 programs each, over TCP); the console runs as `cesi-like serve` does (gunicorn, 2
+workers, two poller processes).
   nagle        ms per snapshot to supervisord on a kept-alive connection vs a fresh one
   baseline     what CESI does per page view: getAllProcessInfo of every node, one after another
   p50/p99      GET /api/v1/processes, sequential requests, at 100 and 1,000 node entries
@@ -40,6 +41,7 @@ PY = sys.executable
 PROGRAMS = 20
 INTERVAL = 2.0
 TIMEOUT = 3.0
+POLL_PROCESSES = 2  # one per core of this machine
 
 
 def free_port() -> int:
@@ -83,15 +85,24 @@ startsecs=0
     raise RuntimeError(f"{kind} in {directory} did not start")
 
 
+def server_errors(directory: Path) -> str:
+    """The last traceback in the console's log, if any: what a 5xx was."""
+    text = (directory / "serve.log").read_text()
+    at = text.rfind("Traceback")
+    return text[at:at + 4000] if at >= 0 else ""
+
+
 @contextlib.contextmanager
-def console(directory: Path, urls: list[str]) -> Iterator[tuple[str, str]]:
-    """`cesi-like serve` with one node entry per URL; yields (base URL, admin token)."""
+def console(directory: Path, urls: list[str], extra: str = "") -> Iterator[tuple[str, str]]:
+    """`cesi-like serve` with one node entry per URL (and `extra` [cesi] settings); yields
+    (base URL, admin token)."""
     directory.mkdir(parents=True)
     nodes = "".join(f"[node:n{index:04d}]\nurl = {url}\n" for index, url in enumerate(urls))
     conf = directory / "cesi.conf"
     conf.write_text(f"[cesi]\ndatabase = sqlite:///{directory}/c.db\nadmin_password = bench pw 1\n"
                     f"poll_interval = {INTERVAL}\nnode_timeout = {TIMEOUT}\n"
-                    f"poll_concurrency = 64\n{nodes}")
+                    f"poll_concurrency = 64\npoll_processes = {POLL_PROCESSES}\n{extra}"
+                    f"{nodes}")
     env = {**os.environ, "CESI_LIKE_CONFIG": str(conf)}
     token = subprocess.run([PY, "-m", "cesi_like.console.cli", "tokens", "create", "admin"],
                            env=env, capture_output=True, text=True, check=True,
@@ -253,7 +264,11 @@ def main() -> None:
                          f"{kept:.1f} ms", f"{fresh:.1f} ms", f"{kept / fresh:.1f}x"))
             for size in sizes:
                 hung_count = size // 10
-                urls = [healthy[i % len(healthy)] for i in range(size - hung_count)]
+                # as the acceptance asks: 100 entries on agents and a supervisord, 1,000 on
+                # agents (250 entries on one supervisord would measure supervisord, which
+                # spends ~5 ms of this machine's CPU per answer)
+                serving = healthy if size <= 100 else healthy[:-1]
+                urls = [serving[i % len(serving)] for i in range(size - hung_count)]
                 urls += [victims[i % len(victims)][1] for i in range(hung_count)]
                 baseline = sequential_baseline(urls)
                 with console(root / f"console{size}", urls) as (base, token):
@@ -268,6 +283,8 @@ def main() -> None:
                     rows.append((f"{size} nodes: oldest healthy snapshot (limit "
                                  f"{INTERVAL + TIMEOUT:g} s)", "-", f"{age:.2f} s", "-"))
                     errors, wrong = concurrent(base, token, size * PROGRAMS)
+                    if errors:
+                        print(server_errors(root / f"console{size}"), file=sys.stderr)
                     rows.append((f"{size} nodes: 50 concurrent clients x 5",
                                  "-", f"{errors} errors, {wrong} wrong", "-"))
                     for proc, _ in victims:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, jsonify, redirect, request, url_for
+from flask import Flask, g, jsonify, redirect, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response
 from ..supervisor_rpc.node import NodeClient
 from . import db as database
 from .models import Environment, Node, Role, User
-from .poller import Poller
+from .poller import SHARDS, Poller
 from .security import hash_password, stable_secret_key
 from .services.fleet import SnapshotCache
 from .settings import Settings, find_config, load
@@ -56,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CESI_NODE_TIMEOUT=settings.node_timeout,
         CESI_POLL_INTERVAL=settings.poll_interval,
         CESI_POLL_CONCURRENCY=settings.poll_concurrency,
+        CESI_POLL_PROCESSES=settings.poll_processes,
         CESI_NODE_MAX_BYTES=settings.node_max_bytes,
         CESI_ACTION_TIMEOUT=settings.action_timeout,
         CESI_POLLER=False,  # True: poll now; "standby": only if no one else does (WSGI)
@@ -93,15 +94,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def make_poller(app: Flask) -> Poller:
+def make_poller(app: Flask, shards: frozenset[int] = frozenset(range(SHARDS))) -> Poller:
     return Poller(app.extensions["cesi_sessions"], app.extensions["cesi_nodes"],
-                  app.config["CESI_POLL_INTERVAL"], app.config["CESI_POLL_CONCURRENCY"])
+                  app.config["CESI_POLL_INTERVAL"], app.config["CESI_POLL_CONCURRENCY"], shards)
 
 
-def start_poller(app: Flask, standby: bool = False) -> Poller:
-    """Run this process's poller in the background; it polls while it holds the lease. A
-    standby poller lets a dedicated one claim the lease first."""
-    poller = make_poller(app)
+def start_poller(app: Flask, standby: bool = False,
+                 shards: frozenset[int] = frozenset(range(SHARDS))) -> Poller:
+    """Run this process's poller in the background; it polls the shards whose leases it
+    holds. A standby poller (every shard, after a delay) lets the dedicated ones claim first
+    and takes over the shares of any that dies."""
+    poller = make_poller(app, shards)
     app.extensions["cesi_poller"] = poller
     # the poller process needs a few seconds to start: let it claim the lease first
     poller.start(delay=max(2 * app.config["CESI_POLL_INTERVAL"], 5.0) if standby else 0.0)
@@ -172,8 +175,21 @@ def _security_headers(response: Response) -> Response:
 
 
 def _require_login() -> Response | None:
-    """Every view needs a logged-in user or a token, except the login page itself."""
-    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+    """Every view needs a logged-in user or a token, except the login page itself; a
+    read-only token may only read."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if current_user.is_authenticated:
+        if g.get("token_read_only") and request.method not in ("GET", "HEAD", "OPTIONS"):
+            from .activity import record
+
+            db = database.session()
+            record(db, f"{request.method} {request.path}"[:64], result="denied",
+                   detail="read-only token")
+            db.commit()
+            response = jsonify(error="this token is read-only")
+            response.status_code = 403
+            return response
         return None
     if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
         response = jsonify(error="authentication required")

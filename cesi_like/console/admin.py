@@ -3,6 +3,8 @@ in the activity log, and a bad form is shown again with its message."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import (
     Blueprint,
     abort,
@@ -13,20 +15,22 @@ from flask import (
     request,
     url_for,
 )
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
+from wtforms import Field
 from wtforms.fields.choices import SelectChoice
 
 from ..supervisor_rpc.node import NodeError
 from . import db as database
-from .activity import actor, record
+from .activity import actor
 from .forms import ConfirmForm, EnvironmentForm, NodeForm, UserForm
 from .models import Environment, Node, Role, User
 from .security import require_role
 from .services import ServiceError
+from .services import nodes as node_rules
 from .services import users as user_rules
-from .services.actions import refresh
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -148,20 +152,37 @@ def nodes() -> Page:
     return render_template("admin/nodes.html", nodes=rows, confirm=ConfirmForm())
 
 
-def _save_node(db: Session, node: Node, form: NodeForm) -> None:
-    node.name = form.name.data or node.name
-    node.url = form.url.data or node.url
-    node.username = form.username.data or None
+def _names(db: Session, model: type[Environment] | type[Node], ids: list[int] | None
+           ) -> list[str]:
+    return list(db.scalars(select(model.name).where(model.id.in_(ids or [])).order_by(model.name)))
+
+
+def _node_fields(db: Session, form: NodeForm) -> dict[str, Any]:
+    """The form as the nodes service takes changes (a JSON body's shape)."""
+    fields: dict[str, Any] = {
+        "name": form.name.data, "url": form.url.data, "username": form.username.data,
+        "enabled": bool(form.enabled.data), "verify_tls": bool(form.verify_tls.data),
+        "ca_file": form.ca_file.data, "client_cert": form.client_cert.data,
+        "notes": form.notes.data or "",
+        "environments": _names(db, Environment, form.environments.data)}
     if form.password.data:
-        node.password = form.password.data
+        fields["password"] = form.password.data
     elif form.clear_password.data:
-        node.password = None
-    node.enabled = bool(form.enabled.data)
-    node.verify_tls = bool(form.verify_tls.data)
-    node.ca_file = form.ca_file.data or None
-    node.client_cert = form.client_cert.data or None
-    node.notes = form.notes.data or ""
-    node.environments = [db.get(Environment, i) for i in form.environments.data or []]  # type: ignore[misc]
+        fields["password"] = None
+    return fields
+
+
+def _refused(form: FlaskForm, exc: ServiceError) -> None:
+    """Show a rule's refusal next to the field it names (`url: ...`, `node x: the URL...`,
+    `node x exists`), or above the form."""
+    text = exc.message
+    named = "name" if "exists" in text else "url" if "URL" in text or "port" in text \
+        else text.split(":", 1)[0].split(" ")[0]
+    field = getattr(form, named, None)
+    if isinstance(field, Field):
+        field.errors = [*field.errors, text]
+    else:
+        flash(text, "error")
 
 
 @bp.route("/nodes/new", methods=["GET", "POST"])
@@ -171,15 +192,13 @@ def node_new() -> Page:
     form = NodeForm()
     form.environments.choices = _environment_choices(db)
     if form.validate_on_submit():
-        if db.scalar(select(Node).where(Node.name == form.name.data)):
-            form.name.errors.append("A node with that name exists.")
+        try:
+            node = node_rules.create_node(db, current_app.extensions["cesi_nodes"], actor(),
+                                          _node_fields(db, form))
+        except ServiceError as exc:
+            db.rollback()
+            _refused(form, exc)
         else:
-            node = Node()
-            _save_node(db, node, form)
-            db.add(node)
-            record(db, "node.create", target=node.name, detail=node.url)
-            db.flush()
-            refresh(db, current_app.extensions["cesi_nodes"], node)
             db.commit()
             flash(f"Node {node.name} added.", "success")
             return redirect(url_for("admin.nodes"))
@@ -197,13 +216,13 @@ def node_edit(node_id: int) -> Page:
     if not _posted():
         form.environments.data = [env.id for env in node.environments]
     if form.validate_on_submit():
-        if db.scalar(select(Node).where(Node.name == form.name.data, Node.id != node.id)):
-            form.name.errors.append("A node with that name exists.")
+        try:
+            node_rules.update_node(db, current_app.extensions["cesi_nodes"], actor(), node,
+                                   _node_fields(db, form))
+        except ServiceError as exc:
+            db.rollback()
+            _refused(form, exc)
         else:
-            _save_node(db, node, form)
-            record(db, "node.update", target=node.name, detail=node.url)
-            if node.enabled:
-                refresh(db, current_app.extensions["cesi_nodes"], node)
             db.commit()
             flash(f"Node {node.name} saved.", "success")
             return redirect(url_for("admin.nodes"))
@@ -217,8 +236,7 @@ def node_delete(node_id: int) -> Response:
     node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    db.delete(node)
-    record(db, "node.delete", target=node.name)
+    node_rules.delete_node(db, actor(), node)
     db.commit()
     flash(f"Node {node.name} deleted.", "success")
     return redirect(url_for("admin.nodes"))
@@ -231,15 +249,12 @@ def node_test(node_id: int) -> Response:
     node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    found = refresh(db, current_app.extensions["cesi_nodes"], node)
+    found = node_rules.test_node(db, current_app.extensions["cesi_nodes"], actor(), node)
     if isinstance(found, NodeError):
         flash(f"{node.name}: {found.state}: {found.reason}", "error")
-        record(db, "node.test", target=node.name, result="failed",
-               detail=f"{found.state} {found.reason}")
     else:
         flash(f"{node.name}: online (supervisor {found.version}, "
               f"{len(found.processes)} processes).", "success")
-        record(db, "node.test", target=node.name, detail="online")
     db.commit()
     return redirect(url_for("admin.nodes"))
 
@@ -260,6 +275,11 @@ def _node_choices(db: Session) -> list[SelectChoice]:
             for node in db.scalars(select(Node).order_by(Node.name))]
 
 
+def _environment_fields(db: Session, form: EnvironmentForm) -> dict[str, Any]:
+    return {"name": form.name.data, "description": form.description.data or "",
+            "nodes": _names(db, Node, form.nodes.data)}
+
+
 @bp.route("/environments/new", methods=["GET", "POST"])
 @require_role(Role.ADMIN)
 def environment_new() -> Page:
@@ -267,13 +287,12 @@ def environment_new() -> Page:
     form = EnvironmentForm()
     form.nodes.choices = _node_choices(db)
     if form.validate_on_submit():
-        if db.scalar(select(Environment).where(Environment.name == form.name.data)):
-            form.name.errors.append("An environment with that name exists.")
+        try:
+            env = node_rules.create_environment(db, actor(), _environment_fields(db, form))
+        except ServiceError as exc:
+            db.rollback()
+            _refused(form, exc)
         else:
-            env = Environment(name=form.name.data, description=form.description.data or "")
-            env.nodes = [db.get(Node, i) for i in form.nodes.data or []]  # type: ignore[misc]
-            db.add(env)
-            record(db, "environment.create", target=env.name)
             db.commit()
             flash(f"Environment {env.name} added.", "success")
             return redirect(url_for("admin.environments"))
@@ -290,14 +309,12 @@ def environment_edit(env_id: int) -> Page:
     if not _posted():
         form.nodes.data = [node.id for node in env.nodes]
     if form.validate_on_submit():
-        if db.scalar(select(Environment).where(Environment.name == form.name.data,
-                                               Environment.id != env.id)):
-            form.name.errors.append("An environment with that name exists.")
+        try:
+            node_rules.update_environment(db, actor(), env, _environment_fields(db, form))
+        except ServiceError as exc:
+            db.rollback()
+            _refused(form, exc)
         else:
-            env.name = form.name.data or env.name
-            env.description = form.description.data or ""
-            env.nodes = [db.get(Node, i) for i in form.nodes.data or []]  # type: ignore[misc]
-            record(db, "environment.update", target=env.name)
             db.commit()
             flash(f"Environment {env.name} saved.", "success")
             return redirect(url_for("admin.environments"))
@@ -311,9 +328,7 @@ def environment_delete(env_id: int) -> Response:
     env: Environment = _get(db, Environment, env_id)  # type: ignore[assignment]
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    db.delete(env)
-    record(db, "environment.delete", target=env.name)
+    node_rules.delete_environment(db, actor(), env)
     db.commit()
     flash(f"Environment {env.name} deleted.", "success")
     return redirect(url_for("admin.environments"))
-

@@ -3,42 +3,29 @@ writes) or `Authorization: Bearer <token>`; every error is JSON with a message."
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError
 
 from . import db as database
-from .activity import actor, record
+from .activity import actor
 from .models import Environment, Node, Role, User
 from .openapi import document
 from .security import (
     require_role,
 )
-from .services import ServiceError
+from .services import Invalid, ServiceError, validate
+from .services import nodes as node_rules
+from .services import tokens as token_rules
 from .services import users as user_rules
-from .services.actions import node_for, refresh
-from .settings import node_url
+from .services.actions import node_for
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError) -> tuple[Response, int]:
-    return jsonify(error=exc.message), exc.status
-
 
 @bp.errorhandler(ServiceError)
 def _service_error(exc: ServiceError) -> tuple[Response, int]:
@@ -60,49 +47,10 @@ def _body() -> dict[str, Any]:
     try:
         data = request.get_json(silent=True)
     except RecursionError:  # `[[[[...` fifty thousand deep
-        raise ApiError(400, "the JSON nests too deeply") from None
+        raise Invalid("the JSON nests too deeply") from None
     if not isinstance(data, dict):
-        raise ApiError(400, "send a JSON object (Content-Type: application/json)")
+        raise Invalid("send a JSON object (Content-Type: application/json)")
     return data
-
-
-def _text(data: dict[str, Any], key: str, required: bool = False) -> str | None:
-    value = data.get(key)
-    if value is None:
-        if required:
-            raise ApiError(400, f"{key} is required")
-        return None
-    if not isinstance(value, str):
-        raise ApiError(400, f"{key} must be a string")
-    if "\0" in value or (not value.isprintable() and key not in ("notes", "description")):
-        raise ApiError(400, f"{key} must not contain control characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
-        raise ApiError(400, f"{key} must be valid Unicode text") from None
-    return value.strip()
-
-
-NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def _name(data: dict[str, Any], required: bool = True) -> str | None:
-    """Node and environment names: what the forms accept, the API accepts (and no more)."""
-    name = _text(data, "name", required)
-    if name is not None and not NAME.match(name):
-        raise ApiError(400, "name: 1 to 64 letters, digits, '.', '_' or '-'")
-    return name
-
-
-def _environments(db: Session, names: Any) -> list[Environment]:
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ApiError(400, "environments must be a list of names")
-    found = {env.name: env for env in db.scalars(
-        select(Environment).where(Environment.name.in_(names)))}
-    missing = sorted(set(names) - set(found))
-    if missing:
-        raise ApiError(400, f"unknown environments: {', '.join(missing)}")
-    return [found[name] for name in names]
 
 
 def node_json(node: Node) -> dict[str, Any]:
@@ -119,57 +67,17 @@ def node_json(node: Node) -> dict[str, Any]:
 @require_role(Role.ADMIN)
 def create_node() -> tuple[Response, int]:
     db = database.session()
-    data = _body()
-    name = _name(data) or ""
-    if db.scalar(select(Node).where(Node.name == name)):
-        raise ApiError(409, f"node {name} exists")
-    node = Node(name=name)
-    _apply_node(db, node, data, creating=True)
-    db.add(node)
-    record(db, "node.create", target=name, detail=node.url)
-    db.flush()
-    refresh(db, current_app.extensions["cesi_nodes"], node)  # its state at once, not next poll
+    node = node_rules.create_node(db, current_app.extensions["cesi_nodes"], actor(), _body())
     db.commit()
     return jsonify(node_json(node)), 201
-
-
-def _apply_node(db: Session, node: Node, data: dict[str, Any], creating: bool) -> None:
-    if creating or any(k in data for k in ("url", "host", "port")):
-        try:
-            node.url = node_url(node.name, _text(data, "url"), _text(data, "host"),
-                                data.get("port"))
-        except ValueError as exc:
-            raise ApiError(400, str(exc)) from None
-    for key in ("username", "password", "notes", "ca_file", "client_cert"):
-        if key in data:
-            value = _text(data, key)
-            setattr(node, key, value if value or key == "notes" else None)
-    if node.notes is None:
-        node.notes = ""
-    for flag in ("enabled", "verify_tls"):
-        if flag in data:
-            if not isinstance(data[flag], bool):
-                raise ApiError(400, f"{flag} must be true or false")
-            setattr(node, flag, data[flag])
-    if "environments" in data:
-        node.environments = _environments(db, data["environments"])
 
 
 @bp.route("/nodes/<name>", methods=["PATCH", "PUT"])
 @require_role(Role.ADMIN)
 def update_node(name: str) -> Response:
     db = database.session()
-    node = node_for(db, actor(), name)
-    data = _body()
-    new_name = _name(data, required=False)
-    if new_name and new_name != name:
-        if db.scalar(select(Node).where(Node.name == new_name)):
-            raise ApiError(409, f"node {new_name} exists")
-        node.name = new_name
-    _apply_node(db, node, data, creating=False)
-    record(db, "node.update", target=node.name, detail=node.url)
-    if node.enabled:
-        refresh(db, current_app.extensions["cesi_nodes"], node)
+    node = node_rules.update_node(db, current_app.extensions["cesi_nodes"], actor(),
+                                  node_for(db, actor(), name), _body())
     db.commit()
     return jsonify(node_json(node))
 
@@ -178,9 +86,7 @@ def update_node(name: str) -> Response:
 @require_role(Role.ADMIN)
 def delete_node(name: str) -> tuple[str, int]:
     db = database.session()
-    node = node_for(db, actor(), name)
-    db.delete(node)
-    record(db, "node.delete", target=name)
+    node_rules.delete_node(db, actor(), node_for(db, actor(), name))
     db.commit()
     return "", 204
 
@@ -206,41 +112,17 @@ def list_environments() -> Response:
 @require_role(Role.ADMIN)
 def create_environment() -> tuple[Response, int]:
     db = database.session()
-    data = _body()
-    name = _name(data) or ""
-    if db.scalar(select(Environment).where(Environment.name == name)):
-        raise ApiError(409, f"environment {name} exists")
-    env = Environment(name=name, description=_text(data, "description") or "")
-    env.nodes = _nodes(db, data.get("nodes", []))
-    db.add(env)
-    record(db, "environment.create", target=name)
+    env = node_rules.create_environment(db, actor(), _body())
     db.commit()
     return jsonify(environment_json(env, current_user)), 201
-
-
-def _nodes(db: Session, names: Any) -> list[Node]:
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ApiError(400, "nodes must be a list of names")
-    found = {n.name: n for n in db.scalars(select(Node).where(Node.name.in_(names)))}
-    missing = sorted(set(names) - set(found))
-    if missing:
-        raise ApiError(400, f"unknown nodes: {', '.join(missing)}")
-    return [found[name] for name in names]
 
 
 @bp.route("/environments/<name>", methods=["PATCH", "PUT"])
 @require_role(Role.ADMIN)
 def update_environment(name: str) -> Response:
     db = database.session()
-    env = db.scalar(select(Environment).where(Environment.name == name))
-    if env is None:
-        raise ApiError(404, f"no environment {name}")
-    data = _body()
-    if "description" in data:
-        env.description = _text(data, "description") or ""
-    if "nodes" in data:
-        env.nodes = _nodes(db, data["nodes"])
-    record(db, "environment.update", target=name)
+    env = node_rules.update_environment(db, actor(), node_rules.find_environment(db, name),
+                                        _body())
     db.commit()
     return jsonify(environment_json(env, current_user))
 
@@ -249,11 +131,7 @@ def update_environment(name: str) -> Response:
 @require_role(Role.ADMIN)
 def delete_environment(name: str) -> tuple[str, int]:
     db = database.session()
-    env = db.scalar(select(Environment).where(Environment.name == name))
-    if env is None:
-        raise ApiError(404, f"no environment {name}")
-    db.delete(env)
-    record(db, "environment.delete", target=name)
+    node_rules.delete_environment(db, actor(), node_rules.find_environment(db, name))
     db.commit()
     return "", 204
 
@@ -274,22 +152,15 @@ def list_users() -> Response:
     return jsonify([user_json(u) for u in db.scalars(select(User).order_by(User.username))])
 
 
-def _scope_names(data: dict[str, Any]) -> list[str]:
-    names = data.get("environments", [])
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ApiError(400, "environments must be a list of names")
-    return names
-
-
 @bp.post("/users")
 @require_role(Role.ADMIN)
 def create_user() -> tuple[Response, int]:
     db = database.session()
     data = _body()
     user = user_rules.create(
-        db, actor(), _text(data, "username", required=True) or "",
-        _text(data, "password", required=True) or "", data.get("role", "viewer"),
-        user_rules.environments(db, _scope_names(data)))
+        db, actor(), validate.text(data.get("username"), "username", required=True),
+        validate.text(data.get("password"), "password", required=True),
+        data.get("role", "viewer"), node_rules.environments(db, data.get("environments", [])))
     db.commit()
     return jsonify(user_json(user)), 201
 
@@ -300,14 +171,17 @@ def update_user(username: str) -> Response:
     db = database.session()
     user = user_rules.find(db, username)
     data = _body()
-    active = data.get("active")
-    if active is not None and not isinstance(active, bool):
-        raise ApiError(400, "active must be true or false")
+    active = validate.flag(data["active"], "active") if "active" in data else None
     try:
         user_rules.update(
-            db, actor(), user, username=_text(data, "username"), role=data.get("role"),
-            active=active, password=_text(data, "password"),
-            scope=user_rules.environments(db, _scope_names(data))
+            db, actor(), user,
+            username=validate.text(data["username"], "username") if "username" in data
+            else None,
+            role=data.get("role"),
+            active=active,
+            password=validate.text(data["password"], "password") if "password" in data
+            else None,
+            scope=node_rules.environments(db, data["environments"])
             if "environments" in data else None)
     finally:
         db.commit()  # a refusal changed nothing but its record
@@ -322,6 +196,41 @@ def delete_user(username: str) -> tuple[str, int]:
         user_rules.delete(db, actor(), user_rules.find(db, username))
     finally:
         db.commit()
+    return "", 204
+
+
+# -- tokens --------------------------------------------------------------------------------
+
+@bp.get("/tokens")
+def list_tokens() -> Response:
+    """Your tokens; every user's for an admin with ?all=1."""
+    everyone = request.args.get("all", "") in ("1", "true")
+    return jsonify([token_rules.describe(t) for t in
+                    token_rules.visible(database.session(), actor(), everyone)])
+
+
+@bp.post("/tokens")
+def create_token() -> tuple[Response, int]:
+    """A new token for yourself (an admin may name another user); its secret, once."""
+    db = database.session()
+    data = _body()
+    unknown = sorted(set(data) - {"name", "expires_days", "read_only", "username"})
+    if unknown:
+        raise Invalid(f"unknown fields: {', '.join(unknown)[:200]}")
+    owner = actor().user if "username" not in data else user_rules.find(
+        db, validate.text(data["username"], "username", required=True))
+    assert owner is not None  # the login gate ran
+    secret, token = token_rules.create(db, actor(), owner, data.get("name", ""),
+                                       data.get("expires_days"), data.get("read_only", False))
+    db.commit()
+    return jsonify({**token_rules.describe(token), "token": secret}), 201
+
+
+@bp.delete("/tokens/<token_id>")
+def revoke_token(token_id: str) -> tuple[str, int]:
+    db = database.session()
+    token_rules.revoke(db, actor(), token_id)
+    db.commit()
     return "", 204
 
 

@@ -95,3 +95,10 @@ def process_log_download(name: str, spec: str) -> Response:
     return Response(stream_with_context(chunks), mimetype="text/plain",
                     headers={"Content-Disposition": f'attachment; filename="{safe}"',
                              "X-Content-Type-Options": "nosniff"})
+
+
+@bp.get("/nodes/<name>/log")
+def node_main_log(name: str) -> Response:
+    peer = logs.locate_main_log(database.session(), actor(), name)
+    return jsonify(logs.main_tail(current_app.extensions["cesi_nodes"], peer,
+                                  request.args.get("length", 65536)))

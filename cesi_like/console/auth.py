@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from . import db as database
-from .activity import client_ip, recent_failures, record
-from .forms import PasswordForm
-from .models import User, utcnow
-from .security import check_password, hash_password, safe_next, user_for_token
+from .activity import actor, client_ip, recent_failures, record
+from .forms import ConfirmForm, PasswordForm, TokenForm
+from .models import Role, User, utcnow
+from .security import check_password, safe_next, token_for_secret
+from .services import ServiceError
+from .services import tokens as token_rules
+from .services import users as user_rules
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -46,10 +60,12 @@ def load_user_from_token(req: object) -> User | None:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
-    user = user_for_token(database.session(), header[7:].strip())
-    if user is not None:
-        g.token_auth = True
-    return user
+    token = token_for_secret(database.session(), header[7:].strip())
+    if token is None:
+        return None
+    g.token_auth = True
+    g.token_read_only = token.read_only
+    return token.user
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -98,6 +114,56 @@ def logout() -> Response:
     return redirect(url_for("auth.login"))
 
 
+@bp.get("/account")
+@login_required
+def account() -> str:
+    """Who you are, and your API tokens (an admin's ?all=1: everyone's)."""
+    return _account_page(TokenForm())
+
+
+def _account_page(form: TokenForm, secret: str | None = None) -> str:
+    everyone = request.args.get("all") == "1" and current_user.has_role(Role.ADMIN)
+    listed = token_rules.visible(database.session(), actor(), everyone)
+    return render_template("auth/account.html", form=form, tokens=listed, secret=secret,
+                           everyone=everyone, confirm=ConfirmForm(), now=utcnow(),
+                           is_admin=current_user.has_role(Role.ADMIN))
+
+
+@bp.post("/account/tokens")
+@login_required
+def token_create() -> str | Response:
+    """Make a token and show its secret on this answer only (never in a redirect or cookie)."""
+    form = TokenForm()
+    if not form.validate_on_submit():
+        return _account_page(form)
+    db = database.session()
+    user = actor().user
+    assert user is not None
+    try:
+        secret, _ = token_rules.create(db, actor(), user, form.label.data or "",
+                                       form.expires_days.data, bool(form.read_only.data))
+    except ServiceError as exc:
+        form.label.errors = [*form.label.errors, exc.message]
+        return _account_page(form)
+    db.commit()
+    response = make_response(_account_page(TokenForm(formdata=None), secret))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/account/tokens/<token_id>/revoke")
+@login_required
+def token_revoke(token_id: str) -> Response:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    db = database.session()
+    revoked = token_rules.revoke(db, actor(), token_id)
+    db.commit()
+    flash(f"Token {revoked.id} ({revoked.name or 'no label'}) of {revoked.user.username} "
+          "revoked.", "success")
+    return redirect(url_for("auth.account", all=request.args.get("all")))
+
+
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
 def password() -> str | Response:
@@ -111,9 +177,11 @@ def password() -> str | Response:
             record(db, "password.change", target=user.username, result="denied")
             db.commit()
             return render_template("auth/password.html", form=form)
-        user.password_hash = hash_password(form.new.data or "")
-        user.end_sessions()
-        record(db, "password.change", target=user.username)
+        try:
+            user_rules.update(db, actor(), user, password=form.new.data or "")
+        except ServiceError as exc:
+            form.new.errors.append(exc.message)
+            return render_template("auth/password.html", form=form)
         db.commit()
         login_user(user)  # keep this session, with the new version
         flash("Password changed.", "success")

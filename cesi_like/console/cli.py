@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..inifile import ConfigError
 from . import db as database
-from .models import ApiToken, Node, Role, User
+from .models import Node, Role, User
 from .services.activity import Actor
 from .settings import Settings, find_config, load
 
@@ -72,12 +73,19 @@ def _password(given: str | None, prompt: str) -> str:
     return first
 
 
-def _cli_actor(app: Flask) -> Actor:
-    return Actor(None, "cli", app.config.get("CESI_ACTIVITY_LOG"))
+def _cli_actor(app: Flask, db: Session | None = None) -> Actor:
+    """Who the CLI acts as: someone with a shell on the console host and its database. With
+    `db`, as the first active admin, for rules that need an account (tokens, process actions)."""
+    user = None
+    if db is not None:
+        user = db.scalar(select(User).where(User.role == Role.ADMIN.value,
+                                            User.active.is_(True)).order_by(User.id))
+    return Actor(user, "cli", app.config.get("CESI_ACTIVITY_LOG"))
 
 
 def cmd_users(args: argparse.Namespace) -> int:
     from .services import Conflict, ServiceError
+    from .services import nodes as node_rules
     from .services import users as user_rules
 
     app = _app(args)
@@ -93,7 +101,7 @@ def cmd_users(args: argparse.Namespace) -> int:
                 if db.scalar(select(User).where(User.username == args.name)) is not None:
                     raise Conflict(f"user {args.name} exists")
                 names = [n.strip() for n in (args.environments or "").split(",") if n.strip()]
-                envs = user_rules.environments(db, names)
+                envs = node_rules.environments(db, names)
                 password = _password(args.password, f"Password for {args.name}: ")
                 user_rules.create(db, _cli_actor(app), args.name, password, args.role, envs)
                 done = f"created {args.role} {args.name}"
@@ -115,18 +123,40 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
-    from .security import new_token
+    """create: print a new token's secret (only now); list: a table; revoke: by id."""
+    from .services import ServiceError
+    from .services import tokens as token_rules
+    from .services import users as user_rules
 
     app = _app(args)
     with database.standalone(app) as db:
-        user = db.scalar(select(User).where(User.username == args.name))
-        if user is None:
-            print(f"error: no user {args.name}", file=sys.stderr)
+        actor = _cli_actor(app, db)
+        try:
+            if args.action == "create":
+                owner = user_rules.find(db, args.name)
+                secret, _ = token_rules.create(db, actor, owner, args.label or "",
+                                               args.expires_days, args.read_only)
+                db.commit()
+                print(secret)
+            elif args.action == "list":
+                rows = [token_rules.describe(t) for t in token_rules.visible(db, actor, True)]
+                if args.name:
+                    rows = [row for row in rows if row["username"] == args.name]
+                print(f"{'id':>5}  {'user':<16} {'label':<20} {'created':<20} "
+                      f"{'last used':<20} {'expires':<20} access")
+                for row in rows:
+                    expires = ("expired " if row["expired"] else "") + (row["expires"] or "never")
+                    print(f"{row['id']:>5}  {row['username']:<16} {row['name']:<20} "
+                          f"{row['created']:<20} {row['last_used'] or 'never':<20} "
+                          f"{expires:<20} {'read-only' if row['read_only'] else 'full'}")
+            else:
+                revoked = token_rules.revoke(db, actor, args.name)
+                db.commit()
+                print(f"revoked token {revoked.id} of {revoked.user.username}")
+        except ServiceError as exc:
+            db.commit()  # a refusal changed nothing but its record
+            print(f"error: {exc.message}", file=sys.stderr)
             return 1
-        token, digest = new_token()
-        db.add(ApiToken(user_id=user.id, token_hash=digest, name=args.label or ""))
-        db.commit()
-        print(token)
         return 0
 
 
@@ -185,13 +215,13 @@ def cmd_ctl(args: argparse.Namespace) -> int:
 
     app = _app(args)
     with database.standalone(app) as db:
-        user = db.scalar(select(User).where(User.username == args.user)) if args.user else \
-            db.scalar(select(User).where(User.role == Role.ADMIN.value,
-                                         User.active.is_(True)).order_by(User.id))
-        if user is None:
-            print(f"error: no user {args.user}", file=sys.stderr)
+        who = _cli_actor(app, db)
+        if args.user:
+            who = Actor(db.scalar(select(User).where(User.username == args.user)), "cli",
+                        app.config.get("CESI_ACTIVITY_LOG"))
+        if who.user is None:
+            print(f"error: no user {args.user or '(no active admin)'}", file=sys.stderr)
             return 1
-        who = Actor(user, "cli", app.config.get("CESI_ACTIVITY_LOG"))
         signal = args.name[0] if args.action == "signal" else None
         names = args.name[1:] if args.action == "signal" else args.name
         if not names:
@@ -217,12 +247,20 @@ def cmd_poll(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from . import create_app
+    from . import create_app, start_poller
+    from .poller import SHARDS, shares
 
+    shards = frozenset(range(SHARDS))
+    if args.share:
+        try:
+            index, count = (int(part) for part in args.share.split("/"))
+            shards = shares(index - 1, count)
+        except ValueError:
+            print(f"cesi-like poll: --share takes N/COUNT with 1 <= N <= COUNT <= {SHARDS}, "
+                  f"not {args.share!r}", file=sys.stderr)
+            return 2
     app = create_app({"CESI_SETTINGS": _settings(args)})
-    from . import start_poller
-
-    poller = start_poller(app)
+    poller = start_poller(app, shards=shards)
     done = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: done.set())
@@ -262,9 +300,19 @@ def parser() -> argparse.ArgumentParser:
     users.set_defaults(run=cmd_users)
     tokens = sub.add_parser("tokens", help="API tokens")
     tokens_sub = tokens.add_subparsers(dest="action", required=True)
-    token_create = tokens_sub.add_parser("create", help="print a new token for USER")
-    token_create.add_argument("name")
+    token_create = tokens_sub.add_parser("create", help="print a new token for USER (shown "
+                                                          "only now; stored hashed)")
+    token_create.add_argument("name", metavar="USER")
     token_create.add_argument("--label", help="what the token is for")
+    token_create.add_argument("--expires-days", type=int, metavar="N",
+                              help="expire after N days (default: never)")
+    token_create.add_argument("--read-only", action="store_true",
+                              help="may only read (GET), whatever the user's role")
+    token_list = tokens_sub.add_parser("list", help="every token (or USER's): id, label, "
+                                                    "created, last used, expiry")
+    token_list.add_argument("name", metavar="USER", nargs="?")
+    token_revoke = tokens_sub.add_parser("revoke", help="revoke a token by its id")
+    token_revoke.add_argument("name", metavar="ID")
     tokens.set_defaults(run=cmd_tokens)
     importer = sub.add_parser("import-config", help="load nodes from a CESI INI or TOML file")
     importer.add_argument("file")
@@ -283,6 +331,9 @@ def parser() -> argparse.ArgumentParser:
     ctl.add_argument("--user", help="act as this console user (default: the first admin)")
     ctl.set_defaults(run=cmd_ctl)
     poll = sub.add_parser("poll", help="run the poller alone, in the foreground")
+    poll.add_argument("--share", metavar="N/COUNT",
+                      help="be the Nth of COUNT poller processes and poll only its share "
+                           "of the nodes (default: all of them)")
     poll.set_defaults(run=cmd_poll)
     return top
 

@@ -26,7 +26,7 @@ from .api_fleet import views as snapshot_views
 from .forms import ConfirmForm
 from .models import ActivityLog, Environment, Role
 from .security import safe_next
-from .services import ServiceError, actions
+from .services import ServiceError, actions, logs
 from .services import fleet as snapshot
 from .services.actions import SIGNALS, Target
 from .services.fleet import STATE_CLASSES, NodeView, ProcessFilter
@@ -59,7 +59,8 @@ def _page(template: str, fragment: str, **context: Any) -> Response:
 
 def _common() -> dict[str, Any]:
     return {"confirm": ConfirmForm(), "interval": int(current_app.config[
-        "CESI_POLL_INTERVAL"] * 1000), "may_act": _user().has_role(Role.OPERATOR)}
+        "CESI_POLL_INTERVAL"] * 1000), "may_act": _user().has_role(Role.OPERATOR),
+            "is_admin": _user().has_role(Role.ADMIN)}
 
 
 @bp.get("/")
@@ -102,6 +103,13 @@ def node(name: str) -> Response:
     changes = snapshot.state_changes(db, found.name, limit=20)
     return _page("fleet/node.html", "fleet/_node.html", view=view, changes=changes,
                  **_common())
+
+
+@bp.get("/nodes/<name>/log")
+def node_log(name: str) -> Response:
+    """The node's main log, re-read every few seconds in the browser (admins)."""
+    found = logs.locate_main_log(database.session(), actor(), name)
+    return make_response(render_template("fleet/main_log.html", name=found.name))
 
 
 @bp.get("/processes")

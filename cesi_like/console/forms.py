@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    IntegerField,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -12,7 +13,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
 
 from .models import Role
 
@@ -61,6 +62,13 @@ class EnvironmentForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=64), NAME])
     description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
     nodes = SelectMultipleField("Nodes", coerce=int)
+
+
+class TokenForm(FlaskForm):
+    label = StringField("What it is for", validators=[Optional(), Length(max=64)])
+    expires_days = IntegerField("Expires after (days, empty: never)",
+                                validators=[Optional(), NumberRange(1, 3650)])
+    read_only = BooleanField("Read-only (may only read, whatever your role)")
 
 
 class ConfirmForm(FlaskForm):

@@ -1,31 +1,41 @@
 """gunicorn server hooks for `cesi-like serve`.
 
-The master starts the poller as a process of its own, beside the workers: polling a thousand
-nodes is CPU work, and in a worker it would share one interpreter lock with page rendering.
-Each worker still runs a standby poller that waits for the lease, so if the poller process dies
-a worker takes over within a few intervals (and gives way again on the next restart).
+The master starts the poller as processes of their own (`poll_processes`, each polling its
+share of the nodes), beside the workers: polling a thousand nodes is CPU work, and in a worker
+it would share one interpreter lock with page rendering. Each worker still runs a standby
+poller that waits for the leases, so if a poller process dies a worker takes its share over
+within a few intervals (and gives way again on the next restart).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
 
-_poller: subprocess.Popen[bytes] | None = None
+from . import settings
+
+_pollers: list[subprocess.Popen[bytes]] = []
 
 
 def when_ready(server: Any) -> None:
-    global _poller
-    _poller = subprocess.Popen([sys.executable, "-m", "cesi_like.console.cli", "poll"])
-    server.log.info("cesi-like: poller process %s started", _poller.pid)
+    count = settings.load(settings.find_config(None, os.environ)).poll_processes
+    for index in range(1, count + 1):
+        poller = subprocess.Popen([sys.executable, "-m", "cesi_like.console.cli", "poll",
+                                   "--share", f"{index}/{count}"])
+        _pollers.append(poller)
+        server.log.info("cesi-like: poller process %s (%d of %d) started", poller.pid, index,
+                        count)
 
 
 def on_exit(server: Any) -> None:
-    if _poller is not None and _poller.poll() is None:
-        _poller.terminate()
+    for poller in _pollers:
+        if poller.poll() is None:
+            poller.terminate()
+    for poller in _pollers:
         try:
-            _poller.wait(10)
+            poller.wait(10)
         except subprocess.TimeoutExpired:
-            _poller.kill()
-            _poller.wait()
+            poller.kill()
+            poller.wait()

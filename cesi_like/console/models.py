@@ -23,6 +23,9 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy import (
+    false as sa_false,
+)
+from sqlalchemy import (
     true as sa_true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -174,7 +177,9 @@ class ActivityLog(Base):
 
 
 class ApiToken(Base):
-    """A bearer token for automation; only its SHA-256 is stored."""
+    """A bearer token for automation; only its SHA-256 is stored. It acts with its user's
+    role (at most reading, if `read_only`) until it expires or is revoked; a password change
+    or a disable of its user revokes it."""
 
     __tablename__ = "api_tokens"
 
@@ -184,6 +189,8 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(64), default="")
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     last_used: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    expires: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    read_only: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     user: Mapped[User] = relationship(back_populates="tokens", lazy="joined")
 
 

@@ -57,6 +57,20 @@ NODE_INPUT = {"type": "object", "properties": {
     "verify_tls": {"type": "boolean"}, "ca_file": {"type": "string"},
     "client_cert": {"type": "string"},
     "notes": {"type": "string"}, "environments": {"type": "array", "items": {"type": "string"}}}}
+TOKEN = {"type": "object", "required": ["id", "name", "username", "created", "read_only"],
+         "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
+                        "username": {"type": "string"}, "created": {"type": "string"},
+                        "last_used": {"type": ["string", "null"]},
+                        "expires": {"type": ["string", "null"]},
+                        "read_only": {"type": "boolean"}, "expired": {"type": "boolean"},
+                        "token": {"type": "string",
+                                  "description": "the secret: only in the answer to POST"}}}
+TOKEN_INPUT = {"type": "object", "properties": {
+    "name": {"type": "string", "maxLength": 64},
+    "expires_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650},
+    "read_only": {"type": "boolean"},
+    "username": {"type": "string", "description": "admins: make it for this user"}}}
+MAIN_LOG = {"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}}
 ENVIRONMENT = {"type": "object", "properties": {
     "name": {"type": "string"}, "description": {"type": "string"},
     "nodes": {"type": "array", "items": {"type": "string"}}}}
@@ -149,6 +163,12 @@ def document() -> dict[str, Any]:
                         "parameters": [_query("stream", {"enum": ["stdout", "stderr"]})],
                         "responses": {"200": {"description": "the file", "content": {
                             "text/plain": {"schema": {"type": "string"}}}}, **ERRORS}}},
+            "/api/v1/nodes/{name}/log": {
+                "parameters": [_name("name")],
+                "get": {**_op("The end of the node's main log (admin; re-read to follow)",
+                              _json(MAIN_LOG)),
+                        "parameters": [_query("length", {"type": "integer", "minimum": 1,
+                                                         "maximum": 1048576})]}},
             "/api/v1/environments": {
                 "get": _op("Environments in your scope", listing(ENVIRONMENT)),
                 "post": _op("Add an environment (admin)", _json(ENVIRONMENT), ENVIRONMENT_INPUT,
@@ -160,6 +180,17 @@ def document() -> dict[str, Any]:
                 "put": _op("Same as PATCH", _json(ENVIRONMENT), ENVIRONMENT_INPUT),
                 "delete": {"summary": "Delete an environment (admin)",
                            "responses": {"204": {"description": "deleted"}, **ERRORS}}},
+            "/api/v1/tokens": {
+                "get": {**_op("Your API tokens (an admin's ?all=1: everyone's)",
+                              listing(TOKEN)),
+                        "parameters": [_query("all", {"enum": ["0", "1", "true"]})]},
+                "post": _op("Make a token; the answer holds its secret, shown only this once",
+                            _json(TOKEN), TOKEN_INPUT, "201")},
+            "/api/v1/tokens/{token_id}": {
+                "parameters": [{"name": "token_id", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 1}}],
+                "delete": {"summary": "Revoke a token (yours; an admin: anyone's)",
+                           "responses": {"204": {"description": "revoked"}, **ERRORS}}},
             "/api/v1/users": {
                 "get": _op("Every user (admin)", listing(USER)),
                 "post": _op("Add a user (admin)", _json(USER), USER_INPUT, "201")},

@@ -1,11 +1,20 @@
 """The poller: keeps every enabled node's snapshot fresh, so no page or API call waits on a node.
 
-Every console process (each gunicorn worker, each `cesi-like poll`) runs one, but only the
-holder of the `poller` lease in the database polls; the others wait and take over within a few
-intervals if the holder dies. Each node runs on its own schedule: a healthy node is polled every
-`poll_interval`; a failing one backs off (up to `MAX_BACKOFF` intervals) so hung nodes cannot
-eat the thread pool that healthy nodes need. Results are written by the poller's own thread in
-one transaction per batch, so SQLite sees one writer, not one per node.
+Nodes are split by id into `SHARDS` shares, each with a lease in the database (`poller:K`).
+Every console process (each gunicorn worker, each `cesi-like poll`) runs a poller, but a share
+is polled only by the holder of its lease; the others wait and take a share over within a few
+intervals if its holder dies. One poller may hold every share; several poller processes (on
+one host, to use more than one core, or on several hosts) each hold some.
+
+Each node runs on its own schedule: a healthy node is polled every `poll_interval`; a failing
+one backs off (up to `MAX_BACKOFF` intervals) so hung nodes cannot eat the thread pool that
+healthy nodes need. Results are written by the poller's own thread in one transaction per
+batch, so SQLite sees one writer per poller, not one per node.
+
+A cesi-agentd node is polled through its change feed: after the first full answer, a poll
+sends the token of the last one and, when nothing but the clock moved, gets a few bytes back
+instead of every process (most polls, and a third of the CPU of a full one). A node without the
+feed (supervisord) is polled in full; after any failure a node is asked afresh which it is.
 """
 
 from __future__ import annotations
@@ -26,39 +35,53 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..supervisor_rpc.node import NodeAddress, NodeClient, NodeError, Snapshot
+from ..supervisor_rpc.node import NodeAddress, NodeClient, NodeError, Snapshot, Unchanged
 from .models import Lease, Node, utcnow
 from .services.fleet import address, store_poll
 
 log = logging.getLogger("cesi_like.poller")
 
-LEASE = "poller"
+SHARDS = 16  # fixed, so pollers configured differently still split the same shares
 MAX_BACKOFF = 8  # intervals between polls of a node that keeps failing
 
 
-def acquire_lease(db: Session, name: str, owner: str, seconds: float) -> bool:
-    """Take or renew `name` for `seconds`: one atomic statement, so two workers (or hosts)
-    racing for it cannot both win."""
+def lease_name(shard: int) -> str:
+    return f"poller:{shard}"
+
+
+def shares(index: int, processes: int) -> frozenset[int]:
+    """The shards the `index`-th of `processes` poller processes claims first."""
+    if not 0 <= index < processes <= SHARDS:
+        raise ValueError(f"poller {index} of {processes}: need 0 <= index < processes <= "
+                         f"{SHARDS}")
+    return frozenset(range(index, SHARDS, processes))
+
+
+def acquire_leases(db: Session, names: list[str], owner: str, seconds: float) -> set[str]:
+    """Take or renew, for `seconds`, each of `names` that is free, expired or already ours;
+    the names now held. One atomic UPDATE, so two pollers (or hosts) racing for a lease
+    cannot both win it."""
     now = utcnow()
-    expires = now + datetime.timedelta(seconds=seconds)
-    taken = db.execute(update(Lease).where(
-        Lease.name == name, (Lease.owner == owner) | (Lease.expires < now)
-    ).values(owner=owner, expires=expires)).rowcount  # type: ignore[attr-defined]
-    if not taken:
-        if db.get(Lease, name) is not None:
-            db.rollback()
-            return False
-        try:
-            db.execute(insert(Lease).values(name=name, owner=owner, expires=expires))
-        except IntegrityError:  # someone created it first: theirs
-            db.rollback()
-            return False
+    known = set(db.scalars(select(Lease.name).where(Lease.name.in_(names))))
+    for name in names:
+        if name not in known:  # created once, already expired: free for the UPDATE below
+            try:
+                db.execute(insert(Lease).values(name=name, owner="",
+                                                expires=now - datetime.timedelta(seconds=1)))
+                db.commit()
+            except IntegrityError:  # another poller created it first: fine
+                db.rollback()
+    taken = db.scalars(update(Lease).where(
+        Lease.name.in_(names), (Lease.owner == owner) | (Lease.expires < now)
+    ).values(owner=owner, expires=now + datetime.timedelta(seconds=seconds))
+        .returning(Lease.name)).all()
     db.commit()
-    return True
+    return set(taken)
 
 
-def release_lease(db: Session, name: str, owner: str) -> None:
-    db.execute(update(Lease).where(Lease.name == name, Lease.owner == owner)
+def release_leases(db: Session, owner: str) -> None:
+    """Hand every lease of `owner` over at once (a clean exit)."""
+    db.execute(update(Lease).where(Lease.owner == owner)
                .values(expires=utcnow() - datetime.timedelta(seconds=1)))
     db.commit()
 
@@ -69,25 +92,34 @@ class _Schedule:
     due: float = 0.0
     failures: int = 0
     running: bool = False
+    feed: bool | None = None  # has the change feed; None: not known (ask on the next poll)
+    token: str = ""  # the feed's token of the last stored answer
+
+    def forget_feed(self) -> None:
+        """The next poll asks afresh and gets a full answer."""
+        self.feed, self.token = None, ""
 
 
 @dataclass(frozen=True)
 class _Result:
     node_id: int
     name: str
-    outcome: Snapshot | NodeError
+    outcome: Snapshot | Unchanged | NodeError
     finished: datetime.datetime
     milliseconds: int
 
 
 class Poller:
-    """Polls every enabled node on its own schedule while it holds the lease."""
+    """Polls the enabled nodes of the shards whose leases it holds, each on its own schedule."""
 
     def __init__(self, sessions: sessionmaker[Session], client: NodeClient,
-                 interval: float = 2.0, concurrency: int = 32) -> None:
+                 interval: float = 2.0, concurrency: int = 32,
+                 shards: frozenset[int] = frozenset(range(SHARDS))) -> None:
         self.sessions = sessions
         self.client = client
         self.interval = interval
+        self.shards = shards  # the shares it may claim
+        self.held: frozenset[int] = frozenset()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._pool = ThreadPoolExecutor(max_workers=concurrency,
                                         thread_name_prefix="node-poll")
@@ -96,7 +128,6 @@ class Poller:
         self._nodes_loaded = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.leader = False
         self.rounds = 0  # polls written, for tests and the log
 
     # -- running ---------------------------------------------------------------------------
@@ -112,10 +143,15 @@ class Poller:
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self.leader:
+        if self.held:
             with self.sessions() as db:
-                release_lease(db, LEASE, self.owner)
-            self.leader = False
+                release_leases(db, self.owner)
+            self.held = frozenset()
+
+    @property
+    def leader(self) -> bool:
+        """Whether it polls anything now."""
+        return bool(self.held)
 
     def _run(self, delay: float) -> None:
         lease_checked = 0.0
@@ -137,11 +173,15 @@ class Poller:
             self._stop.wait(self._sleep())
 
     def _claim(self) -> None:
+        names = {lease_name(shard): shard for shard in sorted(self.shards)}
         with self.sessions() as db:
-            held = acquire_lease(db, LEASE, self.owner, 3 * self.interval + 1)
-        if held != self.leader:
-            log.info("poller %s: %s the lease", self.owner, "took" if held else "lost")
-            self.leader = held
+            taken = acquire_leases(db, list(names), self.owner, 3 * self.interval + 1)
+        held = frozenset(names[name] for name in taken)
+        if held != self.held:
+            log.info("poller %s: polls shards %s of %d", self.owner,
+                     ",".join(map(str, sorted(held))) or "none", SHARDS)
+            # nodes of lost shards are dropped, those of new ones start afresh (full polls)
+            self.held = held
             self._nodes_loaded = 0.0
 
     def _sleep(self) -> float:
@@ -153,10 +193,12 @@ class Poller:
 
     # -- polling ---------------------------------------------------------------------------
 
-    def _load_nodes(self) -> None:
+    def _load_nodes(self, every_shard: bool = False) -> None:
+        query = select(Node).where(Node.enabled.is_(True))
+        if not every_shard:
+            query = query.where((Node.id % SHARDS).in_(sorted(self.held)))
         with self.sessions() as db:
-            rows = db.scalars(select(Node).where(Node.enabled.is_(True))).all()
-            fresh = {node.id: address(node) for node in rows}
+            fresh = {node.id: address(node) for node in db.scalars(query)}
         for node_id in list(self._nodes):
             if node_id not in fresh:
                 del self._nodes[node_id]
@@ -166,6 +208,7 @@ class Poller:
                 self._nodes[node_id] = _Schedule(where)
             elif schedule.address != where:  # edited by an admin: poll the new address now
                 schedule.address, schedule.due, schedule.failures = where, 0.0, 0
+                schedule.forget_feed()
 
     def _tick(self, now: float) -> None:
         if now - self._nodes_loaded >= self.interval:
@@ -174,7 +217,7 @@ class Poller:
         for node_id, schedule in self._nodes.items():
             if not schedule.running and schedule.due <= now:
                 schedule.running = True
-                future = self._pool.submit(self._poll, node_id, schedule.address)
+                future = self._pool.submit(self._poll, node_id, schedule)
                 future.add_done_callback(self._done_callback(schedule))
 
     def _done_callback(self, schedule: _Schedule) -> Callable[[Future[_Result]], None]:
@@ -185,6 +228,10 @@ class Poller:
                 return
             result = future.result()
             failed = isinstance(result.outcome, NodeError)
+            if isinstance(result.outcome, NodeError):
+                schedule.forget_feed()
+            else:  # taken back by _write if the result cannot be stored
+                schedule.feed, schedule.token = bool(result.outcome.token), result.outcome.token
             schedule.failures = schedule.failures + 1 if failed else 0
             backoff = min(2 ** max(schedule.failures - 1, 0), MAX_BACKOFF) if failed else 1
             schedule.due = time.monotonic() + self.interval * backoff
@@ -192,11 +239,15 @@ class Poller:
 
         return done
 
-    def _poll(self, node_id: int, where: NodeAddress) -> _Result:
+    def _poll(self, node_id: int, schedule: _Schedule) -> _Result:
+        where = schedule.address
         began = time.monotonic()
-        outcome: Snapshot | NodeError
+        outcome: Snapshot | Unchanged | NodeError | None = None
         try:
-            outcome = self.client.snapshot(where)
+            if schedule.feed is not False:
+                outcome = self.client.changes(where, schedule.token)
+            if outcome is None:
+                outcome = self.client.snapshot(where)
         except NodeError as exc:
             outcome = exc
         elapsed = int((time.monotonic() - began) * 1000)
@@ -209,34 +260,54 @@ class Poller:
                 batch.append(self._results.get_nowait())
             except queue.Empty:
                 break
-        if batch:
-            write_results(self.sessions, batch)
-            self.rounds += len(batch)
+        if not batch:
+            return
+        renew: set[int] = set()
+        try:
+            renew = write_results(self.sessions, batch)
+        except Exception:
+            renew = {result.node_id for result in batch}
+            raise
+        finally:
+            for node_id in renew:  # what the feed's token stands for is not stored
+                if node_id in self._nodes:
+                    self._nodes[node_id].forget_feed()
+        self.rounds += len(batch)
+
+    def uses_feed(self, node_id: int) -> bool | None:
+        """Whether this poller polls the node through the change feed (None: not known)."""
+        schedule = self._nodes.get(node_id)
+        return None if schedule is None else schedule.feed
 
     def poll_now(self) -> int:
         """Poll every enabled node once, in parallel, and store the results (CLI, tests)."""
-        self._load_nodes()
-        futures = [self._pool.submit(self._poll, node_id, s.address)
-                   for node_id, s in self._nodes.items()]
+        self._load_nodes(every_shard=True)
+        futures = [self._pool.submit(self._poll, node_id, schedule)
+                   for node_id, schedule in self._nodes.items()]
         results = [future.result() for future in futures]
         write_results(self.sessions, results)
         return len(results)
 
 
-def write_results(sessions: sessionmaker[Session], batch: list[_Result]) -> None:
-    """Store a batch in one transaction; a node deleted meanwhile is skipped."""
-    for attempt in range(5):
+def write_results(sessions: sessionmaker[Session], batch: list[_Result]) -> set[int]:
+    """Store a batch in one transaction; a node deleted meanwhile is skipped. Returns the
+    nodes whose Unchanged answer found no stored snapshot to renew."""
+    for attempt in range(4):
         try:
-            with sessions() as db:
-                alive = set(db.scalars(select(Node.id).where(
-                    Node.id.in_([r.node_id for r in batch]))))
-                for result in batch:
-                    if result.node_id in alive:
-                        store_poll(db, result.node_id, result.name, result.outcome,
-                                   result.finished, result.milliseconds)
-                db.commit()
-            return
+            return _store(sessions, batch)
         except OperationalError:  # SQLite: another writer got in between; go again
-            if attempt == 4:
-                raise
             time.sleep(0.05 * (attempt + 1))
+    return _store(sessions, batch)  # the last try: its error goes to the caller
+
+
+def _store(sessions: sessionmaker[Session], batch: list[_Result]) -> set[int]:
+    with sessions() as db:
+        alive = set(db.scalars(select(Node.id).where(Node.id.in_([r.node_id for r in batch]))))
+        renew: set[int] = set()
+        for result in batch:
+            if result.node_id in alive and store_poll(
+                    db, result.node_id, result.name, result.outcome, result.finished,
+                    result.milliseconds) is None:
+                renew.add(result.node_id)
+        db.commit()
+    return renew

@@ -50,16 +50,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def user_for_token(db: Session, token: str) -> User | None:
-    record = db.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-    if record is None or not record.user.active:
-        return None
+def token_for_secret(db: Session, secret: str) -> ApiToken | None:
+    """The live token with this secret: known, not expired, of an active user."""
+    record = db.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
     now = utcnow()
+    if record is None or not record.user.active or (record.expires is not None
+                                                     and record.expires <= now):
+        return None
     # a write per request would make every API read contend for the database's write lock
     if record.last_used is None or now - record.last_used > datetime.timedelta(minutes=1):
         record.last_used = now
         db.commit()
-    return record.user
+    return record
 
 
 def stable_secret_key(db: Session) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ..inifile import ConfigError, IniFile, Section, read_ini
 
@@ -46,7 +47,8 @@ class Settings:
     admin_password: str | None = None
     node_timeout: float = 3.0  # bounds every call to a node, in total
     poll_interval: float = 2.0  # how often the poller asks each node
-    poll_concurrency: int = 32  # nodes polled at once
+    poll_concurrency: int = 32  # nodes polled at once (per poller process)
+    poll_processes: int = 1  # poller processes `serve` starts: one core each
     node_max_bytes: int = 8 * 1024 * 1024  # the largest answer read from a node
     action_timeout: float = 60.0  # start/stop wait for startsecs/stopwaitsecs on the node
     remember_days: float = 14.0  # how long "Remember me" keeps a browser logged in
@@ -58,10 +60,10 @@ class Settings:
 
 _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "name",
               "admin_username", "admin_password", "node_timeout", "poll_interval",
-              "poll_concurrency", "node_max_bytes", "action_timeout", "remember_days",
-              "trusted_proxies"}
+              "poll_concurrency", "poll_processes", "node_max_bytes", "action_timeout",
+              "remember_days", "trusted_proxies"}
 _FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days"}
-_INTS = {"poll_concurrency", "node_max_bytes", "trusted_proxies"}
+_INTS = {"poll_concurrency", "poll_processes", "node_max_bytes", "trusted_proxies"}
 
 
 def find_config(explicit: str | None, environ: Mapping[str, str]) -> str | None:
@@ -103,7 +105,8 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
         if key in _FLOATS or key in _INTS:
             number = float(value) if key in _FLOATS else int(value)
             lowest = 0 if key == "trusted_proxies" else 1e-9  # no proxy is a valid answer
-            if not lowest <= number < 10**9:
+            highest = 16 if key == "poll_processes" else 10**9  # the poller's SHARDS
+            if not lowest <= number <= highest:
                 raise ValueError
             return number
     except ValueError:
@@ -162,13 +165,34 @@ def _section_value(section: Section, key: str, text: str) -> object:
         raise section.error(key, exc.reason) from None
 
 
+def _node_values(name: str, values: Mapping[str, Any],
+                 fail: Callable[[str, str], ConfigError]) -> tuple[str, dict[str, str]]:
+    """A node's name and text values through the console's one validation (the forms' and
+    the API's); `fail(key, reason)` makes the error that points into the file."""
+    from .services import validate
+
+    try:
+        checked_name = validate.name(name, "node name")
+    except ValueError as exc:
+        raise fail("name", str(exc)) from None
+    clean = {}
+    for key in ("username", "password", "url", "host", "ca_file", "client_cert"):
+        if values.get(key) is not None:
+            try:
+                clean[key] = validate.text(str(values[key]), key)
+            except ValueError as exc:
+                raise fail(key, str(exc)) from None
+    return checked_name, clean
+
+
 def _ini_node(section: Section) -> NodeSpec:
-    name = section.name.split(":", 1)[1].strip()
     values = {key: value.text for key, value in section.values.items()}
     for key in values:
         if key not in ("host", "port", "username", "password", "url", "environment", "verify",
                        "ca_file", "client_cert"):
             raise section.error(key, "unknown node setting")
+    name, checked = _node_values(section.name.split(":", 1)[1].strip(), values, section.error)
+    values.update(checked)
     verify = values.get("verify", "true").strip().lower()
     if verify not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
         raise section.error("verify", "expected true or false")
@@ -185,8 +209,14 @@ def _ini_node(section: Section) -> NodeSpec:
 
 def _ini_environments(ini: IniFile, known: set[str]) -> dict[str, tuple[str, ...]]:
     environments: dict[str, tuple[str, ...]] = {}
+    from .services import validate
+
     for name in ini.names("environment:"):
         section = ini.sections[name]
+        try:
+            validate.name(name.split(":", 1)[1].strip(), "environment name")
+        except ValueError as exc:
+            raise section.error("name", str(exc)) from None
         raw = section.values.get("members")
         members = tuple(m.strip() for m in (raw.text if raw else "").split(",") if m.strip())
         for member in members:
@@ -218,9 +248,14 @@ def read_toml(path: str) -> Settings:
     environments: dict[str, list[str]] = {}
     for index, entry in enumerate(data.get("nodes", [])):
         where = f"nodes[{index}]"
-        name = str(entry.get("name", "")).strip()
-        if not name:
-            raise ConfigError("a node needs a name", path=path, section=where, key="name")
+        if not isinstance(entry, dict):
+            raise ConfigError("expected a table", path=path, section=where)
+
+        def fail(key: str, reason: str, where: str = where) -> ConfigError:
+            return ConfigError(reason, path=path, section=where, key=key)
+
+        name, checked = _node_values(str(entry.get("name", "")), entry, fail)
+        entry = {**entry, **checked}
         try:
             url = node_url(name, entry.get("url"), entry.get("host"), entry.get("port"))
         except ValueError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from cesi_like.console import db as database
 from cesi_like.console.models import ActivityLog, Environment, Node, User
 
-from .conftest import PASSWORD, csrf_from, login
+from .conftest import PASSWORD, csrf_from, login, token_for
 
 
 def ids(app: Flask, model: type, name: str) -> int:
@@ -145,3 +146,38 @@ def test_activity_file(tmp_path, client: FlaskClient, app: Flask) -> None:  # ty
     app.config["CESI_ACTIVITY_LOG"] = str(path)
     login(client, "op", PASSWORD)
     assert " op " in path.read_text() and " login " in path.read_text()
+
+
+@pytest.mark.parametrize("field,value,why", [
+    ("url", "http://user:pw@10.0.0.9:9001", "credentials"),
+    ("username", "u\x01", "control characters"),
+    ("notes", "ok\x00no", "control characters"),
+    ("ca_file", "x" * 600, "longer than 512"),
+])
+def test_forms_and_api_refuse_the_same_input(app: Flask, client: FlaskClient, field: str,
+                                             value: str, why: str) -> None:
+    """#8.6: one validation for the admin form and the API: same refusal, nothing stored."""
+    token = login(client)
+    form = {"csrf_token": token, "name": "same", "url": "http://10.0.0.9:9001",
+            "enabled": "y", field: value}
+    page = client.post("/admin/nodes/new", data=form)
+    assert page.status_code == 200 and why in page.get_data(as_text=True)
+    admin = {"Authorization": f"Bearer {token_for(app, 'admin')}"}
+    api = app.test_client().post("/api/v1/nodes", headers=admin, json={
+        "name": "same", "url": "http://10.0.0.9:9001", field: value})
+    assert api.status_code == 400 and why in api.get_json()["error"]
+    with database.standalone(app) as db:
+        assert db.scalar(select(Node).where(Node.name == "same")) is None
+
+
+def test_unknown_api_fields_are_refused(app: Flask, client: FlaskClient) -> None:
+    admin = {"Authorization": f"Bearer {token_for(app, 'admin')}"}
+    typo = client.post("/api/v1/nodes", headers=admin,
+                       json={"name": "t1", "url": "http://10.0.0.9:9001", "pasword": "x"})
+    assert typo.status_code == 400 and "unknown fields: pasword" in typo.get_json()["error"]
+    made = client.post("/api/v1/nodes", headers=admin,
+                       json={"name": "t1", "url": "http://10.0.0.9:9001", "password": "pw"})
+    assert made.status_code == 201
+    # what GET shows can be sent back as it is
+    again = client.put("/api/v1/nodes/t1", headers=admin, json=made.get_json())
+    assert again.status_code == 200 and again.get_json()["has_password"] is True

@@ -20,6 +20,8 @@ from sqlalchemy import select
 from cesi_like.console import db as database
 from cesi_like.console import make_poller
 from cesi_like.console.models import ActivityLog, Environment, Node, ProcessEvent
+from cesi_like.console.poller import SHARDS, shares
+from cesi_like.supervisor_rpc.schema import running_description
 from tests.agent.conftest import Daemon, daemons, program, wait_for
 from tests.hostile import XSS, hostile_node
 from tests.tlsproxy import tls_proxy
@@ -246,6 +248,34 @@ def test_log_tail_follows_and_download_exceeds_the_cap(fleet_app: Flask) -> None
             assert numbers == list(range(len(numbers)))
 
 
+def test_main_log_of_a_node_is_for_admins(fleet_app: Flask) -> None:
+    """supervisord and cesi-agentd both serve their main log's end; only admins read it."""
+    from .conftest import login
+
+    client = fleet_app.test_client()
+    admin = bearer(fleet_app, "admin")
+    for node in ("agent", "sup"):
+        answer = client.get(f"/api/v1/nodes/{node}/log?length=4000", headers=admin)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        data = answer.get_json()["data"]
+        assert "success: web_0 entered RUNNING state" in data and 0 < len(data) <= 4000
+    assert client.get("/api/v1/nodes/agent/log?length=0", headers=admin).status_code == 400
+    assert client.get("/api/v1/nodes/drip/log", headers=admin).status_code == 502
+    assert client.get("/api/v1/nodes/agent/log", headers=bearer(fleet_app, "op")
+                      ).status_code == 403
+    with database.standalone(fleet_app) as db:
+        denied = db.scalars(select(ActivityLog).where(ActivityLog.action == "node.main-log")
+                            ).all()
+    assert [(d.username, d.result) for d in denied] == [("op", "denied")]
+    login(client, "admin")
+    assert "Main log" in client.get("/nodes/agent").get_data(as_text=True)
+    page = client.get("/nodes/agent/log").get_data(as_text=True)
+    assert "data-log-whole" in page and "/api/v1/nodes/agent/log" in page
+    login(client := fleet_app.test_client(), "op")
+    assert "Main log" not in client.get("/nodes/agent").get_data(as_text=True)
+    assert client.get("/nodes/agent/log").status_code == 403
+
+
 def test_pages_show_processes_escaped(fleet_app: Flask) -> None:
     from .conftest import login
 
@@ -301,27 +331,41 @@ def test_action_forms_record_and_redirect(fleet_app: Flask) -> None:
                        data={"csrf_token": token}).status_code == 403
 
 
-def test_poller_sees_changes_behind_the_consoles_back(fleet_app: Flask,
-                                                      nodes: dict[str, Any]) -> None:
+@pytest.mark.parametrize("name", ["sup", "agent"])
+def test_poller_sees_changes_behind_the_consoles_back(fleet_app: Flask, nodes: dict[str, Any],
+                                                      name: str) -> None:
+    """supervisord is polled in full, cesi-agentd through its change feed: both show a stop
+    made with another client, and the feed's quiet answers still move every uptime on."""
     fleet_app.config["CESI_POLL_INTERVAL"] = 0.3
     poller = make_poller(fleet_app)
     poller.start()
+    client = fleet_app.test_client()
+    admin = bearer(fleet_app, "admin")
+
+    def rows() -> dict[str, dict[str, Any]]:
+        found = client.get(f"/api/v1/processes?node={name}&group=web", headers=admin)
+        return {r["name"]: r for r in found.get_json()}
+
     try:
-        client = fleet_app.test_client()
-        admin = bearer(fleet_app, "admin")
-        nodes["sup"].rpc().stopProcess("web:web_1")
-
-        def stopped() -> bool:
-            rows = client.get("/api/v1/processes?node=sup&group=web", headers=admin).get_json()
-            return {r["name"]: r["statename"] for r in rows}["web_1"] == "STOPPED"
-
-        wait_for(stopped, timeout=fleet_app.config["CESI_POLL_INTERVAL"] + 5)
+        wait_for(lambda: poller.rounds > 7, timeout=10)
+        with database.standalone(fleet_app) as db:
+            node_id = db.scalars(select(Node.id).where(Node.name == name)).one()
+        assert poller.uses_feed(node_id) is (name == "agent")
+        before = rows()["web_0"]
+        wait_for(lambda: rows()["web_0"]["now"] >= before["now"] + 2, timeout=10)
+        after = rows()["web_0"]
+        assert after["description"] == running_description(after["pid"], after["start"],
+                                                           after["now"])
+        assert after["description"] != before["description"]
+        nodes[name].rpc().stopProcess("web:web_1")
+        wait_for(lambda: rows()["web_1"]["statename"] == "STOPPED",
+                 timeout=fleet_app.config["CESI_POLL_INTERVAL"] + 5)
     finally:
         poller.stop()
-        nodes["sup"].rpc().startProcess("web:web_1")
+        nodes[name].rpc().startProcess("web:web_1")
     with database.standalone(fleet_app) as db:
         changes = db.scalars(select(ProcessEvent).where(
-            ProcessEvent.node == "sup", ProcessEvent.name == "web_1")).all()
+            ProcessEvent.node == name, ProcessEvent.name == "web_1")).all()
     seen = [(c.from_state, c.to_state) for c in changes]
     assert (20, 0) in seen or (40, 0) in seen, seen  # RUNNING (-> STOPPING) -> STOPPED
 
@@ -366,3 +410,30 @@ def test_tls_settings_through_the_api(fleet_app: Flask, nodes: dict[str, Any]) -
     assert state()["state"] == "online"
     bad = client.patch("/api/v1/nodes/tls2", headers=admin, json={"verify_tls": "yes"})
     assert bad.status_code == 400
+
+
+def test_shard_leases_are_held_by_one_poller_each(fleet_app: Flask) -> None:
+    """Pollers racing for the shares each win disjoint ones; a share is polled again soon
+    after its holder stops, and a poller limited to a share never takes another."""
+    fleet_app.config["CESI_POLL_INTERVAL"] = 0.2
+    first, second = make_poller(fleet_app), make_poller(fleet_app)
+    half = make_poller(fleet_app, shares(0, 2))
+    pollers = (first, second, half)
+    for poller in pollers:
+        poller.start()
+    try:
+        wait_for(lambda: len(first.held | second.held | half.held) == SHARDS,
+                 what="every share to be held")
+        assert not (first.held & second.held) and not (first.held & half.held) \
+            and not (second.held & half.held)
+        holder = first if first.held else second
+        other = second if holder is first else first
+        holder.stop()  # hands its leases over at once
+        wait_for(lambda: len(other.held | half.held) == SHARDS, what="the others to take over")
+        assert half.held <= shares(0, 2)
+        assert not (other.held & half.held)
+        polled = other.rounds + half.rounds
+        wait_for(lambda: other.rounds + half.rounds > polled + 7, what="polls by the new holders")
+    finally:
+        for poller in pollers:
+            poller.stop()

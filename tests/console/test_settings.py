@@ -91,6 +91,12 @@ def test_no_file_means_defaults(tmp_path: Path) -> None:
     ("[node:a]\nhost = h\n[environment:e]\nmembers = a, ghost\n", 4, "members",
      "unknown node 'ghost'"),
     ("[cesi]\ndatabase\n", 2, "", "cannot parse line"),
+    # the same validation as the forms' and the API's
+    ("[node:a b]\nhost = h\n", 1, "name", "node name: 1 to 64 letters"),
+    ("[node:a]\nhost = h\nusername = " + "u" * 200 + "\n", 3, "username",
+     "longer than 128"),
+    ("[node:a]\nhost = h\n[environment:prod env]\nmembers = a\n", 3, "name",
+     "environment name: 1 to 64"),
 ])
 def test_bad_ini_names_line_and_key(tmp_path: Path, text: str, line: int, key: str,
                                     reason: str) -> None:
@@ -108,5 +114,5 @@ def test_bad_toml_is_reported_with_its_position(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"line 4"):
         load(str(path), {})
     path.write_text('[[nodes]]\nhost = "h"\n')
-    with pytest.raises(ConfigError, match=r"\[nodes\[0\]\] name: a node needs a name"):
+    with pytest.raises(ConfigError, match=r"\[nodes\[0\]\] name: node name is required"):
         load(str(path), {})

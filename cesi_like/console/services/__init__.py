@@ -15,7 +15,10 @@ class ServiceError(Exception):
         self.message = message
 
 
-class Invalid(ServiceError):
+class Invalid(ServiceError, ValueError):
+    """Bad input; also a ValueError, so code that parses values (the config reader) can catch
+    it as one."""
+
     status = 400
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
-from ...supervisor_rpc.node import NodeAddress, NodeError, NodeState, Snapshot
+from ...supervisor_rpc.node import NodeAddress, NodeError, NodeState, Snapshot, Unchanged
+from ...supervisor_rpc.schema import running_description
 from ...supervisor_rpc.states import ProcessState
 from ..models import Node, NodeStatus, ProcessEvent, User, utcnow
 
@@ -35,11 +36,15 @@ def address(node: Node) -> NodeAddress:
                        node.client_cert)
 
 
-def store_poll(db: Session, node_id: int, node_name: str, result: Snapshot | NodeError,
-               finished: datetime.datetime, poll_ms: int | None = None) -> list[ProcessEvent]:
-    """Write one poll's outcome and the state changes it shows (not committed)."""
+def store_poll(db: Session, node_id: int, node_name: str,
+               result: Snapshot | Unchanged | NodeError, finished: datetime.datetime,
+               poll_ms: int | None = None) -> list[ProcessEvent] | None:
+    """Write one poll's outcome and the state changes it shows (not committed). None when
+    `result` is Unchanged but there is no stored snapshot to renew: poll that node in full."""
     status = db.get(NodeStatus, node_id)
-    state = NodeState.ONLINE if isinstance(result, Snapshot) else result.state
+    if isinstance(result, Unchanged) and (status is None or status.last_ok is None):
+        return None
+    state = result.state if isinstance(result, NodeError) else NodeState.ONLINE
     if status is None:
         status = NodeStatus(node_id=node_id, state=state, since=finished, polled_at=finished,
                             processes="[]", process_count=0, reason="")
@@ -49,21 +54,34 @@ def store_poll(db: Session, node_id: int, node_name: str, result: Snapshot | Nod
     status.state = state
     status.polled_at = finished
     status.poll_ms = poll_ms
+    if isinstance(result, NodeError):
+        status.reason = result.reason  # the last good processes stay, shown as stale
+        return []
     events: list[ProcessEvent] = []
     if isinstance(result, Snapshot):
         processes = [{key: getattr(info, key) for key in PROCESS_KEYS}
                      for info in result.processes]
         events = _changes(node_name, json.loads(status.processes), processes, finished)
         db.add_all(events)
-        status.reason = ""
-        status.last_ok = finished
-        status.version = result.version
-        status.supervisor_state = result.supervisor_state
-        status.processes = json.dumps(processes, separators=(",", ":"))
-        status.process_count = len(processes)
     else:
-        status.reason = result.reason  # the last good processes stay, shown as stale
+        processes = _renewed(json.loads(status.processes), result.now)
+    status.reason = ""
+    status.last_ok = finished
+    status.version = result.version
+    status.supervisor_state = result.supervisor_state
+    status.processes = json.dumps(processes, separators=(",", ":"))
+    status.process_count = len(processes)
     return events
+
+
+def _renewed(processes: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
+    """A stored snapshot moved to the node's clock `now`: what the node would have answered
+    in full, since only the clock moved (a RUNNING process's description shows its uptime)."""
+    for process in processes:
+        process["now"] = now
+        if process["state"] == ProcessState.RUNNING:
+            process["description"] = running_description(process["pid"], process["start"], now)
+    return processes
 
 
 def _changes(node: str, before: list[dict[str, Any]], after: list[dict[str, Any]],

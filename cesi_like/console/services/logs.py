@@ -1,5 +1,6 @@
-"""A process's stdout/stderr log: tail by offset (the browser follows new bytes), or the whole
-current file, read from the node in chunks so the console never holds it in memory."""
+"""Logs on a node: a process's stdout/stderr tailed by offset (the browser follows new bytes) or
+downloaded whole (read in chunks, so the console never holds the file in memory), and the
+node's own main log for admins."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
-from . import Invalid, NodeFailed, NotFound
+from ..models import Role
+from . import Forbidden, Invalid, NodeFailed, NotFound
 from .actions import Target, fault_text, node_for
-from .activity import Actor
+from .activity import Actor, Result, record
 from .fleet import address
 
 STREAMS = ("stdout", "stderr")
@@ -49,6 +51,29 @@ def locate(db: Session, actor: Actor, node_name: str) -> NodeAddress:
     if not node.enabled:
         raise NotFound(f"node {node.name} is disabled")
     return address(node)
+
+
+def locate_main_log(db: Session, actor: Actor, node_name: str) -> NodeAddress:
+    """The node's address if the actor may read its main log: admins only, since it names
+    every program, command failure and path on the host. A refusal is recorded."""
+    node = node_for(db, actor, node_name)
+    if actor.user is None or not actor.user.has_role(Role.ADMIN):
+        record(db, actor, "node.main-log", node.name, Result.DENIED, "needs the admin role")
+        db.commit()
+        raise Forbidden("the main log needs the admin role")
+    if not node.enabled:
+        raise NotFound(f"node {node.name} is disabled")
+    return address(node)
+
+
+def main_tail(client: NodeClient, peer: NodeAddress, length: Any = 64 * 1024) -> dict[str, Any]:
+    """`{data}`: the last `length` bytes of the node's main log (`readLog` from the end).
+    Supervisor has no offset-following call for the main log, so a reader re-reads the tail."""
+    size = _number(length, "length", 1, MAX_TAIL)
+    data = _call(client, peer, "supervisor.readLog", -size, 0)
+    if not isinstance(data, str):
+        raise NodeFailed(f"node {peer.name} is error: supervisor.readLog: malformed answer")
+    return {"data": data}
 
 
 def _call(client: NodeClient, peer: NodeAddress, method: str, *params: Any) -> Any:

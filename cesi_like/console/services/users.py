@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Environment, Role, User
 from ..security import hash_password, password_problem
-from . import Conflict, Invalid, NotFound
+from . import Conflict, Invalid, NotFound, tokens
 from .activity import Actor, Result, record
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -25,16 +25,6 @@ def find(db: Session, username: str) -> User:
     if user is None:
         raise NotFound(f"no user {username[:64]!r}")
     return user
-
-
-def environments(db: Session, names: Sequence[str]) -> list[Environment]:
-    """The named environments, in order; Invalid names the unknown ones."""
-    found = {env.name: env for env in db.scalars(
-        select(Environment).where(Environment.name.in_(list(names))))}
-    missing = sorted(set(names) - set(found))
-    if missing:
-        raise Invalid(f"unknown environments: {', '.join(missing)}")
-    return [found[name] for name in names]
 
 
 def _role(value: object) -> Role:
@@ -124,10 +114,14 @@ def update(db: Session, actor: Actor, user: User, *, username: str | None = None
         changes.append("enabled" if new_active else "disabled")
         user.active = new_active
         user.end_sessions()  # a disabled user is logged out everywhere
+        if not new_active:  # ... and their tokens do not come back with an enable
+            changes.append(f"{tokens.revoke_all(db, user)} tokens revoked")
     if password:
         user.password_hash = hash_password(password)
         user.end_sessions()
         changes.append("password reset")
+        # whoever knew the old password may have made a token with it
+        changes.append(f"{tokens.revoke_all(db, user)} tokens revoked")
     if scope is not None and [e.id for e in scope] != [e.id for e in user.scope]:
         user.scope = list(scope)
         changes.append("environments " + (",".join(e.name for e in scope) or "all"))

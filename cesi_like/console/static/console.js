@@ -3,7 +3,8 @@
 //  - form[data-confirm]: ask before a destructive POST; the text is an attribute, never code.
 //  - [data-live]: re-fetch this fragment every data-interval ms, with If-None-Match, and swap
 //    it in only when the server says it changed (304 otherwise). Paused while the tab is hidden.
-//  - [data-log]: follow a process log through the JSON API by offset, append as plain text.
+//  - [data-log]: follow a process log through the JSON API by offset, append as plain text;
+//    with data-log-whole (a node's main log, which has no offsets) re-read the tail instead.
 "use strict";
 
 document.addEventListener("submit", (event) => {
@@ -45,6 +46,7 @@ function follow(element) {
   const pause = element.querySelector("button[data-log-pause]");
   const sizes = element.querySelector("select[data-log-size]");
   const stream = element.querySelector("select[data-log-stream]");
+  const whole = element.hasAttribute("data-log-whole");
   let offset = -1;
   let paused = false;
   let timer = null;
@@ -57,6 +59,14 @@ function follow(element) {
       const response = await fetch(element.dataset.log + "?" + params, { credentials: "same-origin" });
       const body = await response.json();
       if (!response.ok) { status.textContent = body.error || ("HTTP " + response.status); return; }
+      if (whole) {
+        const atBottom = offset < 0 || output.scrollTop + output.clientHeight >= output.scrollHeight - 4;
+        output.textContent = body.data;
+        if (atBottom) { output.scrollTop = output.scrollHeight; }
+        offset = 0;
+        status.textContent = "the last " + body.data.length + " characters, re-read every few seconds";
+        return;
+      }
       if (offset < 0 || body.overflow) { output.textContent = ""; }
       if (body.data) {
         const atBottom = output.scrollTop + output.clientHeight >= output.scrollHeight - 4;

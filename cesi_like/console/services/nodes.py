@@ -1,0 +1,191 @@
+"""Nodes and environments: one set of rules for the admin pages, the API, the CLI and the
+config file. Every value passes `validate`, names are unique, only admins change anything, and
+each change is recorded; a new or edited node is polled at once so its page is not empty.
+
+Changes come as a mapping of field -> value (what a JSON body holds; the forms build one):
+a field that is absent stays as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ...supervisor_rpc.node import NodeClient, NodeError, Snapshot
+from ..models import Environment, Node, Role
+from ..settings import node_url
+from . import Conflict, Forbidden, Invalid, NotFound, validate
+from .actions import refresh
+from .activity import Actor, Result, record
+
+NODE_FIELDS = {"name", "url", "host", "port", "username", "password", "notes", "ca_file",
+               "client_cert", "enabled", "verify_tls", "environments",
+               "has_password"}  # what GET shows, so a client may PUT back what it got
+ENVIRONMENT_FIELDS = {"name", "description", "nodes"}
+
+
+def _admin(db: Session, actor: Actor, action: str, target: str) -> None:
+    if actor.user is None or not actor.user.has_role(Role.ADMIN):
+        record(db, actor, action, target, Result.DENIED, "needs the admin role")
+        db.commit()
+        raise Forbidden("managing nodes and environments needs the admin role")
+
+
+def _unknown(fields: Mapping[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(fields) - allowed)
+    if extra:
+        raise Invalid(f"unknown fields: {', '.join(extra)[:200]}")
+
+
+# -- nodes ---------------------------------------------------------------------------------
+
+def find_node(db: Session, name: str) -> Node:
+    node: Node | None = db.scalar(select(Node).where(Node.name == name))
+    if node is None:
+        raise NotFound(f"no node {name[:64]!r}")
+    return node
+
+
+def environments(db: Session, names: Any, what: str = "environments") -> list[Environment]:
+    """The named environments, in order; Invalid names the unknown ones."""
+    asked = validate.names(names, what)
+    found = {env.name: env for env in db.scalars(
+        select(Environment).where(Environment.name.in_(asked)))}
+    validate.known(list(found), asked, "environments")
+    return [found[name] for name in asked]
+
+
+def _nodes(db: Session, names: Any) -> list[Node]:
+    asked = validate.names(names, "nodes")
+    found = {n.name: n for n in db.scalars(select(Node).where(Node.name.in_(asked)))}
+    validate.known(list(found), asked, "nodes")
+    return [found[name] for name in asked]
+
+
+def _apply_node(db: Session, node: Node, fields: Mapping[str, Any], creating: bool) -> None:
+    """Check every field first, then set them: a refusal leaves the node as it was."""
+    _unknown(fields, NODE_FIELDS)
+    values: dict[str, Any] = {}  # has_password is ignored: "password" sets or clears it
+    if "name" in fields or creating:
+        values["name"] = validate.name(fields.get("name"))
+        clash = db.scalar(select(Node).where(Node.name == values["name"]))
+        if clash is not None and clash is not node:
+            raise Conflict(f"node {values['name']} exists")
+    name = values.get("name", node.name)
+    if creating or any(key in fields for key in ("url", "host", "port")):
+        url = validate.text(fields.get("url"), "url")
+        host = validate.text(fields.get("host"), "host")
+        try:
+            values["url"] = node_url(name, url, host, fields.get("port"))
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+    for key in ("username", "password", "ca_file", "client_cert"):
+        if key in fields:  # empty (or null) clears
+            values[key] = validate.text(fields[key], key) or None
+    if "notes" in fields:
+        values["notes"] = validate.text(fields["notes"], "notes")
+    for key in ("enabled", "verify_tls"):
+        if key in fields:
+            values[key] = validate.flag(fields[key], key)
+    if "environments" in fields:
+        values["environments"] = environments(db, fields["environments"])
+    for key, value in values.items():
+        setattr(node, key, value)
+    if node.notes is None:
+        node.notes = ""
+
+
+def create_node(db: Session, client: NodeClient | None, actor: Actor,
+                fields: Mapping[str, Any]) -> Node:
+    """Add a node (and poll it now, when given a client). Not committed."""
+    _admin(db, actor, "node.create", str(fields.get("name", ""))[:64])
+    node = Node(notes="")
+    _apply_node(db, node, fields, creating=True)
+    db.add(node)
+    record(db, actor, "node.create", node.name, detail=node.url)
+    db.flush()
+    if client is not None:
+        refresh(db, client, node)  # its state at once, not at the next poll
+    return node
+
+
+def update_node(db: Session, client: NodeClient | None, actor: Actor, node: Node,
+                fields: Mapping[str, Any]) -> Node:
+    """Change a node (and poll it now if it is enabled). Not committed."""
+    _admin(db, actor, "node.update", node.name)
+    _apply_node(db, node, fields, creating=False)
+    record(db, actor, "node.update", node.name, detail=node.url)
+    if client is not None and node.enabled:
+        refresh(db, client, node)
+    return node
+
+
+def delete_node(db: Session, actor: Actor, node: Node) -> None:
+    _admin(db, actor, "node.delete", node.name)
+    db.delete(node)
+    record(db, actor, "node.delete", node.name)
+
+
+def test_node(db: Session, client: NodeClient, actor: Actor, node: Node
+              ) -> Snapshot | NodeError:
+    """Poll the node now and record what came back."""
+    _admin(db, actor, "node.test", node.name)
+    found = refresh(db, client, node)
+    if isinstance(found, NodeError):
+        record(db, actor, "node.test", node.name, Result.FAILED,
+               f"{found.state} {found.reason}")
+    else:
+        record(db, actor, "node.test", node.name, detail="online")
+    return found
+
+
+# -- environments --------------------------------------------------------------------------
+
+def find_environment(db: Session, name: str) -> Environment:
+    env: Environment | None = db.scalar(select(Environment).where(Environment.name == name))
+    if env is None:
+        raise NotFound(f"no environment {name[:64]!r}")
+    return env
+
+
+def _apply_environment(db: Session, env: Environment, fields: Mapping[str, Any],
+                       creating: bool) -> None:
+    _unknown(fields, ENVIRONMENT_FIELDS)
+    values: dict[str, Any] = {}
+    if "name" in fields or creating:
+        values["name"] = validate.name(fields.get("name"))
+        clash = db.scalar(select(Environment).where(Environment.name == values["name"]))
+        if clash is not None and clash is not env:
+            raise Conflict(f"environment {values['name']} exists")
+    if "description" in fields:
+        values["description"] = validate.text(fields["description"], "description")
+    if "nodes" in fields:
+        values["nodes"] = _nodes(db, fields["nodes"])
+    for key, value in values.items():
+        setattr(env, key, value)
+
+
+def create_environment(db: Session, actor: Actor, fields: Mapping[str, Any]) -> Environment:
+    _admin(db, actor, "environment.create", str(fields.get("name", ""))[:64])
+    env = Environment(description="")
+    _apply_environment(db, env, fields, creating=True)
+    db.add(env)
+    record(db, actor, "environment.create", env.name)
+    return env
+
+
+def update_environment(db: Session, actor: Actor, env: Environment,
+                       fields: Mapping[str, Any]) -> Environment:
+    _admin(db, actor, "environment.update", env.name)
+    _apply_environment(db, env, fields, creating=False)
+    record(db, actor, "environment.update", env.name)
+    return env
+
+
+def delete_environment(db: Session, actor: Actor, env: Environment) -> None:
+    _admin(db, actor, "environment.delete", env.name)
+    db.delete(env)
+    record(db, actor, "environment.delete", env.name)
