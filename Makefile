@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-fleet clean
+.PHONY: run test lint bench bench-fleet bench-login clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: $(BIN)/.installed
 ## bench-fleet: the console's fleet status vs CESI-style sequential polling (bench/fleet.py)
 bench-fleet: $(BIN)/.installed
 	$(BIN)/python bench/fleet.py
+
+## bench-login: parallel wrong logins, lockout and login timing (bench/login.py)
+bench-login: $(BIN)/.installed
+	$(BIN)/python bench/login.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache run

@@ -28,6 +28,7 @@ from .models import Environment, Node, Role, User
 from .poller import SHARDS, Poller
 from .security import hash_password, stable_secret_key
 from .services.fleet import SnapshotCache
+from .services.logins import LoginPolicy
 from .settings import Settings, find_config, load
 
 csrf = CSRFProtect()
@@ -67,6 +68,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_DURATION=datetime.timedelta(days=settings.remember_days),
+        CESI_LOGIN_POLICY=LoginPolicy(settings.login_limit, settings.login_limit_per_address,
+                                      settings.login_window, settings.login_backoff),
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead of a clock
         MAX_CONTENT_LENGTH=1024 * 1024,
     )

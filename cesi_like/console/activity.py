@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from . import db as database
-from .models import ActivityLog, Role, utcnow
+from .models import ActivityLog, Role
 from .security import require_role
 from .services import activity as services_activity
 from .services.activity import Actor
@@ -42,19 +42,6 @@ def record(
 ) -> ActivityLog:
     """Add one entry for the current request (committed with the caller's transaction)."""
     return services_activity.record(db, actor(), action, target, result, detail, username)
-
-
-def recent_failures(db: Session, *, username: str | None = None, ip: str | None = None,
-                    minutes: int = 15) -> int:
-    """Failed logins in the window, for the rate limit (shared by every worker via the DB)."""
-    since = utcnow() - datetime.timedelta(minutes=minutes)
-    query = select(func.count(ActivityLog.id)).where(
-        ActivityLog.action == "login.failed", ActivityLog.time >= since)
-    if username is not None:
-        query = query.where(ActivityLog.target == username)
-    if ip is not None:
-        query = query.where(ActivityLog.ip == ip)
-    return db.scalar(query) or 0
 
 
 @bp.get("/")

@@ -8,24 +8,25 @@ from flask import (
     Blueprint,
     Flask,
     abort,
+    current_app,
     flash,
     g,
     make_response,
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from . import db as database
-from .activity import actor, client_ip, recent_failures, record
+from .activity import actor, client_ip, record
 from .forms import ConfirmForm, PasswordForm, TokenForm
 from .models import Role, User, utcnow
 from .security import check_password, safe_next, token_for_secret
-from .services import ServiceError
+from .services import ServiceError, logins
 from .services import tokens as token_rules
 from .services import users as user_rules
 
@@ -34,8 +35,6 @@ login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please log in."
 
-MAX_FAILURES_PER_USER = 5
-MAX_FAILURES_PER_IP = 20
 
 
 def init_app(app: Flask) -> None:
@@ -78,21 +77,27 @@ def login() -> str | Response | tuple[str, int]:
     if form.validate_on_submit():
         db = database.session()
         username = form.username.data or ""
-        if (recent_failures(db, username=username) >= MAX_FAILURES_PER_USER
-                or recent_failures(db, ip=client_ip()) >= MAX_FAILURES_PER_IP):
+        outcome = logins.authenticate(db, username, form.password.data or "", client_ip(),
+                                      current_app.config["CESI_LOGIN_POLICY"])
+        if isinstance(outcome, logins.Refused):
             record(db, "login.refused", target=username, result="denied",
                    detail="too many failed logins", username=username)
             db.commit()
-            form.password.errors.append(
-                "Too many failed logins. Wait 15 minutes, or ask an admin.")
-            return render_template("auth/login.html", form=form), 429
-        user = db.scalar(select(User).where(User.username == username))
-        if user is None or not user.active or not check_password(user, form.password.data or ""):
+            form.password.errors.append(f"Too many failed logins from here. Try again in "
+                                        f"{outcome.retry_after} seconds, or ask an admin.")
+            page = make_response(render_template("auth/login.html", form=form), 429)
+            page.headers["Retry-After"] = str(outcome.retry_after)
+            return page
+        if outcome is None:
             record(db, "login.failed", target=username, result="denied", username=username)
             db.commit()
             form.password.errors.append("Unknown user or wrong password.")
             return render_template("auth/login.html", form=form), 401
+        user = outcome
         user.last_login = utcnow()
+        # a CSRF token from before the login (perhaps planted) is not the session's
+        session.pop("csrf_token", None)
+        g.pop("csrf_token", None)
         login_user(user, remember=bool(form.remember.data))
         record(db, "login", target=username, username=username)
         db.commit()

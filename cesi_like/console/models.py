@@ -242,6 +242,18 @@ class ProcessEvent(Base):
     exitstatus: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class LoginLimit(Base):
+    """A login budget: attempts in the current window for one (user, address) pair or one
+    address, and when the pair may try again (see services.logins)."""
+
+    __tablename__ = "login_limits"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime.datetime] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class Lease(Base):
     """A named job only one console process may do at a time (the poller); whoever holds an
     unexpired lease does it, and renews it while alive."""

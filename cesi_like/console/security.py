@@ -29,8 +29,24 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
 
 
+@functools.cache
+def _nobody() -> str:
+    """What an unknown user's password is checked against: the same scrypt work as a real
+    check (made on first use, so commands that never log anyone in do not pay for it)."""
+    return generate_password_hash(secrets.token_urlsafe(16), method="scrypt")
+
+
 def check_password(user: User, password: str) -> bool:
-    return check_password_hash(user.password_hash, password)
+    return verify_password_hash(user.password_hash, password)
+
+
+def verify_password_hash(stored: str | None, password: str) -> bool:
+    """`password` against a stored hash; against a throwaway one when there is none, so an
+    unknown user takes as long to refuse as a wrong password."""
+    if stored is None:
+        check_password_hash(_nobody(), password)
+        return False
+    return check_password_hash(stored, password)
 
 
 def password_problem(password: str) -> str | None:

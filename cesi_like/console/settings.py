@@ -53,6 +53,10 @@ class Settings:
     action_timeout: float = 60.0  # start/stop wait for startsecs/stopwaitsecs on the node
     remember_days: float = 14.0  # how long "Remember me" keeps a browser logged in
     trusted_proxies: int = 0  # reverse proxies whose X-Forwarded-* headers are believed
+    login_limit: int = 5  # password checks per (user, address) per login_window
+    login_limit_per_address: int = 20  # password checks per address per login_window
+    login_window: float = 900.0  # seconds
+    login_backoff: float = 1.0  # seconds before a pair's retry, doubling per failure
     nodes: tuple[NodeSpec, ...] = ()
     environments: dict[str, tuple[str, ...]] = field(default_factory=dict)
     path: str | None = None
@@ -61,9 +65,12 @@ class Settings:
 _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "name",
               "admin_username", "admin_password", "node_timeout", "poll_interval",
               "poll_concurrency", "poll_processes", "node_max_bytes", "action_timeout",
-              "remember_days", "trusted_proxies"}
-_FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days"}
-_INTS = {"poll_concurrency", "poll_processes", "node_max_bytes", "trusted_proxies"}
+              "remember_days", "trusted_proxies", "login_limit", "login_limit_per_address",
+              "login_window", "login_backoff"}
+_FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days", "login_window",
+           "login_backoff"}
+_INTS = {"poll_concurrency", "poll_processes", "node_max_bytes", "trusted_proxies",
+         "login_limit", "login_limit_per_address"}
 
 
 def find_config(explicit: str | None, environ: Mapping[str, str]) -> str | None:
@@ -104,7 +111,8 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
             return port
         if key in _FLOATS or key in _INTS:
             number = float(value) if key in _FLOATS else int(value)
-            lowest = 0 if key == "trusted_proxies" else 1e-9  # no proxy is a valid answer
+            # no proxy, and no backoff, are valid answers
+            lowest = 0 if key in ("trusted_proxies", "login_backoff") else 1e-9
             highest = 16 if key == "poll_processes" else 10**9  # the poller's SHARDS
             if not lowest <= number <= highest:
                 raise ValueError

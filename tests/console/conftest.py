@@ -21,8 +21,9 @@ PASSWORD = "correct horse battery"
 
 
 def make_app(tmp_path: Path, **extra: Any) -> Flask:
+    # no backoff between logins here (tested on its own): tests log in and out quickly
     settings = Settings(database=f"sqlite:///{tmp_path / 'console.db'}",
-                        admin_password=PASSWORD, node_timeout=2.0)
+                        admin_password=PASSWORD, node_timeout=2.0, login_backoff=0.0)
     return create_app({"CESI_SETTINGS": settings, "TESTING": True, **extra})
 
 

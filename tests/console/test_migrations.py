@@ -18,7 +18,7 @@ from cesi_like.console.models import Base
 
 TABLES = {"users", "environments", "nodes", "node_environments", "user_environments",
           "activity_log", "api_tokens", "settings", "alembic_version", "node_status",
-          "process_events", "leases"}
+          "process_events", "leases", "login_limits"}
 
 POSTGRES = os.environ.get("CESI_LIKE_TEST_POSTGRES")
 
