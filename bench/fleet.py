@@ -208,6 +208,29 @@ def concurrent(base: str, token: str, expected: int, clients: int = 50,
     return errors, wrong
 
 
+def live_refresh(base: str, token: str, samples: int = 40) -> tuple[float, float, int]:
+    """What a page's live refresh costs (the fleet page, X-Fragment): p50 ms of a refresh
+    that finds the table unchanged (304 on the ETag) and of one that gets it again (200),
+    and the 200's size. This is the price of polling with ETags instead of holding an SSE
+    stream open per browser tab."""
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {token}", "X-Fragment": "1"}
+    url = f"{base}/processes?node=n0000"
+    unchanged, full = [], []
+    size = 0
+    for _ in range(samples):
+        began = time.perf_counter()
+        first = session.get(url, headers=headers, timeout=30)
+        full.append(time.perf_counter() - began)
+        size = len(first.content)
+        began = time.perf_counter()
+        again = session.get(url, headers={**headers, "If-None-Match": first.headers["ETag"]},
+                            timeout=30)
+        if again.status_code == 304:  # a poll may land between the two: then it is a 200
+            unchanged.append(time.perf_counter() - began)
+    return (statistics.median(unchanged) * 1000, statistics.median(full) * 1000, size)
+
+
 def sequential_baseline(urls: list[str]) -> float:
     """CESI's way: every node's getAllProcessInfo, one after another, per page view."""
     began = time.perf_counter()
@@ -282,6 +305,11 @@ def main() -> None:
                     age = oldest_healthy(base, token)
                     rows.append((f"{size} nodes: oldest healthy snapshot (limit "
                                  f"{INTERVAL + TIMEOUT:g} s)", "-", f"{age:.2f} s", "-"))
+                    if size <= 100:
+                        same, changed, length = live_refresh(base, token)
+                        rows.append((f"{size} nodes: live refresh of a node's table, 304 / "
+                                     f"200 ({length // 1024} KB)", "-",
+                                     f"{same:.1f} / {changed:.1f} ms", "-"))
                     errors, wrong = concurrent(base, token, size * PROGRAMS)
                     if errors:
                         print(server_errors(root / f"console{size}"), file=sys.stderr)

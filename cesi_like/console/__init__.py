@@ -22,9 +22,11 @@ from sqlalchemy import select
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from ..inifile import ConfigError
 from ..supervisor_rpc.node import NodeClient
 from . import db as database
 from .models import Environment, Node, Role, User
+from .node_secrets import NodeKeyError, NodeSecrets, key_file_for, seal_plaintext
 from .poller import SHARDS, Poller
 from .security import hash_password, stable_secret_key
 from .services.fleet import SnapshotCache
@@ -82,14 +84,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["CESI_AUTO_MIGRATE"]:
         database.upgrade(app.config["CESI_DATABASE"])
     database.init_app(app, app.config["CESI_DATABASE"])
+    secrets_ = load_node_secrets(settings, url, app.instance_path)
+    app.extensions["cesi_secrets"] = secrets_
     with database.standalone(app) as db:
         if not app.config.get("SECRET_KEY"):
             app.config["SECRET_KEY"] = settings.secret_key or stable_secret_key(db)
-        seed(db, settings)
+        seed(db, settings, secrets_)
+        try:
+            seal_plaintext(db, secrets_)
+        except NodeKeyError as exc:
+            raise ConfigError(str(exc), key="node_key") from None
         ensure_admin(db, settings)
     app.extensions["cesi_snapshots"] = SnapshotCache()
     app.extensions["cesi_nodes"] = NodeClient(app.config["CESI_NODE_TIMEOUT"],
-                                              app.config["CESI_NODE_MAX_BYTES"])
+                                              app.config["CESI_NODE_MAX_BYTES"],
+                                              reveal=secrets_.decrypt)
     if app.config["CESI_POLLER"]:
         start_poller(app, standby=app.config["CESI_POLLER"] == "standby")
     _register(app)
@@ -202,7 +211,23 @@ def _require_login() -> Response | None:
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
-def seed(db: Any, settings: Settings) -> None:
+def load_node_secrets(settings: Settings, database: str, instance_path: str) -> NodeSecrets:
+    """The keys that seal node passwords: `node_key`, else the key file (made on first use).
+    A bad key is a ConfigError naming the setting."""
+    try:
+        if settings.node_key:
+            return NodeSecrets(settings.node_key.split(","))
+        return NodeSecrets.from_file(settings.node_key_file
+                                     or key_file_for(database, instance_path))
+    except NodeKeyError as exc:
+        raise ConfigError(str(exc), key="node_key" if settings.node_key else "node_key_file"
+                          ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read or create the node key file: {exc}",
+                          key="node_key_file") from None
+
+
+def seed(db: Any, settings: Settings, secrets_: NodeSecrets) -> None:
     """Load the config file's nodes and environments; existing ones (perhaps edited by an
     admin since) are left alone."""
     environments = {env.name: env for env in db.scalars(select(Environment))}
@@ -215,7 +240,8 @@ def seed(db: Any, settings: Settings) -> None:
         if spec.name in existing:
             continue
         node = Node(name=spec.name, url=spec.url, username=spec.username,
-                    password=spec.password, verify_tls=spec.verify_tls, ca_file=spec.ca_file,
+                    password=secrets_.encrypt(spec.password) if spec.password else None,
+                    verify_tls=spec.verify_tls, ca_file=spec.ca_file,
                     client_cert=spec.client_cert, notes="from the config file")
         node.environments = [environments[env] for env in spec.environments]
         db.add(node)

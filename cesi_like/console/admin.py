@@ -193,7 +193,8 @@ def node_new() -> Page:
     form.environments.choices = _environment_choices(db)
     if form.validate_on_submit():
         try:
-            node = node_rules.create_node(db, current_app.extensions["cesi_nodes"], actor(),
+            node = node_rules.create_node(db, current_app.extensions["cesi_nodes"],
+                                          current_app.extensions["cesi_secrets"], actor(),
                                           _node_fields(db, form))
         except ServiceError as exc:
             db.rollback()
@@ -217,7 +218,8 @@ def node_edit(node_id: int) -> Page:
         form.environments.data = [env.id for env in node.environments]
     if form.validate_on_submit():
         try:
-            node_rules.update_node(db, current_app.extensions["cesi_nodes"], actor(), node,
+            node_rules.update_node(db, current_app.extensions["cesi_nodes"],
+                                   current_app.extensions["cesi_secrets"], actor(), node,
                                    _node_fields(db, form))
         except ServiceError as exc:
             db.rollback()

@@ -67,7 +67,8 @@ def node_json(node: Node) -> dict[str, Any]:
 @require_role(Role.ADMIN)
 def create_node() -> tuple[Response, int]:
     db = database.session()
-    node = node_rules.create_node(db, current_app.extensions["cesi_nodes"], actor(), _body())
+    node = node_rules.create_node(db, current_app.extensions["cesi_nodes"],
+                                  current_app.extensions["cesi_secrets"], actor(), _body())
     db.commit()
     return jsonify(node_json(node)), 201
 
@@ -76,7 +77,8 @@ def create_node() -> tuple[Response, int]:
 @require_role(Role.ADMIN)
 def update_node(name: str) -> Response:
     db = database.session()
-    node = node_rules.update_node(db, current_app.extensions["cesi_nodes"], actor(),
+    node = node_rules.update_node(db, current_app.extensions["cesi_nodes"],
+                                  current_app.extensions["cesi_secrets"], actor(),
                                   node_for(db, actor(), name), _body())
     db.commit()
     return jsonify(node_json(node))

@@ -167,7 +167,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     app = _app(args)
     with database.standalone(app) as db:
         before = len(db.scalars(select(Node)).all())
-        seed(db, settings)
+        seed(db, settings, app.extensions["cesi_secrets"])
         after = len(db.scalars(select(Node)).all())
     print(f"imported {after - before} new nodes ({len(settings.nodes)} in {args.file}), "
           f"{len(settings.environments)} environments")
@@ -175,12 +175,50 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
+    """list (default); rotate-key: seal every node password with a new key; reseal: seal them
+    again with the newest configured key; new-key: print a fresh key."""
+    from . import node_secrets
+
+    if args.action == "new-key":
+        print(node_secrets.new_key())
+        return 0
     app = _app(args)
+    secrets: node_secrets.NodeSecrets = app.extensions["cesi_secrets"]
     with database.standalone(app) as db:
-        for node in db.scalars(select(Node).order_by(Node.name)):
-            envs = ",".join(env.name for env in node.environments) or "-"
-            print(f"{node.name:<20} {node.url:<40} {envs}")
-    return 0
+        if args.action == "list":
+            for node in db.scalars(select(Node).order_by(Node.name)):
+                envs = ",".join(env.name for env in node.environments) or "-"
+                print(f"{node.name:<20} {node.url:<40} {envs}")
+            return 0
+        if args.action == "rotate-key":
+            if secrets.path is None:
+                print("error: node_key is set in the settings, so the key is yours to change: "
+                      "put a new key (cesi-like nodes new-key) first in node_key, the old one "
+                      "after a comma, run `cesi-like nodes reseal`, then drop the old key",
+                      file=sys.stderr)
+                return 1
+            new = node_secrets.new_key()
+            # both keys first (anything opens), then every password sealed anew, then only
+            # the new key: no moment where a stored password cannot be opened
+            node_secrets.write_key_file(secrets.path, [new, *secrets.keys])
+            count = node_secrets.reseal(db, node_secrets.NodeSecrets.from_file(secrets.path))
+            _record(app, db, "node.rotate-key", f"{count} node passwords sealed anew")
+            db.commit()
+            node_secrets.write_key_file(secrets.path, [new])
+            print(f"node key rotated: {count} node passwords sealed with the new key; "
+                  f"{secrets.path} holds only it")
+            return 0
+        count = node_secrets.reseal(db, secrets)
+        _record(app, db, "node.reseal", f"{count} node passwords sealed anew")
+        db.commit()
+        print(f"{count} node passwords sealed with the newest key")
+        return 0
+
+
+def _record(app: Flask, db: Session, action: str, detail: str) -> None:
+    from .services.activity import record
+
+    record(db, _cli_actor(app), action, detail=detail)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -317,7 +355,12 @@ def parser() -> argparse.ArgumentParser:
     importer = sub.add_parser("import-config", help="load nodes from a CESI INI or TOML file")
     importer.add_argument("file")
     importer.set_defaults(run=cmd_import)
-    nodes = sub.add_parser("nodes", help="list nodes")
+    nodes = sub.add_parser("nodes", help="list nodes; rotate or print the node-password key")
+    nodes.add_argument("action", nargs="?", default="list",
+                       choices=["list", "rotate-key", "reseal", "new-key"],
+                       help="rotate-key: a new key in the key file, every node password sealed "
+                            "with it; reseal: seal them with the newest key of node_key; "
+                            "new-key: print a fresh key")
     nodes.set_defaults(run=cmd_nodes)
     status = sub.add_parser("status", help="poll the nodes now and print their processes")
     status.add_argument("--node", help="only this node")

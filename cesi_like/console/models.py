@@ -138,7 +138,8 @@ class Environment(Base):
 
 class Node(Base):
     """A supervisord or cesi-agentd the console talks to. The password is stored because the
-    console must present it to the node; it is never sent to a browser, the API or a log."""
+    console must present it to the node: sealed with the node key (`node_secrets`), opened
+    only by the node client, never sent to a browser, the API or a log."""
 
     __tablename__ = "nodes"
 
@@ -146,7 +147,7 @@ class Node(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     url: Mapped[str] = mapped_column(String(512))
     username: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    password: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    password: Mapped[str | None] = mapped_column(Text, nullable=True)  # "fernet:..."
     enabled: Mapped[bool] = mapped_column(default=True)
     # https nodes: verify the certificate (against ca_file, else the system CAs) unless an
     # admin turned it off; client_cert is a PEM file holding a certificate and its key

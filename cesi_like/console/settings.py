@@ -42,6 +42,8 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 5000
     secret_key: str | None = None
+    node_key: str | None = None  # Fernet key(s) sealing node passwords (newest first, a,b)
+    node_key_file: str | None = None  # else keys in this file (default: beside the database)
     name: str = "cesi-like"
     admin_username: str = "admin"
     admin_password: str | None = None
@@ -62,7 +64,8 @@ class Settings:
     path: str | None = None
 
 
-_CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "name",
+_CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "node_key",
+              "node_key_file", "name",
               "admin_username", "admin_password", "node_timeout", "poll_interval",
               "poll_concurrency", "poll_processes", "node_max_bytes", "action_timeout",
               "remember_days", "trusted_proxies", "login_limit", "login_limit_per_address",

@@ -121,9 +121,11 @@ class NodeClient:
     """Calls into nodes, bounded in time and size; shared by every thread of a process."""
 
     def __init__(self, timeout: float = 3.0, max_bytes: int = DEFAULT_MAX_BYTES,
-                 pool_size: int = 4) -> None:
+                 pool_size: int = 4, reveal: Callable[[str], str] | None = None) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
+        # opens a stored (sealed) password just before it is sent; ValueError if it cannot
+        self._reveal = reveal or (lambda stored: stored)
         session = requests.Session()
         session.trust_env = False  # no proxies or netrc from the environment: nodes only
         watched = WatchedAdapter(pool_maxsize=pool_size, max_retries=0)
@@ -160,7 +162,11 @@ class NodeClient:
 
     def _post(self, node: NodeAddress, url: str, body: bytes,
               remaining: Callable[[], float]) -> bytes:
-        auth = (node.username, node.password or "") if node.username else None
+        try:
+            password = self._reveal(node.password) if node.password else ""
+        except ValueError as exc:
+            raise NodeError(NodeState.ERROR, f"the node's password: {exc}") from None
+        auth = (node.username, password) if node.username else None
         try:
             response = self._session.post(
                 url, data=body, auth=auth, stream=True, allow_redirects=False,
@@ -225,14 +231,14 @@ class NodeClient:
         try:
             answers = self.call(node, "system.multicall", calls)
         except xmlrpc.client.Fault as fault:
-            raise _fault_state(fault) from None
+            raise fault_state(fault) from None
         if not isinstance(answers, list) or len(answers) != 3:
             raise NodeError(NodeState.ERROR, "system.multicall: expected three answers")
         # supervisord answers each call with its bare value, or a fault struct in its place
         for method, answer in zip(methods, answers, strict=True):
             if isinstance(answer, dict) and "faultCode" in answer:
                 code = answer["faultCode"] if isinstance(answer["faultCode"], int) else -1
-                raise _fault_state(xmlrpc.client.Fault(
+                raise fault_state(xmlrpc.client.Fault(
                     code, str(answer.get("faultString"))[:200]), f"supervisor.{method}")
         values = answers
         try:
@@ -253,7 +259,7 @@ class NodeClient:
         except xmlrpc.client.Fault as fault:
             if fault.faultCode == Fault.UNKNOWN_METHOD:
                 return None
-            raise _fault_state(fault, method) from None
+            raise fault_state(fault, method) from None
         try:
             if not isinstance(answer, dict):
                 raise schema.BadAnswer(f"{method}: expected a struct")
@@ -269,7 +275,9 @@ class NodeClient:
         return Snapshot(version, state, processes, current)
 
 
-def _fault_state(fault: xmlrpc.client.Fault, method: str = "system.multicall") -> NodeError:
+def fault_state(fault: xmlrpc.client.Fault, method: str = "system.multicall") -> NodeError:
+    """A fault where a working node answers with a value: UNKNOWN_METHOD means no supervisor
+    interface; anything else is an error state with the fault's words."""
     if fault.faultCode == Fault.UNKNOWN_METHOD:
         return NodeError(NodeState.NO_RPC, "the node has no supervisor RPC interface "
                          f"({method}: UNKNOWN_METHOD)")

@@ -104,7 +104,10 @@ def test_nodes_and_environments(app: Flask, client: FlaskClient) -> None:
         "enabled": "y"})
     with database.standalone(app) as db:
         node = db.get(Node, db1)
-        assert node is not None and node.password == "node-pass-1"
+        assert node is not None and node.password is not None
+        # sealed at rest, opened only with the node key
+        assert "node-pass-1" not in node.password and node.password.startswith("fernet:")
+        assert app.extensions["cesi_secrets"].decrypt(node.password) == "node-pass-1"
         assert node.url.endswith(":9002") and node.environments == []
     response = client.post("/admin/nodes/new", data={
         "csrf_token": token, "name": "x", "url": "ftp://nope"})

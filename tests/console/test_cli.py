@@ -14,10 +14,10 @@ from cesi_like.console.settings import Settings
 from .test_settings import V1
 
 
-def cesi(tmp_path: Path, *args: str, stdin: str | None = None
-         ) -> subprocess.CompletedProcess[str]:
+def cesi(tmp_path: Path, *args: str, stdin: str | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CESI_LIKE_DATABASE": f"sqlite:///{tmp_path}/cli.db",
-           "CESI_LIKE_ADMIN_PASSWORD": "first admin pw"}
+           "CESI_LIKE_ADMIN_PASSWORD": "first admin pw", **(env or {})}
     env.pop("CESI_LIKE_CONFIG", None)
     return subprocess.run([sys.executable, "-m", "cesi_like.console.cli", *args], env=env,
                           input=stdin, capture_output=True, text=True, timeout=120,

@@ -97,3 +97,57 @@ def test_admin_and_viewer_journeys(console: str, tmp_path: Path) -> None:
         browser.close()
     for name in ("login", "users", "nodes", "dashboard", "activity", "viewer"):
         assert (shots / f"{name}.png").stat().st_size > 5000
+
+
+def test_hostile_text_is_inert_and_tokens_on_the_account_page(console: str) -> None:
+    """#8.5 in a real browser: markup and quote tricks in free text stay text, the delete
+    confirmation shows them as data and nothing else runs; #8.3: a token made on the account
+    page is shown once, and revoked there."""
+    from playwright.sync_api import expect, sync_playwright
+
+    hostile = "x'+alert(document.domain)+'<img src=x onerror=alert(2)><script>alert(3)</script>"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+        response = page.goto(f"{console}/login")
+        assert response is not None
+        headers = response.headers
+        assert "script-src 'self'" in headers["content-security-policy"]
+        assert "unsafe-inline" not in headers["content-security-policy"].split("script-src")[1]
+        assert headers["x-frame-options"] == "DENY"
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", ADMIN_PASSWORD)
+        page.click("button.primary")
+        page.goto(f"{console}/admin/environments/new")
+        page.fill("input[name=name]", "evil")
+        page.fill("textarea[name=description]", hostile)
+        page.click("button.primary")
+        page.goto(f"{console}/admin/nodes/new")
+        page.fill("input[name=name]", "n1")
+        page.fill("input[name=url]", "http://127.0.0.1:1")
+        page.fill("textarea[name=notes]", hostile)
+        page.click("button.primary")
+        page.goto(f"{console}/admin/environments")
+        expect(page.locator("table")).to_contain_text(hostile)  # shown as text
+        page.get_by_role("button", name="Delete").first.click()
+        expect(page.locator(".flash.success")).to_contain_text("Environment evil deleted.")
+        assert dialogs == ["Delete environment evil?"]  # the confirmation, nothing else
+
+        page.goto(f"{console}/account")
+        page.fill("input[name=label]", "from the browser")
+        page.check("input[name=read_only]")
+        page.click("text=Make token")
+        secret = page.get_by_label("New token").inner_text().strip()
+        assert secret.startswith("cesi_")
+        page.goto(f"{console}/account")
+        assert secret not in page.content()
+        row = page.locator("tr", has_text="from the browser")
+        expect(row).to_contain_text("read-only")
+        row.get_by_role("button", name="Revoke").click()
+        expect(page.locator(".flash.success")).to_contain_text("revoked")
+        expect(page.locator("table")).not_to_contain_text("from the browser")
+        assert dialogs[-1].startswith("Revoke token")
+        browser.close()

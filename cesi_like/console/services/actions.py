@@ -18,7 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc import schema
-from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError, NodeState, Snapshot
+from ...supervisor_rpc.node import (
+    NodeAddress,
+    NodeClient,
+    NodeError,
+    NodeState,
+    Snapshot,
+    fault_state,
+)
 from ...supervisor_rpc.states import Fault
 from ..models import Node, Role, utcnow
 from . import Conflict, Forbidden, Invalid, NodeFailed, NotFound
@@ -100,7 +107,10 @@ def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec:
         raise Conflict(f"node {node.name} is disabled")
     peer = address(node)
     try:
-        client.call(peer, "supervisor.getState")  # a hung node fails here, within node_timeout
+        try:  # a hung node fails here, within node_timeout
+            client.call(peer, "supervisor.getState")
+        except xmlrpc.client.Fault as fault:  # no supervisor interface, shutting down...
+            raise fault_state(fault, "supervisor.getState") from None
         try:
             outcome = _run(client, peer, target, action, signal, wait_seconds)
         except schema.BadAnswer as bad:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.node import NodeClient, NodeError, Snapshot
 from ..models import Environment, Node, Role
+from ..node_secrets import NodeSecrets
 from ..settings import node_url
 from . import Conflict, Forbidden, Invalid, NotFound, validate
 from .actions import refresh
@@ -65,8 +66,10 @@ def _nodes(db: Session, names: Any) -> list[Node]:
     return [found[name] for name in asked]
 
 
-def _apply_node(db: Session, node: Node, fields: Mapping[str, Any], creating: bool) -> None:
-    """Check every field first, then set them: a refusal leaves the node as it was."""
+def _apply_node(db: Session, node: Node, fields: Mapping[str, Any], creating: bool,
+                secrets: NodeSecrets) -> None:
+    """Check every field first, then set them: a refusal leaves the node as it was. A
+    password is stored sealed."""
     _unknown(fields, NODE_FIELDS)
     values: dict[str, Any] = {}  # has_password is ignored: "password" sets or clears it
     if "name" in fields or creating:
@@ -85,6 +88,8 @@ def _apply_node(db: Session, node: Node, fields: Mapping[str, Any], creating: bo
     for key in ("username", "password", "ca_file", "client_cert"):
         if key in fields:  # empty (or null) clears
             values[key] = validate.text(fields[key], key) or None
+    if values.get("password"):
+        values["password"] = secrets.encrypt(values["password"])
     if "notes" in fields:
         values["notes"] = validate.text(fields["notes"], "notes")
     for key in ("enabled", "verify_tls"):
@@ -98,12 +103,12 @@ def _apply_node(db: Session, node: Node, fields: Mapping[str, Any], creating: bo
         node.notes = ""
 
 
-def create_node(db: Session, client: NodeClient | None, actor: Actor,
+def create_node(db: Session, client: NodeClient | None, secrets: NodeSecrets, actor: Actor,
                 fields: Mapping[str, Any]) -> Node:
     """Add a node (and poll it now, when given a client). Not committed."""
     _admin(db, actor, "node.create", str(fields.get("name", ""))[:64])
     node = Node(notes="")
-    _apply_node(db, node, fields, creating=True)
+    _apply_node(db, node, fields, creating=True, secrets=secrets)
     db.add(node)
     record(db, actor, "node.create", node.name, detail=node.url)
     db.flush()
@@ -112,11 +117,11 @@ def create_node(db: Session, client: NodeClient | None, actor: Actor,
     return node
 
 
-def update_node(db: Session, client: NodeClient | None, actor: Actor, node: Node,
-                fields: Mapping[str, Any]) -> Node:
+def update_node(db: Session, client: NodeClient | None, secrets: NodeSecrets, actor: Actor,
+                node: Node, fields: Mapping[str, Any]) -> Node:
     """Change a node (and poll it now if it is enabled). Not committed."""
     _admin(db, actor, "node.update", node.name)
-    _apply_node(db, node, fields, creating=False)
+    _apply_node(db, node, fields, creating=False, secrets=secrets)
     record(db, actor, "node.update", node.name, detail=node.url)
     if client is not None and node.enabled:
         refresh(db, client, node)

@@ -1,0 +1,109 @@
+"""Every way a node can misbehave, against `cesi-like serve` (gunicorn, 2 workers): every page
+and API call answers 2xx/4xx (502 for a call that had to reach the hostile node), calls that
+reach a node answer within node_timeout + 0.5 s, the workers' memory does not grow by 20 MB
+over repeated rounds, and nothing a node sends reaches a page unescaped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from pathlib import Path
+
+from tests.agent.conftest import wait_for
+from tests.hostile import MODES, XSS, hostile_node
+
+from .test_sessions_http import csrf, log_in
+
+ADMIN = "hostile admin pw"
+NODE_TIMEOUT = 0.5
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def workers(master: int) -> list[int]:
+    """gunicorn's worker processes (not the poller processes it also started)."""
+    result = []
+    for pid in children(master):
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            if b"poll" not in handle.read().split(b"\0"):
+                result.append(pid)
+    return result
+
+
+def test_hostile_nodes_cannot_stall_crash_or_bloat_the_console(tmp_path: Path) -> None:
+    from tests.e2e.conftest import serve_console
+
+    with contextlib.ExitStack() as stack:
+        urls = {mode: stack.enter_context(hostile_node(mode)) for mode in MODES}
+        config = (f"[cesi]\npoll_interval = 0.5\nnode_timeout = {NODE_TIMEOUT}\n"
+                  "login_backoff = 0\n"
+                  + "".join(f"[node:{mode}]\nurl = {url}\n" for mode, url in urls.items()))
+        base = stack.enter_context(serve_console(tmp_path, ADMIN, config))
+        started = re.search(r"\[(\d+)\] \[INFO\] Starting gunicorn",
+                            (tmp_path / "gunicorn.log").read_text())
+        assert started is not None
+        master = int(started.group(1))
+        admin = log_in(base, "admin", ADMIN)
+        headers = {"X-CSRFToken": csrf(admin, base)}
+
+        def states() -> dict[str, str]:
+            nodes = admin.get(f"{base}/api/v1/nodes", timeout=30).json()
+            return {n["name"]: n["state"] for n in nodes}
+
+        wait_for(lambda: "unknown" not in states().values(), timeout=30,
+                 what="every hostile node to be polled")
+        assert states()["xss"] == "online" and states()["drip"] == "hung"
+
+        calls: list[tuple[str, str, bool]] = [  # method, path, reaches a node
+            ("GET", "/", False), ("GET", "/processes", False),
+            ("GET", "/processes?q=script&sort=state", False), ("GET", "/groups/g", False),
+            ("GET", "/api/v1/nodes", False), ("GET", "/api/v1/processes", False)]
+        for mode in MODES:
+            calls += [("GET", f"/nodes/{mode}", False),
+                      ("GET", f"/nodes/{mode}/processes/g:p", False),
+                      ("GET", f"/nodes/{mode}/log", False),
+                      ("GET", f"/api/v1/nodes/{mode}/processes/g:p/log", True),
+                      ("GET", f"/api/v1/nodes/{mode}/log", True),
+                      ("POST", f"/api/v1/nodes/{mode}/processes/g:p/stop", True)]
+
+        def one_round() -> None:
+            for method, path, reaches in calls:
+                began = time.monotonic()
+                answer = admin.request(method, f"{base}{path}", headers=headers, timeout=30)
+                took = time.monotonic() - began
+                assert answer.status_code < 500 or (reaches and answer.status_code == 502), \
+                    (path, answer.status_code, answer.text[:300])
+                if reaches:
+                    assert took < NODE_TIMEOUT + 0.5, (path, took)
+                if "text/html" in answer.headers.get("Content-Type", ""):
+                    assert XSS not in answer.text, path
+
+        one_round()  # imports, caches and pools warm up on the first
+        before = {pid: rss_kb(pid) for pid in workers(master)}
+        for _ in range(3):
+            one_round()
+        after = {pid: rss_kb(pid) for pid in before}
+        grown = {pid: (after[pid] - before[pid]) / 1024 for pid in before}
+        assert before and all(mb < 20 for mb in grown.values()), grown
