@@ -90,6 +90,7 @@ class Process:
         self._deadline = 0.0  # monotonic: end of backoff or of stopwaitsecs
         self._timer: TimerHandle | None = None
         self.last_exit_expected = False
+        self.last_pid = 0  # the pid a state event reports once the child is reaped
 
     @property
     def name(self) -> str:
@@ -281,6 +282,7 @@ class Process:
     def finish(self, status: int) -> None:
         """The child was reaped with waitpid `status`: decide between STOPPED, BACKOFF, EXITED."""
         code, how = describe_exit(status)
+        self.last_pid = self.pid
         now = self.host.monotonic()
         self.laststop = time.time()
         too_quickly = now - self._started_at < self.config.startsecs

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import NamedTuple
 from ..supervisor_rpc.states import ProcessState, SupervisorState
 from .capture import Channel, PipeReader, channel_path
 from .config import ChannelConfig, Config, GroupConfig, ProcessConfig
+from .events import EventBus, ListenerPool, process_state_payload
 from .groups import ProcessGroup
 from .logs import MainLog
 from .process import Process, TimerHandle
@@ -72,6 +74,8 @@ class Supervisor:
         # bumped whenever what getAllProcessInfo shows changes other than by the clock: the
         # console's change feed (`cesi.getChangesSince`) answers "nothing new" from it
         self.changes = 0
+        self.events = EventBus()
+        self._tick_timer: asyncio.TimerHandle | None = None
 
     # -- ProcessHost -----------------------------------------------------------------------
 
@@ -132,8 +136,20 @@ class Supervisor:
     def critical(self, message: str) -> None:
         self.log.critical(message)
 
+    def error(self, message: str) -> None:
+        self.log.error(message)
+
+    @property
+    def identifier(self) -> str:
+        return self.config.server.identifier
+
     def state_changed(self, process: Process, old: ProcessState, expected: bool) -> None:
         self.changes += 1
+        self.events.publish(f"PROCESS_STATE_{process.state.name}",
+                            process_state_payload(process, old, expected))
+        pool = self.events.pools.get(process.group)
+        if pool is not None:
+            pool.member_changed(process)
         for future in self._waiters.pop(process, []):
             if not future.done():
                 future.set_result(None)
@@ -175,7 +191,14 @@ class Supervisor:
             return False
         processes = [self._make_process(pc) for pc in config.processes]
         self.groups[config.name] = ProcessGroup(config, processes)
+        if config.kind == "eventlistener":
+            pool = ListenerPool(config, processes, self)
+            self.events.pools[config.name] = pool
+            for process in processes:  # its stdout speaks the protocol (and is logged)
+                self.children[process].stdout.listeners.append(
+                    functools.partial(pool.output, process))
         self.changes += 1
+        self.events.publish("PROCESS_GROUP_ADDED", f"groupname:{config.name}\n")
         return True
 
     def remove_group(self, name: str) -> bool:
@@ -189,7 +212,9 @@ class Supervisor:
                 channel.close()
             self._close_stdin(child)
         del self.groups[name]
+        self.events.pools.pop(name, None)
         self.changes += 1
+        self.events.publish("PROCESS_GROUP_REMOVED", f"groupname:{name}\n")
         return True
 
     def ordered_groups(self) -> list[ProcessGroup]:
@@ -198,8 +223,12 @@ class Supervisor:
 
     def start(self) -> None:
         """Create every group and start the autostart processes at once, in priority order."""
-        for group_config in self.config.groups:
+        # in priority order, as supervisord adds them: listener pools (priority -1) exist
+        # before the groups whose PROCESS_GROUP_ADDED they may want
+        for group_config in sorted(self.config.groups, key=lambda g: g.priority):
             self.add_group(group_config)
+        self.events.publish("SUPERVISOR_STATE_CHANGE_RUNNING", "")
+        self._tick()
         for group in self.ordered_groups():
             for process in group.by_priority():
                 process.transition()
@@ -276,8 +305,13 @@ class Supervisor:
             self.loop.remove_writer(child.stdin_fd)
 
     def notify_remote(self, type_: str, data: str) -> None:
-        """A REMOTE_COMMUNICATION event; delivered once event listeners run (see events)."""
-        self.log.debug(f"remote communication event {type_!r}: {len(data)} characters")
+        """A REMOTE_COMMUNICATION event (supervisor.sendRemoteCommEvent)."""
+        self.events.publish("REMOTE_COMMUNICATION", f"type:{type_}\n{data}")
+
+    def _tick(self) -> None:
+        """TICK_* events: look at the clock every second, as supervisord's loop does."""
+        self.events.tick()
+        self._tick_timer = self.loop.call_later(1.0, self._tick)
 
     # -- children --------------------------------------------------------------------------
 
@@ -324,6 +358,7 @@ class Supervisor:
                 self.state = state
             return
         self.state = state
+        self.events.publish("SUPERVISOR_STATE_CHANGE_STOPPING", "")
         self._stop_queue = self.ordered_groups()
         self._shutdown_tick()
 
@@ -359,6 +394,8 @@ class Supervisor:
 
     def close(self) -> None:
         """Release everything: pipes, log files. Called once all processes are stopped."""
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
         for child in self.children.values():
             for reader in list(child.readers):
                 reader.read_available()
