@@ -33,8 +33,12 @@ class Channel:
         strip: bool,
         syslog: Callable[[str], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        private: bool = False,
     ) -> None:
         self.name = name
+        # AUTO logs are created 0600, as supervisord's mkstemp makes them: they live in a
+        # shared directory (childlogdir, /tmp by default)
+        self.mode = 0o600 if private else 0o644
         self.config = config
         self.path = path  # resolved path (AUTO already turned into a file name), or None
         self.strip = strip
@@ -48,7 +52,8 @@ class Channel:
     def open(self) -> None:
         """Create/open the log file if this channel has one and it is not open yet."""
         if self.file is None and self.path is not None:
-            self.file = RotatingFile(self.path, self.config.maxbytes, self.config.backups)
+            self.file = RotatingFile(self.path, self.config.maxbytes, self.config.backups,
+                                     self.mode)
 
     def write(self, data: bytes) -> None:
         if self.strip:

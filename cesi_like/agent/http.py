@@ -52,6 +52,9 @@ def _simple(status: int, text: str, extra: list[tuple[str, str]] | None = None) 
     return Response(status, text.encode(), "text/plain", extra or [])
 
 
+BACKLOG = 512
+
+
 class HttpServer:
     """Serves one listening socket with one handler; `credentials` None means no auth."""
 
@@ -70,10 +73,12 @@ class HttpServer:
         self.connections: set[asyncio.Task[None]] = set()
 
     async def start(self, sock: socket.socket) -> None:
+        # asyncio listens again with its own backlog (100) unless told: keep supervisord's 512
         if sock.family == socket.AF_UNIX:
-            self.server = await asyncio.start_unix_server(self._client, sock=sock)
+            self.server = await asyncio.start_unix_server(self._client, sock=sock,
+                                                          backlog=BACKLOG)
         else:
-            self.server = await asyncio.start_server(self._client, sock=sock)
+            self.server = await asyncio.start_server(self._client, sock=sock, backlog=BACKLOG)
 
     async def close(self) -> None:
         if self.server is not None:

@@ -31,10 +31,12 @@ class RotatingFile:
     on disk as soon as it was read from the pipe, and a crash of the agent loses nothing.
     """
 
-    def __init__(self, path: str, maxbytes: int = 0, backups: int = 0) -> None:
+    def __init__(self, path: str, maxbytes: int = 0, backups: int = 0,
+                 mode: int = 0o644) -> None:
         self.path = path
         self.maxbytes = maxbytes
         self.backups = backups
+        self.mode = mode  # for a file it creates (umask applies)
         self._fd = -1
         self._size = 0
         self.open()
@@ -42,7 +44,8 @@ class RotatingFile:
     def open(self) -> None:
         """(Re)open the file for appending; used at start and on SIGUSR2."""
         self.close()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                           self.mode)
         self._size = os.fstat(self._fd).st_size
 
     def close(self) -> None:

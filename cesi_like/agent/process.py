@@ -26,6 +26,9 @@ class TimerHandle(Protocol):
     def cancel(self) -> None: ...
 
 
+MIN_RESTART_INTERVAL = 1.0  # seconds between a start and an automatic restart
+
+
 class ProcessHost(Protocol):
     """What a Process needs from its daemon."""
 
@@ -175,7 +178,12 @@ class Process:
                     restart == AutoRestart.UNEXPECTED
                     and self.exitstatus not in self.config.exitcodes
                 ):
-                    self.spawn()
+                    # at most one automatic restart a second per process, as supervisord's
+                    # one-second loop gives: a crash loop must not spin a core
+                    if now - self._started_at >= MIN_RESTART_INTERVAL:
+                        self.spawn()
+                    else:
+                        self._wake_at(self._started_at + MIN_RESTART_INTERVAL)
             elif state == ProcessState.STOPPED and not self.laststart:
                 if self.config.autostart:
                     self.spawn()
@@ -201,6 +209,8 @@ class Process:
                 f"gave up: {self.name} entered FATAL state, too many start retries too quickly"
             )
         elif self.state == ProcessState.STOPPING and now >= self._deadline:
+            # a warning, as supervisord gives: the program ignored its stop signal
+            self.host.warn(f"killing '{self.name}' ({self.pid}) with SIGKILL")
             self.kill(9)
 
     def give_up(self) -> None:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from ..supervisor_rpc.states import ProcessState, SupervisorState
 from .capture import Channel, PipeReader, channel_path
-from .config import ChannelConfig, Config, GroupConfig, ProcessConfig
+from .config import AUTO, ChannelConfig, Config, GroupConfig, ProcessConfig
 from .events import EventBus, ListenerPool, process_state_payload
 from .groups import ProcessGroup
 from .logs import MainLog
@@ -183,7 +183,8 @@ class Supervisor:
     def _channel(self, process_name: str, name: str, conf: ChannelConfig) -> Channel:
         path = channel_path(conf, lambda: self._auto_log_path(process_name, name))
         syslog = _syslog_sender(process_name) if conf.syslog else None
-        return Channel(name, conf, path, self.config.server.strip_ansi, syslog, self.log.error)
+        return Channel(name, conf, path, self.config.server.strip_ansi, syslog, self.log.error,
+                       private=conf.logfile == AUTO)
 
     def add_group(self, config: GroupConfig) -> bool:
         """Create a group's processes (not started here); False if the name is taken."""

@@ -201,14 +201,17 @@ def test_loglevel_filters_the_main_log(start_daemon: StartDaemon) -> None:
 
 
 def test_main_log_rotates(start_daemon: StartDaemon) -> None:
+    # ten programs restarting once a second each (the crash-loop limit) fill 2 KB fast
     daemon = start_daemon(f"""
 [program:blink]
 command={program("exit_with.py", 0)}
+process_name=%(program_name)s_%(process_num)s
+numprocs=10
 startsecs=0
 autorestart=true
 """, extra_args=("-n", "-y", "2KB", "-z", "2"))
     wait_for(lambda: (daemon.dir / "main.log.2").exists(), what="two main log backups")
-    daemon.rpc().stopProcess("blink")
+    daemon.rpc().stopProcessGroup("blink")
     for name in ("main.log", "main.log.1", "main.log.2"):
         assert (daemon.dir / name).stat().st_size <= 2048
     assert not (daemon.dir / "main.log.3").exists()
