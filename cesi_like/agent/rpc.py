@@ -159,10 +159,12 @@ class SupervisorNamespace(LogMethods):
         group, process = self._group_and_process(name)
         if process is None:
             return await self.startProcessGroup(group.name, wait)
-        return await self._start(process, wait)
+        return await self._start(process, wait, name)
 
-    async def _start(self, process: Process, wait: Any) -> bool:
-        name = process.namespec if process.group != process.name else process.name
+    async def _start(self, process: Process, wait: Any, given: str | None = None) -> bool:
+        # faults name the process as the caller did (`lazy:lazy` stays `lazy:lazy`); group
+        # and all starts name it as supervisord's make_namespec does
+        name = given or (process.namespec if process.group != process.name else process.name)
         try:
             self._sup.check_command(process)
         except NotFound as exc:
@@ -268,6 +270,7 @@ class SupervisorNamespace(LogMethods):
         @param string signal  signal name ('HUP') or number ('1')
         @return boolean result  always true unless error
         """
+        self._update()
         group, process = self._group_and_process(name)
         if process is None:
             return await self.signalProcessGroup(group.name, signal)
@@ -293,6 +296,7 @@ class SupervisorNamespace(LogMethods):
         @param string signal  signal name ('HUP') or number ('1')
         @return array result  an array of process status info structs
         """
+        self._update()
         group = self._sup.groups.get(name)
         if group is None:
             raise RPCError(Fault.BAD_NAME, name)
@@ -305,6 +309,7 @@ class SupervisorNamespace(LogMethods):
         @param string signal  signal name ('HUP') or number ('1')
         @return array result  an array of process status info structs
         """
+        self._update()
         return await self._each(self._all_processes(), lambda p: p.state in SIGNALLABLE_STATES,
                                 lambda p: self._signal(p, signal))
 

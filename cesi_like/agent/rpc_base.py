@@ -71,12 +71,19 @@ class NamespaceBase:
         wanted: Callable[[Process], bool],
         action: Callable[[Process], Awaitable[Any]],
     ) -> list[Result]:
-        """Apply `action` to every wanted process at once (as supervisord's make_allfunc does)
-        and report in list order, which is what supervisord reports when nothing races."""
+        """Apply `action` to every wanted process at once, as supervisord's make_allfunc does,
+        and report as it does: first what was decided at once (refusals, calls that did not
+        wait), in list order, then what had to wait, in list order."""
         chosen = [p for p in processes if wanted(p)]
-        outcomes = await asyncio.gather(*(action(p) for p in chosen), return_exceptions=True)
+        tasks = [asyncio.ensure_future(action(p)) for p in chosen]
+        await asyncio.sleep(0)  # each runs to its first wait, or to its end
+        at_once = [task.done() for task in tasks]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        order = [i for i, done in enumerate(at_once) if done]
+        order += [i for i, done in enumerate(at_once) if not done]
         results: list[Result] = []
-        for process, outcome in zip(chosen, outcomes, strict=True):
+        for process, task in ((chosen[i], tasks[i]) for i in order):
+            outcome = task.exception() or task.result()
             if isinstance(outcome, RPCError):
                 results.append(self._status(process, outcome.code, outcome.text))
             elif isinstance(outcome, BaseException):

@@ -6,8 +6,11 @@ on a loaded machine its loop may reap a fast exit only after a short startsecs h
 
 from __future__ import annotations
 
+import os
+import signal
 import xmlrpc.client
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,6 +57,10 @@ stdout_logfile=NONE
 [program:echo]
 command={program("echo_stdin.py")}
 startsecs=0
+
+[program:lazy]
+command=sleep 1000
+startsecs=0
 """
 
 Call = Callable[[Any], Any]
@@ -86,6 +93,9 @@ CALLS: dict[str, Call] = {
     "signature unknown": lambda rpc: rpc.system.methodSignature("nope"),
     "tail missing file": lambda rpc: rpc.supervisor.tailProcessStdoutLog("quiet", 0, 10),
     "group results": lambda rpc: rpc.supervisor.stopProcessGroup("idle"),
+    # the fault names the process as the caller did
+    "already started, long name": lambda rpc: rpc.supervisor.startProcess("lazy:lazy"),
+    "spawn error, long name": lambda rpc: rpc.supervisor.startProcess("quick:quick"),
     "all signal": lambda rpc: sorted(
         (r["name"], r["status"], r["description"])
         for r in rpc.supervisor.signalAllProcesses("WINCH")),
@@ -152,3 +162,68 @@ def test_reread_of_a_broken_config_is_cant_reread(start_daemon: StartDaemon) -> 
         if kind == "agent":  # ours also names the file, line, section and key
             line = len(daemon.conf.read_text().splitlines())
             assert f"{daemon.conf}:{line}: [program:p] startsecs:" in caught.value.faultString
+
+
+ORDERING = f"""
+[program:slow]
+command=sleep 1000
+startsecs=1
+autostart=false
+priority=5
+
+[program:web]
+command=sleep 1000
+process_name=%(program_name)s_%(process_num)s
+numprocs=11
+startsecs=0
+autostart=false
+priority=10
+
+[program:missing]
+command=/no/such/binary
+autostart=false
+priority=20
+
+[program:stubborn]
+command={program("ignore_term.py")}
+startsecs=0
+stopwaitsecs=30
+priority=30
+"""
+
+
+def test_start_and_stop_all_report_in_supervisords_order(start_daemon: StartDaemon) -> None:
+    """Decided at once first (in priority order, then by name: web_10 before web_2, as
+    supervisord sorts them), then what had to wait; stops in priority order."""
+    seen = {}
+    for kind in ("supervisord", "agent"):
+        rpc = daemon_proxy(start_daemon(ORDERING, kind=kind)).supervisor
+        started = [(r["name"], r["status"]) for r in rpc.startAllProcesses()]
+        rpc.stopProcess("stubborn", False)
+        rpc.signalProcess("stubborn", "KILL")
+        # stops finish as the children die: supervisord reports them in the order its 50 ms
+        # checks find them done, so only the set is the same from run to run
+        stopped = sorted((r["name"], r["status"]) for r in rpc.stopAllProcesses())
+        seen[kind] = (started, stopped)
+    assert seen["agent"] == seen["supervisord"]
+    started = seen["agent"][0]
+    assert started[-1] == ("slow", 80) and ("missing", 20) in started  # the wait comes last
+
+
+def test_signals_are_refused_during_shutdown(start_daemon: StartDaemon) -> None:
+    for kind in ("supervisord", "agent"):
+        daemon = start_daemon(f"[program:stubborn]\ncommand={program('ignore_term.py')}\n"
+                              "startsecs=0\nstopwaitsecs=30\n", kind=kind)
+        log = Path(daemon.info("stubborn")["stdout_logfile"])
+        wait_for(lambda p=log: p.exists() and "ignoring SIGTERM" in p.read_text())
+        rpc = daemon_proxy(daemon).supervisor
+        pid = daemon.info("stubborn")["pid"]
+        rpc.shutdown()
+        for method, args in (("signalProcess", ("stubborn", "HUP")),
+                             ("signalProcessGroup", ("stubborn", "HUP")),
+                             ("signalAllProcesses", ("HUP",))):
+            with pytest.raises(xmlrpc.client.Fault) as refused:
+                getattr(rpc, method)(*args)
+            assert (refused.value.faultCode, refused.value.faultString) == (
+                6, "SHUTDOWN_STATE"), kind
+        os.kill(pid, signal.SIGKILL)  # let the shutdown finish now
