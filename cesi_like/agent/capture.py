@@ -21,6 +21,66 @@ ERROR_REPORT_INTERVAL = 60.0
 
 Listener = Callable[[bytes], None]
 
+BEGIN = b"<!--XSUPERVISOR:BEGIN-->"
+END = b"<!--XSUPERVISOR:END-->"
+
+
+def _prefix_at_end(data: bytes, token: bytes) -> int:
+    """How many bytes at the end of `data` could start `token` (supervisord keeps them back
+    until the next read says whether the token is complete)."""
+    for size in range(min(len(token) - 1, len(data)), 0, -1):
+        if data.endswith(token[:size]):
+            return size
+    return 0
+
+
+class CaptureMode:
+    """`*_capture_maxbytes`: output between BEGIN and END is a PROCESS_COMMUNICATION event's
+    body instead of log data, as supervisord's POutputDispatcher splits it (the tokens
+    themselves go nowhere; the body keeps at most about `maxbytes`, dropping from the
+    front as supervisord's BoundIO does)."""
+
+    def __init__(self, maxbytes: int, on_message: Callable[[bytes], None]) -> None:
+        self.maxbytes = maxbytes
+        self.on_message = on_message
+        self.capturing = False
+        self.pending = b""
+        self.body = b""
+
+    def feed(self, data: bytes) -> list[tuple[bool, bytes]]:
+        """(captured, bytes) pieces in order; messages are handed to `on_message` at END."""
+        self.pending += data
+        pieces: list[tuple[bool, bytes]] = []
+        while True:
+            token = END if self.capturing else BEGIN
+            if len(self.pending) <= len(token):
+                return pieces
+            data, self.pending = self.pending, b""
+            before, found, after = data.partition(token)
+            if not found:
+                keep = _prefix_at_end(data, token)
+                if keep:
+                    self.pending, data = data[-keep:], data[:-keep]
+                self._piece(pieces, data)
+                return pieces
+            self._piece(pieces, before)
+            if self.capturing:
+                self.on_message(self.body)
+                self.body = b""
+            self.capturing = not self.capturing
+            self.pending = after
+            if not after:
+                return pieces
+
+    def _piece(self, pieces: list[tuple[bool, bytes]], data: bytes) -> None:
+        if not data:
+            return
+        if self.capturing:
+            if len(self.body) + len(data) > self.maxbytes:
+                self.body = self.body[len(data):]
+            self.body += data
+        pieces.append((self.capturing, data))
+
 
 class Channel:
     """One output channel (stdout or stderr) of one process: its log file and its followers."""
@@ -36,6 +96,9 @@ class Channel:
         private: bool = False,
     ) -> None:
         self.name = name
+        self.capture: CaptureMode | None = None  # set when capture_maxbytes > 0
+        # every piece of output, captured or not (events, debug lines in the main log)
+        self.observers: list[Listener] = []
         # AUTO logs are created 0600, as supervisord's mkstemp makes them: they live in a
         # shared directory (childlogdir, /tmp by default)
         self.mode = 0o600 if private else 0o644
@@ -56,6 +119,17 @@ class Channel:
                                      self.mode)
 
     def write(self, data: bytes) -> None:
+        if self.capture is None:
+            self._log(data)
+            return
+        for captured, piece in self.capture.feed(data):
+            if not captured:
+                self._log(piece)
+            else:
+                for observer in list(self.observers):
+                    observer(piece)
+
+    def _log(self, data: bytes) -> None:
         if self.strip:
             data = strip_ansi(data)
         if self.path is not None:
@@ -70,6 +144,8 @@ class Channel:
             self._to_syslog(data)
         for listener in list(self.listeners):
             listener(data)
+        for observer in list(self.observers):
+            observer(data)
 
     def _report(self, exc: OSError) -> None:
         now = time.monotonic()

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ..supervisor_rpc.states import ProcessState, SupervisorState
-from .capture import Channel, PipeReader, channel_path
+from .capture import CaptureMode, Channel, PipeReader, channel_path
 from .config import AUTO, ChannelConfig, Config, GroupConfig, ProcessConfig
 from .events import EventBus, ListenerPool, process_state_payload
 from .groups import ProcessGroup
+from .loglevel import LogLevel
 from .logs import MainLog
 from .process import Process, TimerHandle
 from .spawn import child_environment, fork_exec, resolve_command
@@ -172,13 +173,49 @@ class Supervisor:
             self.config.server.childlogdir, f"{name}-{channel}---{identifier}-{suffix}.log"
         )
 
-    def _make_process(self, process_config: ProcessConfig) -> Process:
+    def _make_process(self, process_config: ProcessConfig, listener: bool = False) -> Process:
         process = Process(process_config, self)
         stdout, stderr = (self._channel(process_config.name, name, conf)
                           for name, conf in (("stdout", process_config.stdout),
                                              ("stderr", process_config.stderr)))
         self.children[process] = Child(stdout, stderr)
+        for channel in (stdout, stderr):
+            # a listener's stdout is the event protocol: no capture mode, no log events
+            protocol = listener and channel is stdout
+            if channel.config.capture_maxbytes and not protocol:
+                channel.capture = CaptureMode(channel.config.capture_maxbytes, functools.partial(
+                    self._communicated, process, channel.name))
+            if self.log.level <= LogLevel.DEBUG or (channel.config.events_enabled
+                                                    and not protocol):
+                channel.observers.append(functools.partial(
+                    self._output, process, channel.name, not protocol))
         return process
+
+    def _output(self, process: Process, channel: str, events: bool, data: bytes) -> None:
+        """A piece of a child's output: supervisord's debug line in the main log, and a
+        PROCESS_LOG_* event when the channel has events enabled. (A listener's protocol
+        output is shown as supervisord's listener dispatcher shows it: as a bytes repr.)"""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = f"Undecodable: {data!r}"
+        self.log.debug(f"{process.name!r} {channel} output:\n{text if events else repr(data)}")
+        if events and self.channel(process, channel).config.events_enabled:
+            self.events.publish(
+                f"PROCESS_LOG_{channel.upper()}",
+                f"processname:{process.name} groupname:{process.group} "
+                f"pid:{process.pid or process.last_pid} channel:{channel}\n{text}")
+
+    def _communicated(self, process: Process, channel: str, body: bytes) -> None:
+        """A capture-mode message ended: a PROCESS_COMMUNICATION_* event."""
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = f"Undecodable: {body!r}"
+        self.events.publish(f"PROCESS_COMMUNICATION_{channel.upper()}",
+                            f"processname:{process.name} groupname:{process.group} "
+                            f"pid:{process.pid or process.last_pid}\n{text}")
+        self.log.debug(f"{process.name!r} {channel} emitted a comm event")
 
     def _channel(self, process_name: str, name: str, conf: ChannelConfig) -> Channel:
         path = channel_path(conf, lambda: self._auto_log_path(process_name, name))
@@ -190,7 +227,8 @@ class Supervisor:
         """Create a group's processes (not started here); False if the name is taken."""
         if config.name in self.groups:
             return False
-        processes = [self._make_process(pc) for pc in config.processes]
+        processes = [self._make_process(pc, config.kind == "eventlistener")
+                     for pc in config.processes]
         self.groups[config.name] = ProcessGroup(config, processes)
         if config.kind == "eventlistener":
             pool = ListenerPool(config, processes, self)

@@ -4,12 +4,16 @@ result re-delivers the event; a listener that breaks the protocol is UNKNOWN."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import StartDaemon, program, wait_for
+from .conftest import PROGRAMS, StartDaemon, program, wait_for
 
 SLOW_EXIT = "sh -c 'sleep 0.3; exit 3'"
 
@@ -106,3 +110,75 @@ def test_a_full_buffer_drops_the_oldest_event_and_says_so(
     dropped = re.findall(r"pool deaf event buffer overflowed, discarding event (\d+)",
                          log.read_text())
     assert [int(n) for n in dropped] == sorted(int(n) for n in dropped)  # oldest first
+
+
+def test_output_events_capture_mode_and_debug_lines_as_supervisord(
+        start_daemon: StartDaemon, tmp_path: Path) -> None:
+    """PROCESS_LOG_STDOUT for output (events enabled), PROCESS_COMMUNICATION_STDOUT for what
+    comes between the capture tokens (kept out of the log file), and the main log's
+    `'name' stdout output:` debug lines, non-UTF-8 bytes included."""
+    seen = {}
+    for kind in ("supervisord", "agent"):
+        out = tmp_path / f"{kind}.events"
+        daemon = start_daemon(
+            f"[program:talker]\ncommand={program('talker.py')}\nstartsecs=0\n"
+            "stdout_events_enabled=true\nstdout_capture_maxbytes=1MB\n"
+            f"[eventlistener:watch]\ncommand={program('listener.py', out)}\n"
+            "events=PROCESS_LOG,PROCESS_COMMUNICATION\nbuffer_size=100\nstartsecs=0\n",
+            kind=kind, loglevel="debug")
+        wait_for(lambda o=out: "end" in "".join(e[5] for e in received(o)), what=kind)
+        events = received(out)
+        logged = "".join(e[5] for e in events if e[0] == "PROCESS_LOG_STDOUT")
+        comm = [normal(e[5]) for e in events if e[0] == "PROCESS_COMMUNICATION_STDOUT"]
+        stdout = Path(daemon.info("talker")["stdout_logfile"]).read_bytes()
+        main = (daemon.dir / "main.log").read_text()
+        seen[kind] = (logged.count("processname:talker groupname:talker"),
+                      re.sub(r"pid:\d+", "pid:N", logged.replace(
+                          "processname:talker groupname:talker ", "")), comm, stdout,
+                      "DEBG 'talker' stdout output:\nplain line 100%" in main,
+                      "DEBG 'talker' stdout output:\nUndecodable: b'bytes \\xff\\xfe in a line"
+                      in main, "DEBG 'watch' stdout output:\nb'READY\\n'" in main,
+                      "DEBG 'talker' stdout emitted a comm event" in main)
+    assert seen["agent"][2:] == seen["supervisord"][2:]
+    assert seen["agent"][2] == ["'processname:talker groupname:talker pid:N\\nthe message'"]
+    assert seen["agent"][3] == (b"plain line 100%\nafter the message, a longer line\n"
+                                b"bytes \xff\xfe in a line longer than the token, end\n")
+    assert all(seen["agent"][4:])
+    # the same bytes as events, though the daemons may read them in different chunks
+    strip = lambda text: re.sub(r"'pid:N channel:stdout\\\\n", "", text)  # noqa: E731
+    assert strip(seen["agent"][1]) == strip(seen["supervisord"][1])
+
+
+def test_superlance_crashmail_mails_a_crash(start_daemon: StartDaemon, tmp_path: Path) -> None:
+    """superlance's crashmail, unchanged, under cesi-agentd: a program that exits
+    unexpectedly gets a mail (through a stand-in sendmail)."""
+    crashmail = shutil.which("crashmail", path=os.path.dirname(sys.executable))
+    assert crashmail is not None, "superlance is a test dependency"
+    mailbox = tmp_path / "mailbox"
+    sendmail = f"{sys.executable} {PROGRAMS / 'fake_sendmail.py'} {mailbox}"
+    start_daemon(f"[program:fragile]\ncommand={SLOW_EXIT}\nstartsecs=0\nautorestart=false\n"
+                 f"[eventlistener:crashmail]\ncommand={crashmail} -a -m ops@example.com "
+                 f"-o prod -s \"{sendmail}\"\nevents=PROCESS_STATE_EXITED\n")
+    mail = wait_for(lambda: mailbox.exists() and "end of message" in mailbox.read_text()
+                    and mailbox.read_text(), what="crashmail's mail")
+    assert "To: ops@example.com" in mail and "Subject: prod: fragile crashed at" in mail
+    assert "Process fragile in group fragile exited unexpectedly (pid" in mail
+
+
+def test_a_stuck_listener_does_not_hold_up_supervisorctl(start_daemon: StartDaemon,
+                                                         tmp_path: Path) -> None:
+    """A listener that takes an event and never answers is BUSY forever; the daemon goes on
+    answering the stock supervisorctl and managing processes."""
+    daemon = start_daemon("[program:p]\ncommand=sleep 1000\nstartsecs=0\n"
+                          "[eventlistener:stuck]\n"
+                          f"command={program('listener.py', tmp_path / 'x', 'stuck')}\n"
+                          "events=PROCESS_STATE\nstartsecs=0\n", loglevel="debug")
+    wait_for(lambda: "stuck: READY -> BUSY" in (daemon.dir / "main.log").read_text(),
+             what="the listener to take an event")
+    for _ in range(3):
+        status = subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "supervisorctl"), "-c",
+             str(daemon.conf), "status"], capture_output=True, text=True, timeout=20)
+        assert "p                                RUNNING" in status.stdout, status.stdout
+        daemon.rpc().stopProcess("p")
+        daemon.rpc().startProcess("p")

@@ -1,31 +1,32 @@
-"""An event listener speaking supervisord's protocol; writes each event it gets to a file.
+"""An event listener built on supervisor.childutils (PyPI `supervisor`), as real listeners
+are; writes each event it gets to a file.
 
-usage: listener.py OUT [fail-first|garbage]
+usage: listener.py OUT [fail-first|garbage|stuck]
   fail-first  answer FAIL to the first event (it must come again), OK after
   garbage     answer the first event with something that is not a RESULT
+  stuck       never answer the first event
 """
 
 import sys
+import time
+
+from supervisor import childutils
 
 out_path = sys.argv[1]
 mode = sys.argv[2] if len(sys.argv) > 2 else ""
 count = 0
 while True:
-    sys.stdout.write("READY\n")
-    sys.stdout.flush()
-    header = sys.stdin.readline()
-    if not header:
-        break
-    fields = dict(item.split(":", 1) for item in header.split())
-    payload = sys.stdin.read(int(fields["len"]))
+    headers, payload = childutils.listener.wait(sys.stdin, sys.stdout)
     with open(out_path, "a") as out:
-        out.write(f"{fields['eventname']}|{fields['serial']}|{fields['pool']}|"
-                  f"{fields['poolserial']}|{fields['ver']}|{payload!r}\n")
+        out.write(f"{headers['eventname']}|{headers['serial']}|{headers['pool']}|"
+                  f"{headers['poolserial']}|{headers['ver']}|{payload!r}\n")
     count += 1
     if count == 1 and mode == "fail-first":
-        sys.stdout.write("RESULT 4\nFAIL")
+        childutils.listener.fail(sys.stdout)
+    elif mode == "stuck":
+        time.sleep(100_000)
     elif count == 1 and mode == "garbage":
         sys.stdout.write("what protocol?\n")
+        sys.stdout.flush()
     else:
-        sys.stdout.write("RESULT 2\nOK")
-    sys.stdout.flush()
+        childutils.listener.ok(sys.stdout)
