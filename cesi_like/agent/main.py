@@ -31,8 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cesi-agentd",
         description="Run the programs of a supervisord.conf and serve Supervisor's XML-RPC API.",
+        add_help=False,
     )
     add = parser.add_argument
+    # supervisord takes -?, -h and --help alike
+    add("-h", "-?", "--help", action="help", help="show this help and exit")
     add("-c", "--configuration", metavar="FILE", help="configuration file path")
     add("-n", "--nodaemon", action="store_true", default=None, help="run in the foreground")
     add("-s", "--silent", action="store_true", default=None, help="no logs to stdout (with -n)")

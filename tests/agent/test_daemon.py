@@ -172,6 +172,14 @@ def test_version_flag() -> None:
     assert result.stdout.strip() == __version__
 
 
+@pytest.mark.parametrize("flag", ["-h", "-?", "--help"])
+def test_help_flags_as_supervisord_takes_them(flag: str) -> None:
+    for command in ([sys.executable, "-m", "cesi_like.agent.main"],
+                    [os.path.join(os.path.dirname(sys.executable), "supervisord")]):
+        result = subprocess.run([*command, flag], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0 and "-c" in result.stdout, (command, result)
+
+
 def test_finds_supervisord_conf_in_the_working_directory(tmp_path: Path) -> None:
     (tmp_path / "supervisord.conf").write_text(BASE.format(loglevel="info"))
     agent = subprocess.Popen([sys.executable, "-m", "cesi_like.agent.main", "-n"],
