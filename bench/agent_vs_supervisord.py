@@ -64,6 +64,13 @@ startsecs=1
 command=sleep 100000
 startsecs=0
 """
+    text += f"""
+[eventlistener:counter]
+command={PY} {HERE / "event_counter.py"} {directory}/events.count
+events=REMOTE_COMMUNICATION
+buffer_size=100000
+startsecs=0
+"""
     for mode in ("lines", "64k"):
         text += f"""
 [program:noisy_{mode}]
@@ -142,6 +149,21 @@ def verify(directory: Path, mode: str, total: int) -> int:
     return abs(len(data) - expected_len) + (expected_blocks - good) * size
 
 
+def event_throughput(directory: Path, events: int = 10_000) -> float:
+    """REMOTE_COMMUNICATION events (sendRemoteCommEvent, 500 per multicall) delivered to
+    one listener (supervisor.childutils), per second, from the first send to the last one
+    counted by the listener."""
+    root = server_proxy(f"unix://{directory}/daemon.sock", timeout=120)
+    counted = directory / "events.count"
+    begin = time.perf_counter()
+    for start in range(0, events, 500):
+        root.system.multicall([{"methodName": "supervisor.sendRemoteCommEvent",
+                                "params": ["bench", str(n)]}
+                               for n in range(start, start + 500)])
+    wait_for(lambda: counted.exists() and int(counted.read_text() or 0) >= events, 300, 0.005)
+    return events / (time.perf_counter() - begin)
+
+
 def measure(kind: str, programs: int, idle_seconds: float, total: int) -> dict[str, float]:
     directory = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
     conf = directory / "daemon.conf"
@@ -161,14 +183,15 @@ def measure(kind: str, programs: int, idle_seconds: float, total: int) -> dict[s
         def all_running() -> bool:
             # the log, not RPC: polling getAllProcessInfo would load the daemon being timed
             try:
-                return main_log.read_bytes().count(b" entered RUNNING state") >= programs
+                # the programs and the event listener
+                return main_log.read_bytes().count(b" entered RUNNING state") >= programs + 1
             except FileNotFoundError:
                 return False
 
         wait_for(all_running, 120, 0.01)
         results["startup s"] = time.monotonic() - started
         infos = rpc.getAllProcessInfo()
-        assert sum(i["statename"] == "RUNNING" for i in infos) == programs, "not all RUNNING"
+        assert sum(i["statename"] == "RUNNING" for i in infos) == programs + 1, "not RUNNING"
         time.sleep(1)
         results["rss MB"] = rss_mb(proc.pid)
         before = cpu_seconds(proc.pid)
@@ -209,8 +232,13 @@ def measure(kind: str, programs: int, idle_seconds: float, total: int) -> dict[s
             rpc.stopProcess(f"noisy_{mode}")
             results[f"lost bytes {mode}"] = verify(directory, mode, total)
 
+        results["events/s to one listener"] = event_throughput(directory)
+
         restarts = []
         for _ in range(5):
+            # a crash of a process that had been up a while: one that dies within a second
+            # of its start is restarted a second after that start (a crash loop's pace)
+            time.sleep(1.1)
             pid = rpc.getProcessInfo("crashy")["pid"]
             begin = time.perf_counter()
             os.kill(pid, signal.SIGKILL)

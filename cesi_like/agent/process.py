@@ -26,7 +26,7 @@ class TimerHandle(Protocol):
     def cancel(self) -> None: ...
 
 
-MIN_RESTART_INTERVAL = 1.0  # seconds between a start and an automatic restart
+MIN_RESTART_INTERVAL = 1.0  # seconds: a crash loop's automatic restarts come this far apart
 
 
 class ProcessHost(Protocol):
@@ -94,6 +94,7 @@ class Process:
         self._timer: TimerHandle | None = None
         self.last_exit_expected = False
         self.last_pid = 0  # the pid a state event reports once the child is reaped
+        self._quick_exits = 0  # exits in a row, each within MIN_RESTART_INTERVAL of its start
 
     @property
     def name(self) -> str:
@@ -178,9 +179,11 @@ class Process:
                     restart == AutoRestart.UNEXPECTED
                     and self.exitstatus not in self.config.exitcodes
                 ):
-                    # at most one automatic restart a second per process, as supervisord's
-                    # one-second loop gives: a crash loop must not spin a core
-                    if now - self._started_at >= MIN_RESTART_INTERVAL:
+                    # a crash loop restarts about once a second, as supervisord's one-second
+                    # loop paces it, instead of spinning a core: after the second exit in a
+                    # row within a second of its start, wait for that second to pass
+                    if (self._quick_exits <= 1
+                            or now - self._started_at >= MIN_RESTART_INTERVAL):
                         self.spawn()
                     else:
                         self._wake_at(self._started_at + MIN_RESTART_INTERVAL)
@@ -294,6 +297,8 @@ class Process:
         code, how = describe_exit(status)
         self.last_pid = self.pid
         now = self.host.monotonic()
+        quick = now - self._started_at < MIN_RESTART_INTERVAL and not self.killing
+        self._quick_exits = self._quick_exits + 1 if quick else 0
         self.laststop = time.time()
         too_quickly = now - self._started_at < self.config.startsecs
         expected = code in self.config.exitcodes

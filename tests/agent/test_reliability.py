@@ -78,6 +78,8 @@ def test_a_crash_loop_restarts_once_a_second(start_daemon: StartDaemon) -> None:
     used = cpu_seconds(daemon.proc.pid) - used
     times = spawn_times(log, "crash")
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-    assert all(gap >= 0.9 for gap in gaps), gaps
+    # the first quick exit is restarted at once (a one-off crash); from the second in a row
+    # on, a second apart
+    assert all(gap >= 0.9 for gap in gaps[1:]), gaps
     span = (times[-1] - times[1]).total_seconds()
     assert used < 0.05 * span + 0.05, (used, span)  # well under 5% of a core
