@@ -202,3 +202,60 @@ def document() -> dict[str, Any]:
                            "responses": {"204": {"description": "deleted"}, **ERRORS}}},
         },
     }
+
+
+def _schema_text(schema: dict[str, Any]) -> str:
+    """A schema in a few words: `integer (1 to 3650)`, `one of a, b`, `array of string`
+    (with `|` escaped: it lands in a Markdown table)."""
+    if "enum" in schema:
+        return "one of " + ", ".join(f"`{value}`" for value in schema["enum"])
+    kind = schema.get("type", "object")
+    text = " or ".join(kind) if isinstance(kind, list) else str(kind)
+    if kind == "array":
+        text = f"array of {_schema_text(schema.get('items', {}))}"
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None or high is not None:
+        text += f" ({'' if low is None else low} to {'' if high is None else high})"
+    if "maxLength" in schema:
+        text += f", at most {schema['maxLength']} characters"
+    if "pattern" in schema:
+        text += f", matching `{schema['pattern']}`"
+    return text.replace("|", "\\|")
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """docs/api.md, made from the OpenAPI document (a test checks the file is up to date)."""
+    lines = [f"# {doc['info']['title']}", "",
+             "Generated from `GET /api/v1/openapi.json` by `python -m cesi_like.console.openapi`;",
+             "a test fails when this file and the document differ. Every call needs a session",
+             "(with an `X-CSRFToken` header on writes) or `Authorization: Bearer <token>`;",
+             "every error is JSON: `{\"error\": \"...\"}`.", ""]
+    for path, item in doc["paths"].items():
+        shared = item.get("parameters", [])
+        for method in ("get", "post", "put", "patch", "delete"):
+            operation = item.get(method)
+            if operation is None:
+                continue
+            lines += [f"## `{method.upper()} {path}`", "", operation.get("summary", ""), ""]
+            parameters = shared + operation.get("parameters", [])
+            if parameters:
+                lines += ["| parameter | in | value |", "|---|---|---|"]
+                lines += [f"| `{p['name']}` | {p['in']} | {_schema_text(p.get('schema', {}))}"
+                          f"{' — ' + p['description'] if p.get('description') else ''} |"
+                          for p in parameters]
+                lines.append("")
+            body = operation.get("requestBody", {}).get("content", {}).get(
+                "application/json", {}).get("schema")
+            if body:
+                lines += ["| body field | value |", "|---|---|"]
+                lines += [f"| `{name}` | {_schema_text(field)} |"
+                          for name, field in body.get("properties", {}).items()]
+                lines.append("")
+            answers = ", ".join(f"{status} {answer['description']}"
+                                for status, answer in operation["responses"].items())
+            lines += [f"Answers: {answers}.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(document()), end="")

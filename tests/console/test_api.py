@@ -172,3 +172,14 @@ def test_absurd_requests_are_4xx(client: FlaskClient, admin: dict[str, str]) -> 
     assert client.get(f"/admin/nodes/{2**63}").status_code == 404
     assert client.get(f"/activity/?page={2**70}").status_code == 200
     assert client.get("/login?next=/%0d%0aSet-Cookie:x=1").status_code == 302
+
+
+def test_docs_api_md_is_the_openapi_document() -> None:
+    """docs/api.md is generated from the OpenAPI document: regenerate it when the API
+    changes (python -m cesi_like.console.openapi > docs/api.md)."""
+    from pathlib import Path
+
+    from cesi_like.console.openapi import document, markdown
+
+    committed = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    assert committed == markdown(document())
