@@ -1,20 +1,25 @@
 """`make run`: a local cesi-agentd with demo programs, and the console on :5000 watching it.
 
 Everything lives in ./run/ (configs, database, sockets, logs). The admin password is generated
-on the first run and kept in run/admin-password. Ctrl-C stops the console, the agent and its
-programs.
+on the first run and kept in run/admin-password. Ctrl-C, or SIGTERM to this runner (as `kill`,
+`timeout` or systemd send it), stops the console, the agent and its programs.
+CESI_DEMO_DIR, CESI_DEMO_PORT and CESI_DEMO_WEB_PORT move it (the tests run it elsewhere).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = ROOT / "run"
+RUN = Path(os.environ.get("CESI_DEMO_DIR") or ROOT / "run")
+PORT = int(os.environ.get("CESI_DEMO_PORT") or 5000)
+WEB_PORT = int(os.environ.get("CESI_DEMO_WEB_PORT") or 8089)
 
 CONFIG = """\
 [supervisord]
@@ -33,7 +38,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://%(here)s/agent.sock
 
 [program:web]
-command={py} -m http.server 8089 --bind 127.0.0.1
+command={py} -m http.server {web_port} --bind 127.0.0.1
 directory=%(here)s
 redirect_stderr=true
 
@@ -64,10 +69,16 @@ members = local
 """
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends the demo as Ctrl-C does: through `finally`
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupted)
     (RUN / "logs").mkdir(parents=True, exist_ok=True)
     agent_conf = RUN / "agent.conf"
-    agent_conf.write_text(CONFIG.format(py=sys.executable, demo=ROOT / "demo"))
+    agent_conf.write_text(CONFIG.format(py=sys.executable, demo=ROOT / "demo",
+                                        web_port=WEB_PORT))
     secret = RUN / "admin-password"
     if not secret.exists():
         secret.write_text(secrets.token_urlsafe(12))
@@ -75,23 +86,35 @@ def main() -> None:
     password = secret.read_text().strip()
     console_conf = RUN / "cesi.conf"
     console_conf.write_text(CONSOLE.format(run=RUN, password=password))
-    agent = subprocess.Popen([sys.executable, "-m", "cesi_like.agent.main", "-c",
-                              str(agent_conf), "-s"])
+    children: list[subprocess.Popen[bytes]] = []
     try:
+        children.append(subprocess.Popen([sys.executable, "-m", "cesi_like.agent.main", "-c",
+                                          str(agent_conf), "-s"]))
         deadline = time.monotonic() + 30
         while not (RUN / "agent.sock").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         print("\ncesi-like demo")
-        print("  console:  http://localhost:5000/   (login: admin / " + password + ")")
+        print(f"  console:  http://localhost:{PORT}/   (login: admin / {password})")
         print(f"  agent:    {sys.executable} -m cesi_like.agent.ctl -c {agent_conf} status")
         print("  Ctrl-C stops everything.\n", flush=True)
-        subprocess.run([sys.executable, "-m", "cesi_like.console.cli", "--config",
-                        str(console_conf), "serve", "--bind", "0.0.0.0:5000"], check=False)
+        children.append(subprocess.Popen([sys.executable, "-m", "cesi_like.console.cli",
+                                          "--config", str(console_conf), "serve", "--bind",
+                                          f"0.0.0.0:{PORT}"]))
+        children[-1].wait()
     except KeyboardInterrupt:
         pass
     finally:
-        agent.terminate()
-        agent.wait(60)
+        # the console first (gunicorn stops its workers and pollers), then the agent (which
+        # stops its programs); a Ctrl-C in a terminal already reached them: no harm
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+            try:
+                child.wait(60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
 
 
 if __name__ == "__main__":
