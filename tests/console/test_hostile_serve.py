@@ -6,40 +6,18 @@ over repeated rounds, and nothing a node sends reaches a page unescaped."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import time
 from pathlib import Path
 
 from tests.agent.conftest import wait_for
 from tests.hostile import MODES, XSS, hostile_node
+from tests.procfs import children, rss_kb
 
 from .test_sessions_http import csrf, log_in
 
 ADMIN = "hostile admin pw"
 NODE_TIMEOUT = 0.5
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def workers(master: int) -> list[int]:
