@@ -182,16 +182,17 @@ class Supervisor:
         for channel in (stdout, stderr):
             # a listener's stdout is the event protocol: no capture mode, no log events
             protocol = listener and channel is stdout
+            events = channel.config.events_enabled and not protocol
             if channel.config.capture_maxbytes and not protocol:
                 channel.capture = CaptureMode(channel.config.capture_maxbytes, functools.partial(
                     self._communicated, process, channel.name))
-            if self.log.level <= LogLevel.DEBUG or (channel.config.events_enabled
-                                                    and not protocol):
+            if self.log.level <= LogLevel.DEBUG or events:
                 channel.observers.append(functools.partial(
-                    self._output, process, channel.name, not protocol))
+                    self._output, process, channel.name, protocol, events))
         return process
 
-    def _output(self, process: Process, channel: str, events: bool, data: bytes) -> None:
+    def _output(self, process: Process, channel: str, protocol: bool, events: bool,
+                data: bytes) -> None:
         """A piece of a child's output: supervisord's debug line in the main log, and a
         PROCESS_LOG_* event when the channel has events enabled. (A listener's protocol
         output is shown as supervisord's listener dispatcher shows it: as a bytes repr.)"""
@@ -199,8 +200,8 @@ class Supervisor:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             text = f"Undecodable: {data!r}"
-        self.log.debug(f"{process.name!r} {channel} output:\n{text if events else repr(data)}")
-        if events and self.channel(process, channel).config.events_enabled:
+        self.log.debug(f"{process.name!r} {channel} output:\n{repr(data) if protocol else text}")
+        if events:
             self.events.publish(
                 f"PROCESS_LOG_{channel.upper()}",
                 f"processname:{process.name} groupname:{process.group} "

@@ -9,7 +9,7 @@ a field that is absent stays as it is.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -43,27 +43,21 @@ def _unknown(fields: Mapping[str, Any], allowed: set[str]) -> None:
 
 # -- nodes ---------------------------------------------------------------------------------
 
-def find_node(db: Session, name: str) -> Node:
-    node: Node | None = db.scalar(select(Node).where(Node.name == name))
-    if node is None:
-        raise NotFound(f"no node {name[:64]!r}")
-    return node
+Named = TypeVar("Named", Node, Environment)
 
 
-def environments(db: Session, names: Any, what: str = "environments") -> list[Environment]:
-    """The named environments, in order; Invalid names the unknown ones."""
+def _named(db: Session, model: type[Named], names: Any, what: str) -> list[Named]:
+    """The rows of `model` with these names, in the given order; Invalid names the unknown
+    ones."""
     asked = validate.names(names, what)
-    found = {env.name: env for env in db.scalars(
-        select(Environment).where(Environment.name.in_(asked)))}
-    validate.known(list(found), asked, "environments")
+    found = {row.name: row for row in db.scalars(select(model).where(model.name.in_(asked)))}
+    validate.known(list(found), asked, what)
     return [found[name] for name in asked]
 
 
-def _nodes(db: Session, names: Any) -> list[Node]:
-    asked = validate.names(names, "nodes")
-    found = {n.name: n for n in db.scalars(select(Node).where(Node.name.in_(asked)))}
-    validate.known(list(found), asked, "nodes")
-    return [found[name] for name in asked]
+def environments(db: Session, names: Any) -> list[Environment]:
+    """The named environments, in order (a node's, or a user's scope)."""
+    return _named(db, Environment, names, "environments")
 
 
 def _apply_node(db: Session, node: Node, fields: Mapping[str, Any], creating: bool,
@@ -168,7 +162,7 @@ def _apply_environment(db: Session, env: Environment, fields: Mapping[str, Any],
     if "description" in fields:
         values["description"] = validate.text(fields["description"], "description")
     if "nodes" in fields:
-        values["nodes"] = _nodes(db, fields["nodes"])
+        values["nodes"] = _named(db, Node, fields["nodes"], "nodes")
     for key, value in values.items():
         setattr(env, key, value)
 
