@@ -35,7 +35,7 @@ from .settings import Settings, find_config, load
 
 csrf = CSRFProtect()
 
-PUBLIC_ENDPOINTS = {"auth.login", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz"}
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -142,13 +142,14 @@ def _register(app: Flask) -> None:
         auth,
         errors,
         fleet_views,
+        health,
         templates_util,
     )
 
     # after_request hooks run last-registered first: this one must see flask-login's cookie
     app.after_request(_secure_remember_cookie)
     auth.init_app(app)
-    for blueprint in (auth.bp, fleet_views.bp, admin.bp, activity.bp, api.bp):
+    for blueprint in (auth.bp, fleet_views.bp, admin.bp, activity.bp, api.bp, health.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # the API checks the CSRF header itself for session clients
     errors.init_app(app)

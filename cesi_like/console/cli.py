@@ -163,7 +163,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from . import seed
 
-    settings = load(args.file, {})
+    settings = load(args.file)  # the environment too: for password_env
     app = _app(args)
     with database.standalone(app) as db:
         before = len(db.scalars(select(Node)).all())

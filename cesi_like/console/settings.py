@@ -91,7 +91,8 @@ def load(path: str | None, environ: Mapping[str, str] | None = None) -> Settings
     env = os.environ if environ is None else environ
     settings = Settings()
     if path is not None:
-        settings = read_toml(path) if path.endswith(".toml") else read_cesi_ini(path)
+        settings = (read_toml(path, env) if path.endswith(".toml")
+                    else read_cesi_ini(path, env))
     return apply_environment(settings, env)
 
 
@@ -149,7 +150,7 @@ def node_url(name: str, url: str | None, host: str | None, port: object) -> str:
     return url
 
 
-def read_cesi_ini(path: str) -> Settings:
+def read_cesi_ini(path: str, environ: Mapping[str, str]) -> Settings:
     """CESI v1's INI: `[cesi]`, `[node:NAME]`, `[environment:NAME] members = a, b`."""
     ini = read_ini(path, {})
     settings = Settings(path=ini.path)
@@ -161,7 +162,7 @@ def read_cesi_ini(path: str) -> Settings:
                 raise cesi.error(key, "unknown setting")
             changes[key] = _section_value(cesi, key, value.text)
         settings = replace(settings, **changes)  # type: ignore[arg-type]
-    nodes = [_ini_node(ini.sections[name]) for name in ini.names("node:")]
+    nodes = [_ini_node(ini.sections[name], environ) for name in ini.names("node:")]
     environments = _ini_environments(ini, {node.name for node in nodes})
     nodes = [replace(node, environments=tuple(sorted(
         env for env, members in environments.items() if node.name in members)))
@@ -176,12 +177,26 @@ def _section_value(section: Section, key: str, text: str) -> object:
         raise section.error(key, exc.reason) from None
 
 
-def _node_values(name: str, values: Mapping[str, Any],
+NODE_KEYS = ("host", "port", "username", "password", "password_env", "url", "environment",
+             "verify", "ca_file", "client_cert")
+
+
+def _node_values(name: str, values: Mapping[str, Any], environ: Mapping[str, str],
                  fail: Callable[[str, str], ConfigError]) -> tuple[str, dict[str, str]]:
     """A node's name and text values through the console's one validation (the forms' and
-    the API's); `fail(key, reason)` makes the error that points into the file."""
+    the API's); `fail(key, reason)` makes the error that points into the file.
+
+    `password_env = NAME` takes the password from that environment variable, so a config
+    file that is mounted or committed (docker-compose, systemd) need not hold the secret."""
     from .services import validate
 
+    if values.get("password_env") is not None:
+        if values.get("password") is not None:
+            raise fail("password_env", "give password or password_env, not both")
+        variable = str(values["password_env"]).strip()
+        if variable not in environ:
+            raise fail("password_env", f"environment variable {variable} is not set")
+        values = {**values, "password": environ[variable]}
     try:
         checked_name = validate.name(name, "node name")
     except ValueError as exc:
@@ -196,13 +211,13 @@ def _node_values(name: str, values: Mapping[str, Any],
     return checked_name, clean
 
 
-def _ini_node(section: Section) -> NodeSpec:
+def _ini_node(section: Section, environ: Mapping[str, str]) -> NodeSpec:
     values = {key: value.text for key, value in section.values.items()}
     for key in values:
-        if key not in ("host", "port", "username", "password", "url", "environment", "verify",
-                       "ca_file", "client_cert"):
+        if key not in NODE_KEYS:
             raise section.error(key, "unknown node setting")
-    name, checked = _node_values(section.name.split(":", 1)[1].strip(), values, section.error)
+    name, checked = _node_values(section.name.split(":", 1)[1].strip(), values, environ,
+                                 section.error)
     values.update(checked)
     verify = values.get("verify", "true").strip().lower()
     if verify not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
@@ -237,7 +252,7 @@ def _ini_environments(ini: IniFile, known: set[str]) -> dict[str, tuple[str, ...
     return environments
 
 
-def read_toml(path: str) -> Settings:
+def read_toml(path: str, environ: Mapping[str, str]) -> Settings:
     """CESI v2's TOML: `[cesi]` and `[[nodes]]` with name, environment, username, password,
     host, port."""
     try:
@@ -265,7 +280,7 @@ def read_toml(path: str) -> Settings:
         def fail(key: str, reason: str, where: str = where) -> ConfigError:
             return ConfigError(reason, path=path, section=where, key=key)
 
-        name, checked = _node_values(str(entry.get("name", "")), entry, fail)
+        name, checked = _node_values(str(entry.get("name", "")), entry, environ, fail)
         entry = {**entry, **checked}
         try:
             url = node_url(name, entry.get("url"), entry.get("host"), entry.get("port"))

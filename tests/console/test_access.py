@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -14,7 +15,7 @@ from cesi_like.console.models import ActivityLog, Node, User
 
 from .conftest import PASSWORD, login, make_app, token_for
 
-PUBLIC = {"auth.login", "static"}
+PUBLIC = {"auth.login", "static", "health.healthz"}
 
 
 def concrete(rule_path: str) -> str:
@@ -50,6 +51,23 @@ def test_anonymous_is_refused_everywhere(client: FlaskClient, protected: tuple[s
     else:  # the login gate answers first, before CSRF or the view could
         assert response.status_code == 302
         assert response.headers["Location"].startswith("/login")
+
+
+def test_health_check_needs_no_login_and_tells_nothing(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_health_check_fails_when_the_database_is_gone(app: Flask, client: FlaskClient) -> None:
+    app.extensions["cesi_engine"].dispose()
+    folder = os.path.dirname(app.config["CESI_DATABASE"].removeprefix("sqlite:///"))
+    os.rename(folder, folder + ".gone")  # as if the disk or the database server went away
+    try:
+        response = client.get("/healthz")
+    finally:
+        os.rename(folder + ".gone", folder)
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "database unavailable"}
 
 
 def test_json_clients_get_json_401(client: FlaskClient) -> None:

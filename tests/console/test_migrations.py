@@ -3,44 +3,30 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, inspect
 
 from cesi_like.console import db as database
 from cesi_like.console.models import Base
+from tests.postgres import fresh_database
 
 TABLES = {"users", "environments", "nodes", "node_environments", "user_environments",
           "activity_log", "api_tokens", "settings", "alembic_version", "node_status",
           "process_events", "leases", "login_limits"}
-
-POSTGRES = os.environ.get("CESI_LIKE_TEST_POSTGRES")
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'm.db'}"
         return
-    if not POSTGRES:
-        pytest.skip("PostgreSQL test skipped: set CESI_LIKE_TEST_POSTGRES to a server URL "
-                    "(.ci/run starts one)")
-    name = f"cesi_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database() as url:
+        yield url
 
 
 def test_upgrade_from_empty(url: str) -> None:
@@ -80,7 +66,11 @@ def test_the_console_runs_on_the_database(url: str) -> None:
     from cesi_like.console import create_app
     from cesi_like.console.settings import Settings
 
-    app = create_app({"CESI_SETTINGS": Settings(database=url, admin_password="pw-for-test")})
+    # a node key of its own: on PostgreSQL the key file would go to the package's instance
+    # folder, which is the checkout itself
+    key = Fernet.generate_key().decode()
+    app = create_app({"CESI_SETTINGS": Settings(database=url, admin_password="pw-for-test",
+                                                node_key=key)})
     try:
         from .conftest import login
 

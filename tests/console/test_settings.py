@@ -77,6 +77,17 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         load(str(ini), {"CESI_LIKE_PORT": "http"})
 
 
+def test_a_node_password_from_the_environment(tmp_path: Path) -> None:
+    """A mounted or committed cesi.conf need not hold the secret (docker-compose, systemd)."""
+    ini, toml = tmp_path / "cesi.conf", tmp_path / "cesi.toml"
+    ini.write_text("[node:a]\nhost = h\nusername = u\npassword_env = AGENT_PASSWORD\n")
+    toml.write_text('[[nodes]]\nname = "a"\nhost = "h"\nusername = "u"\n'
+                    'password_env = "AGENT_PASSWORD"\n')
+    for path in (ini, toml):
+        assert load(str(path), {"AGENT_PASSWORD": "s3cret"}).nodes == (
+            NodeSpec("a", "http://h:9001", "u", "s3cret"),)
+
+
 def test_no_file_means_defaults(tmp_path: Path) -> None:
     settings = load(None, {})
     assert (settings.port, settings.node_timeout, settings.nodes) == (5000, 3.0, ())
@@ -91,6 +102,10 @@ def test_no_file_means_defaults(tmp_path: Path) -> None:
     ("[node:a]\nhost = h\n[environment:e]\nmembers = a, ghost\n", 4, "members",
      "unknown node 'ghost'"),
     ("[cesi]\ndatabase\n", 2, "", "cannot parse line"),
+    ("[node:a]\nhost = h\npassword_env = NOT_SET_HERE\n", 3, "password_env",
+     "environment variable NOT_SET_HERE is not set"),
+    ("[node:a]\nhost = h\npassword = x\npassword_env = P\n", 4, "password_env",
+     "not both"),
     # the same validation as the forms' and the API's
     ("[node:a b]\nhost = h\n", 1, "name", "node name: 1 to 64 letters"),
     ("[node:a]\nhost = h\nusername = " + "u" * 200 + "\n", 3, "username",
