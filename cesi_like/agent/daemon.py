@@ -89,7 +89,7 @@ class Agent:
         from .web import Routes
         from .xmlrpc import Dispatcher
 
-        dispatcher = Dispatcher()
+        dispatcher = Dispatcher(self.log)
         processes = SupervisorNamespace(supervisor, self.reread)
         dispatcher.register("supervisor", processes)
         dispatcher.register("cesi", CesiNamespace(supervisor, processes), listed=False)

@@ -17,6 +17,8 @@ from typing import Any
 
 from ..supervisor_rpc.states import Fault
 from ..supervisor_rpc.wire import parse_request
+from .loglevel import LogLevel
+from .logs import MainLog
 
 Method = Callable[..., Awaitable[Any]]
 
@@ -105,7 +107,8 @@ def _signature(doc: str) -> list[str] | None:
 class Dispatcher:
     """Maps `namespace.method` names to coroutines and answers the `system.*` methods."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: MainLog | None = None) -> None:
+        self.log = log  # for supervisord's trace lines, one per request
         self.methods: dict[str, Method] = {}
         self._unlisted: set[str] = set()
         self.register("system", self, only=("listMethods", "methodHelp", "methodSignature",
@@ -142,10 +145,18 @@ class Dispatcher:
             name, params = parse_request(body)
         except ValueError as exc:
             return dump_fault(Fault.INCORRECT_PARAMETERS, f"INCORRECT_PARAMETERS: {exc}")
+        trace = self.log if self.log is not None and self.log.level <= LogLevel.TRACE else None
+        if trace:
+            trace.trace(f"XML-RPC method called: {name}()")
         try:
-            return dump_response(await self.call(name, params))
+            answer = dump_response(await self.call(name, params))
         except RPCError as exc:
+            if trace:
+                trace.trace(f"XML-RPC method {name}() returned fault: [{exc.code}] {exc.text}")
             return dump_fault(exc.code, exc.text)
+        if trace:
+            trace.trace(f"XML-RPC method {name}() returned successfully")
+        return answer
 
     # -- system.* -------------------------------------------------------------------------
 

@@ -227,3 +227,24 @@ def test_signals_are_refused_during_shutdown(start_daemon: StartDaemon) -> None:
             assert (refused.value.faultCode, refused.value.faultString) == (
                 6, "SHUTDOWN_STATE"), kind
         os.kill(pid, signal.SIGKILL)  # let the shutdown finish now
+
+
+def test_trace_level_logs_each_call_as_supervisord(start_daemon: StartDaemon) -> None:
+    """loglevel=trace: one line when a request's method is called and one when it returns,
+    with the fault when it fails (the console's scale-out test counts polls with these)."""
+    lines = {}
+    for kind in ("supervisord", "agent"):
+        daemon = start_daemon("", kind=kind, loglevel="trace")
+        rpc = daemon_proxy(daemon).supervisor
+        rpc.getState()
+        with pytest.raises(xmlrpc.client.Fault):
+            rpc.getProcessInfo("nosuch")
+        expected = "XML-RPC method supervisor.getProcessInfo() returned fault: [10] BAD_NAME"
+        log = daemon.wait_log(expected)
+        lines[kind] = [line.split(" ", 3)[3] for line in log.splitlines()
+                       if "XML-RPC method" in line][-4:]  # start_daemon called some too
+    assert lines["agent"] == lines["supervisord"] == [
+        "XML-RPC method called: supervisor.getState()",
+        "XML-RPC method supervisor.getState() returned successfully",
+        "XML-RPC method called: supervisor.getProcessInfo()",
+        "XML-RPC method supervisor.getProcessInfo() returned fault: [10] BAD_NAME: nosuch"]

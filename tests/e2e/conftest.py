@@ -17,7 +17,17 @@ from pathlib import Path
 def serve_console(tmp_path: Path, admin_password: str, config: str | None = None,
                   workers: int = 2) -> Iterator[str]:
     """Run `cesi-like serve` on a free port in `tmp_path`; yields its base URL."""
-    env = {**os.environ, "CESI_LIKE_DATABASE": f"sqlite:///{tmp_path}/e2e.db",
+    with serve_console_process(tmp_path, admin_password, config, workers) as (base, _server):
+        yield base
+
+
+@contextlib.contextmanager
+def serve_console_process(tmp_path: Path, admin_password: str, config: str | None = None,
+                          workers: int = 2, database: str | None = None,
+                          ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`serve_console`, also yielding the server (the leader of its own process group, which
+    holds the workers and poller processes too); `database` instead of SQLite in tmp_path."""
+    env = {**os.environ, "CESI_LIKE_DATABASE": database or f"sqlite:///{tmp_path}/e2e.db",
            "CESI_LIKE_ADMIN_PASSWORD": admin_password}
     env.pop("CESI_LIKE_CONFIG", None)
     args = []
@@ -40,8 +50,9 @@ def serve_console(tmp_path: Path, admin_password: str, config: str | None = None
             time.sleep(0.1)
         else:
             raise AssertionError("gunicorn did not start")
-        yield match.group(1)
+        yield match.group(1), server
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # a test may have killed it already
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
         log.close()

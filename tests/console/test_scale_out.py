@@ -1,0 +1,143 @@
+"""#11.2/#11.3: two console hosts (`cesi-like serve` each, with its workers and poller
+process) on one PostgreSQL. Each node is polled once per interval, not once per host; both
+hosts answer the same; after kill -9 of the host that polls, the other polls every node again
+within 3 poll intervals.
+
+The nodes are 50 entries for one cesi-agentd at loglevel=trace, which logs every XML-RPC
+call as supervisord does: the polls are counted where they arrive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+
+from tests.agent.conftest import wait_for
+from tests.console.test_sessions_http import log_in
+from tests.e2e.conftest import serve_console_process
+from tests.postgres import fresh_database, require_server
+
+INTERVAL = 2.0
+NODES = 50
+ADMIN = "scale out admin pw"
+
+AGENT = """\
+[supervisord]
+logfile=%(here)s/agent.log
+loglevel=trace
+pidfile=%(here)s/agent.pid
+
+[unix_http_server]
+file=%(here)s/agent.sock
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[program:worker]
+command=sleep 1000
+process_name=%(program_name)s_%(process_num)d
+numprocs=3
+startsecs=0
+"""
+
+
+def calls(agent_log: Path) -> int:
+    return agent_log.read_text().count("XML-RPC method called:")
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def test_two_hosts_poll_each_node_once_and_take_over_from_a_dead_one(tmp_path: Path) -> None:
+    require_server()
+    (tmp_path / "agent.conf").write_text(AGENT)
+    agent = subprocess.Popen([sys.executable, "-m", "cesi_like.agent.main", "-n", "-c",
+                              str(tmp_path / "agent.conf")], cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    nodes = "".join(f"[node:n{i:02d}]\nurl = unix://{tmp_path}/agent.sock\n"
+                    for i in range(NODES))
+    config = (f"[cesi]\npoll_interval = {INTERVAL}\npoll_processes = 1\n"
+              f"node_key = {Fernet.generate_key().decode()}\n" + nodes)
+    with contextlib.ExitStack() as stack, fresh_database() as url:
+        stack.callback(lambda: (agent.terminate(), agent.wait(30)))
+        engine = create_engine(url)
+        stack.callback(engine.dispose)
+        hosts: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            hosts[name] = stack.enter_context(serve_console_process(
+                tmp_path / name, ADMIN, config, workers=2, database=url))
+        browsers = {name: log_in(base, "admin", ADMIN) for name, (base, _) in hosts.items()}
+
+        def listed(name: str) -> list[dict[str, Any]]:
+            answer = browsers[name].get(f"{hosts[name][0]}/api/v1/nodes", timeout=10)
+            return answer.json()  # type: ignore[no-any-return]
+
+        def all_online() -> bool:
+            return [node["counts"] for node in listed("a")] == [{"RUNNING": 3}] * NODES
+
+        wait_for(all_online, 60, "every node online")
+        # both hosts' poller processes and workers are up and asking for the shares
+        time.sleep(3 * INTERVAL)
+
+        agent_log = tmp_path / "agent.log"
+        window = 5
+        before = calls(agent_log)
+        time.sleep(window * INTERVAL)
+        per_node_per_interval = (calls(agent_log) - before) / (NODES * window)
+        assert 0.7 < per_node_per_interval < 1.3, per_node_per_interval  # 2 if both polled
+
+        for _ in range(20):  # the same snapshot from either host, between two polls
+            first, other, again = listed("a"), listed("b"), listed("a")
+            if first == again:
+                assert other == first
+                break
+        else:
+            raise AssertionError("host a's answer never held still for three requests")
+
+        with engine.connect() as db:
+            owners = [row[0] for row in db.execute(text("SELECT owner FROM leases"))]
+        holders = {name: sum(1 for owner in owners
+                             if _group_of(int(owner.split(":")[1])) == server.pid)
+                   for name, (_, server) in hosts.items()}
+        dead = max(holders, key=lambda name: holders[name])
+        survivor = "b" if dead == "a" else "a"
+        assert holders[dead] > 0, (owners, holders)
+        killed_at = now()
+        os.killpg(hosts[dead][1].pid, signal.SIGKILL)
+        hosts[dead][1].wait(30)
+
+        def all_polled_again() -> bool:
+            with engine.connect() as db:
+                fresh = db.execute(text("SELECT count(*) FROM node_status "
+                                        "WHERE polled_at > :t"), {"t": killed_at}).scalar()
+            return fresh == NODES
+
+        wait_for(all_polled_again, 3 * INTERVAL, "every node polled by the surviving host")
+        took = (now() - killed_at).total_seconds()
+        print(f"takeover after kill -9: every node polled again in {took:.2f} s "
+              f"({took / INTERVAL:.2f} intervals); before: {per_node_per_interval:.2f} polls "
+              f"per node per interval")
+        assert [node["counts"] for node in listed(survivor)] == [{"RUNNING": 3}] * NODES
+        with contextlib.suppress(requests.RequestException):
+            requests.get(hosts[dead][0], timeout=1)
+            raise AssertionError("the killed host still answers")
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
