@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-fleet bench-login clean
+.PHONY: run test lint bench bench-fleet bench-login bench-scale-out clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench-fleet: $(BIN)/.installed
 ## bench-login: parallel wrong logins, lockout and login timing (bench/login.py)
 bench-login: $(BIN)/.installed
 	$(BIN)/python bench/login.py
+
+## bench-scale-out: node polls/s with one and two console hosts on PostgreSQL, takeover time
+bench-scale-out: $(BIN)/.installed
+	$(BIN)/python bench/scale_out.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache run

@@ -50,11 +50,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_daemon(kind: str, directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_daemon(kind: str, directory: Path, loglevel: str = "info"
+                 ) -> tuple[subprocess.Popen[bytes], str]:
     directory.mkdir(parents=True)
     port = free_port()
     (directory / "d.conf").write_text(f"""[supervisord]
 logfile={directory}/main.log
+loglevel={loglevel}
 pidfile={directory}/d.pid
 childlogdir={directory}
 [inet_http_server]
@@ -93,14 +95,16 @@ def server_errors(directory: Path) -> str:
 
 
 @contextlib.contextmanager
-def console(directory: Path, urls: list[str], extra: str = "") -> Iterator[tuple[str, str]]:
-    """`cesi-like serve` with one node entry per URL (and `extra` [cesi] settings); yields
-    (base URL, admin token)."""
+def console(directory: Path, urls: list[str], extra: str = "", database: str = "",
+            interval: float = INTERVAL) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    """`cesi-like serve` with one node entry per URL (and `extra` [cesi] settings, and
+    `database` instead of SQLite in `directory`); yields (base URL, admin token, server)."""
     directory.mkdir(parents=True)
     nodes = "".join(f"[node:n{index:04d}]\nurl = {url}\n" for index, url in enumerate(urls))
     conf = directory / "cesi.conf"
-    conf.write_text(f"[cesi]\ndatabase = sqlite:///{directory}/c.db\nadmin_password = bench pw 1\n"
-                    f"poll_interval = {INTERVAL}\nnode_timeout = {TIMEOUT}\n"
+    database = database or f"sqlite:///{directory}/c.db"
+    conf.write_text(f"[cesi]\ndatabase = {database}\nadmin_password = bench pw 1\n"
+                    f"poll_interval = {interval}\nnode_timeout = {TIMEOUT}\n"
                     f"poll_concurrency = 64\npoll_processes = {POLL_PROCESSES}\n{extra}"
                     f"{nodes}")
     env = {**os.environ, "CESI_LIKE_CONFIG": str(conf)}
@@ -118,12 +122,13 @@ def console(directory: Path, urls: list[str], extra: str = "") -> Iterator[tuple
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError((directory / "serve.log").read_text())
             time.sleep(0.1)
-        yield match.group(1), token
+        yield match.group(1), token, server
     except Exception:
         print((directory / "serve.log").read_text()[-6000:], file=sys.stderr)
         raise
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # the two-host bench kills one
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
         log.close()
 
@@ -294,7 +299,7 @@ def main() -> None:
                 urls = [serving[i % len(serving)] for i in range(size - hung_count)]
                 urls += [victims[i % len(victims)][1] for i in range(hung_count)]
                 baseline = sequential_baseline(urls)
-                with console(root / f"console{size}", urls) as (base, token):
+                with console(root / f"console{size}", urls) as (base, token, _):
                     wait_states(base, token, {"online": size})
                     p50, p99, count = timings(base, token, args.samples)
                     assert count == size * PROGRAMS, count

@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cesi-login-bench-") as tmp, \
-            console(Path(tmp) / "console", [], "trusted_proxies = 1\n") as (base, token):
+            console(Path(tmp) / "console", [], "trusted_proxies = 1\n") as (base, token, _):
         statuses: list[int] = []
         lock = threading.Lock()
 
