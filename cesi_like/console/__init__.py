@@ -25,6 +25,7 @@ from werkzeug.wrappers import Response
 from ..inifile import ConfigError
 from ..supervisor_rpc.node import NodeClient
 from . import db as database
+from .job_runner import JobRunner
 from .models import Environment, Node, Role, User
 from .node_secrets import NodeKeyError, NodeSecrets, key_file_for, seal_plaintext
 from .poller import SHARDS, Poller
@@ -119,9 +120,20 @@ def start_poller(app: Flask, standby: bool = False,
     poller = make_poller(app, shards)
     app.extensions["cesi_poller"] = poller
     # the poller process needs a few seconds to start: let it claim the lease first
-    poller.start(delay=max(2 * app.config["CESI_POLL_INTERVAL"], 5.0) if standby else 0.0)
+    delay = max(2 * app.config["CESI_POLL_INTERVAL"], 5.0) if standby else 0.0
+    poller.start(delay)
     atexit.register(poller.stop)  # hand the lease over at once on a clean exit
+    runner = make_job_runner(app)
+    app.extensions["cesi_jobs"] = runner
+    runner.start(delay)
+    atexit.register(runner.stop)
     return poller
+
+
+def make_job_runner(app: Flask) -> JobRunner:
+    return JobRunner(app.extensions["cesi_sessions"], app.extensions["cesi_nodes"],
+                     app.config["CESI_POLL_INTERVAL"], app.config["CESI_ACTION_TIMEOUT"],
+                     app.config["CESI_ACTIVITY_LOG"])
 
 
 def database_url(settings: Settings, instance_path: str | None = None) -> str:
@@ -139,6 +151,7 @@ def _register(app: Flask) -> None:
         admin,
         api,
         api_fleet,  # noqa: F401 - adds the fleet routes to api.bp
+        api_jobs,  # noqa: F401 - adds the job routes to api.bp
         auth,
         errors,
         fleet_views,

@@ -264,3 +264,31 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(128))
     expires: Mapped[datetime.datetime] = mapped_column(DateTime)
+
+
+class Job(Base):
+    """Long work the console does for a user (a rolling restart), kept here so it outlives
+    the process that runs it: one console process at a time holds it (`owner` until
+    `expires`, renewed while it runs, as leases are); when the holder dies another takes it
+    over and resumes it. `spec` is what was asked, `steps` how far it got (JSON text)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # JobState
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                nullable=True)
+    title: Mapped[str] = mapped_column(String(300))
+    spec: Mapped[str] = mapped_column(Text)
+    steps: Mapped[str] = mapped_column(Text, default="[]")
+    message: Mapped[str] = mapped_column(Text, default="")
+    cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    expires: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    finished: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+
+    user: Mapped[User | None] = relationship()

@@ -87,6 +87,29 @@ USER_INPUT = {"type": "object", "properties": {
     "role": {"enum": ["admin", "operator", "viewer"]}, "active": {"type": "boolean"},
     "environments": {"type": "array", "items": {"type": "string"}}}}
 
+STEP = {"type": "object", "required": ["node", "state", "detail"], "properties": {
+    "node": {"type": "string"},
+    "state": {"enum": ["pending", "running", "done", "failed", "skipped"]},
+    "detail": {"type": "string"}, "started": TIME, "finished": TIME}}
+JOB = {"type": "object", "required": ["id", "kind", "state", "title", "steps", "message"],
+       "properties": {
+           "id": {"type": "integer"}, "kind": {"enum": ["rolling-restart"]},
+           "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled",
+                              "interrupted"]},
+           "title": {"type": "string"}, "user": {"type": ["string", "null"]},
+           "spec": {"type": "object"}, "steps": {"type": "array", "items": STEP},
+           "message": {"type": "string"}, "cancel_requested": {"type": "boolean"},
+           "takeovers": {"type": "integer",
+                         "description": "times another console process resumed it"},
+           "created": TIME, "updated": TIME, "finished": TIME}}
+ROLLOUT_INPUT = {"type": "object", "required": ["environment", "group"], "properties": {
+    "environment": {"type": "string"}, "group": {"type": "string"},
+    "batch_size": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
+    "pause": {"type": "number", "minimum": 0, "maximum": 3600, "default": 0,
+              "description": "seconds between batches"},
+    "keep_going": {"type": "boolean", "default": False,
+                   "description": "go on after a node fails"}}}
+
 ERRORS = {status: {"description": text, **_json(ERROR)} for status, text in (
     ("400", "bad input"), ("401", "not logged in / no token"), ("403", "role too low"),
     ("404", "not found (or outside your environments)"), ("409", "conflict"),
@@ -191,6 +214,21 @@ def document() -> dict[str, Any]:
                                 "schema": {"type": "integer", "minimum": 1}}],
                 "delete": {"summary": "Revoke a token (yours; an admin: anyone's)",
                            "responses": {"204": {"description": "revoked"}, **ERRORS}}},
+            "/api/v1/rollouts": {
+                "post": _op("Queue a rolling restart of a group across an environment "
+                            "(operator): the environment's nodes that run the group, "
+                            "batch_size at a time, stopping at the first failure unless "
+                            "keep_going", _json(JOB), ROLLOUT_INPUT, "202")},
+            "/api/v1/jobs": {
+                "get": _op("Your jobs, newest first (an admin: everyone's)", listing(JOB))},
+            "/api/v1/jobs/{job_id}": {
+                "parameters": [{"name": "job_id", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 1}}],
+                "get": _op("A job and the state of each of its steps", _json(JOB))},
+            "/api/v1/jobs/{job_id}/cancel": {
+                "parameters": [{"name": "job_id", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 1}}],
+                "post": _op("Cancel before the next batch (operator)", _json(JOB))},
             "/api/v1/users": {
                 "get": _op("Every user (admin)", listing(USER)),
                 "post": _op("Add a user (admin)", _json(USER), USER_INPUT, "201")},

@@ -1,0 +1,52 @@
+"""`/api/v1/rollouts` and `/api/v1/jobs`: start a rolling restart, follow it, cancel it.
+Routes on the API blueprint (its auth, CSRF and JSON errors)."""
+
+from __future__ import annotations
+
+from flask import jsonify
+from werkzeug.wrappers import Response
+
+from . import db as database
+from .activity import actor
+from .api import _body, bp
+from .services import Invalid, jobs, rollouts
+
+ROLLOUT_FIELDS = {"environment", "group", "batch_size", "pause", "keep_going"}
+
+
+@bp.post("/rollouts")
+def start_rollout() -> tuple[Response, int]:
+    """Queue a rolling restart (operator); 202 with the job to follow."""
+    data = _body()
+    unknown = sorted(set(data) - ROLLOUT_FIELDS)
+    if unknown:
+        raise Invalid(f"unknown fields: {', '.join(unknown)[:200]}")
+    db = database.session()
+    job = rollouts.start(db, actor(), data.get("environment", ""), data.get("group", ""),
+                         data.get("batch_size", 1), data.get("pause", 0.0),
+                         data.get("keep_going", False))
+    return jsonify(jobs.as_json(job)), 202
+
+
+@bp.get("/jobs")
+def list_jobs() -> Response:
+    """Your jobs, newest first (an admin: everyone's)."""
+    user = actor().user
+    assert user is not None  # the login gate ran
+    return jsonify([jobs.as_json(job) for job in jobs.listed(database.session(), user)])
+
+
+@bp.get("/jobs/<int:job_id>")
+def show_job(job_id: int) -> Response:
+    user = actor().user
+    assert user is not None
+    return jsonify(jobs.as_json(jobs.get(database.session(), user, job_id)))
+
+
+@bp.post("/jobs/<int:job_id>/cancel")
+def cancel_job(job_id: int) -> Response:
+    """Stop before the next batch (operator)."""
+    db = database.session()
+    job = jobs.cancel(db, actor(), job_id)
+    db.commit()
+    return jsonify(jobs.as_json(job))

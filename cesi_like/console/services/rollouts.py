@@ -1,0 +1,224 @@
+"""Rolling restart of a group across an environment: a few nodes at a time, each batch
+restarted in parallel and waited for (every process of the group RUNNING past its
+startsecs, which is what a waiting start means to Supervisor), a pause between batches, and a
+stop at the first failure (with the reason) unless asked to keep going. A durable job
+(`services/jobs.py`): its steps are in the database, so it survives the console process that
+runs it, and it can be cancelled between batches.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ...supervisor_rpc.node import NodeClient
+from ...supervisor_rpc.states import ProcessState
+from ..models import Environment, Job, NodeStatus, Role, utcnow
+from . import Forbidden, Invalid, NotFound, ServiceError, actions, jobs
+from .activity import Actor, Result, record
+from .jobs import JobState
+
+KIND = "rolling-restart"
+MAX_BATCH = 100
+MAX_PAUSE = 3600.0
+
+
+def start(db: Session, actor: Actor, environment: str, group: str, batch_size: Any = 1,
+          pause: Any = 0.0, keep_going: Any = False) -> Job:
+    """Queue a rolling restart of `group` on the environment's nodes that run it (those the
+    user may see, enabled, by name). Refuses what it cannot do before anything happens."""
+    if actor.user is None or not actor.user.has_role(Role.OPERATOR):
+        record(db, actor, f"{KIND}.start", f"{environment}/{group}", Result.DENIED,
+               "needs the operator role")
+        db.commit()
+        raise Forbidden("a rolling restart needs the operator role")
+    if not isinstance(group, str) or not group or group == "*":
+        raise Invalid("group: the name of a process group, e.g. web")
+    actions.Target.parse(f"{group}:*")  # the same names the process actions accept
+    batch = _number(batch_size, "batch_size", int, 1, MAX_BATCH)
+    wait = _number(pause, "pause", float, 0.0, MAX_PAUSE)
+    if not isinstance(keep_going, bool):
+        raise Invalid("keep_going: true or false")
+    env = db.scalar(select(Environment).where(Environment.name == str(environment)))
+    if env is None:
+        raise NotFound(f"no environment {str(environment)[:64]!r}")
+    nodes = [node for node in env.nodes if node.enabled and actor.user.may_see(node)
+             and group in _groups(db, node.id)]
+    if not nodes:
+        raise Invalid(f"no node of environment {env.name} that you may act on runs a group "
+                      f"{group!r} (as of the last poll)")
+    steps = [{"node": node.name, "state": "pending", "detail": "", "started": None,
+              "finished": None} for node in nodes]
+    spec = {"environment": env.name, "group": group, "batch_size": batch, "pause": wait,
+            "keep_going": keep_going}
+    title = (f"restart {group} on {len(nodes)} node{'s' * (len(nodes) != 1)} of {env.name}, "
+             f"{batch} at a time")
+    job = jobs.create(db, actor, KIND, title, spec, steps)
+    db.commit()
+    return job
+
+
+def _number(value: Any, name: str, kind: type, low: float, high: float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise Invalid(f"{name}: a number from {low:g} to {high:g}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise Invalid(f"{name}: a number from {low:g} to {high:g}") from None
+    if not low <= number <= high or number != number:  # NaN too
+        raise Invalid(f"{name}: a number from {low:g} to {high:g}")
+    return number
+
+
+def _groups(db: Session, node_id: int) -> set[str]:
+    status = db.get(NodeStatus, node_id)
+    if status is None:
+        return set()
+    return {process.get("group", "") for process in json.loads(status.processes or "[]")}
+
+
+@dataclass
+class Context:
+    """What a runner lends a job: database, node client, its claim, and whether it lost it."""
+
+    sessions: sessionmaker[Session]
+    client: NodeClient
+    owner: str
+    action_timeout: float
+    activity_file: str | None
+    lost: Callable[[], bool]
+    stopping: threading.Event
+
+
+def run(job_id: int, ctx: Context) -> None:
+    """Carry the job on from its recorded steps: a step that was under way when an earlier
+    holder died is done again (a restart of a group is safe to repeat)."""
+    with ctx.sessions() as db:
+        job = db.get(Job, job_id)
+        if job is None:
+            return
+        spec, steps = json.loads(job.spec), json.loads(job.steps)
+        user = job.user
+        if user is None or not user.active or not user.has_role(Role.OPERATOR):
+            jobs.save(db, job_id, ctx.owner, state=JobState.INTERRUPTED.value,
+                      message="cannot go on: the user who started it no longer exists, is "
+                              "disabled or is no longer an operator")
+            return
+        actor = Actor(user, "", ctx.activity_file)
+        resumed = job.takeovers > 0
+    for step in steps:
+        if resumed and step["state"] == "running":
+            step["detail"] = "again: the console process running it stopped answering"
+    size = spec["batch_size"]
+    batches = [steps[i:i + size] for i in range(0, len(steps), size)]
+    for index, batch in enumerate(batches):
+        todo = [step for step in batch if step["state"] in ("pending", "running")]
+        if not todo:
+            continue
+        if _cancelled(ctx, job_id):
+            _end(ctx, job_id, actor, steps, JobState.CANCELLED, "cancelled; "
+                 f"{_count(steps, 'done')} of {len(steps)} nodes were restarted")
+            return
+        for step in todo:
+            step.update(state="running", started=_now(), finished=None,
+                        detail=step["detail"] or "restarting")
+        if not _save(ctx, job_id, steps=steps):
+            return  # another process holds the job now
+        with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+            outcomes = list(pool.map(lambda step: _restart(ctx, actor, step["node"],
+                                                           spec["group"]), todo))
+        for step, error in zip(todo, outcomes, strict=True):
+            step.update(state="failed" if error else "done", detail=error or "restarted",
+                        finished=_now())
+        if ctx.lost() or not _save(ctx, job_id, steps=steps):
+            return
+        failed = [step for step in todo if step["state"] == "failed"]
+        if failed and not spec["keep_going"]:
+            reason = "; ".join(f"{step['node']}: {step['detail']}" for step in failed)
+            for step in steps:
+                if step["state"] == "pending":
+                    step.update(state="skipped", detail="not started: an earlier node failed")
+            _end(ctx, job_id, actor, steps, JobState.FAILED, f"stopped: {reason}")
+            return
+        if spec["pause"] and index < len(batches) - 1 and not _pause(ctx, job_id,
+                                                                      spec["pause"]):
+            return
+    failures = _count(steps, "failed")
+    if failures:
+        _end(ctx, job_id, actor, steps, JobState.FAILED,
+             f"{failures} of {len(steps)} nodes failed (kept going)")
+    else:
+        _end(ctx, job_id, actor, steps, JobState.SUCCEEDED, f"{len(steps)} nodes restarted")
+
+
+def _save(ctx: Context, job_id: int, **values: Any) -> bool:
+    with ctx.sessions() as db:
+        return jobs.save(db, job_id, ctx.owner, **values)
+
+
+def _restart(ctx: Context, actor: Actor, node: str, group: str) -> str | None:
+    """Restart the group on one node and check it is RUNNING; the error, or None."""
+    with ctx.sessions() as db:
+        try:
+            outcome = actions.perform(db, ctx.client, actor, node, f"{group}:*", "restart",
+                                      wait_seconds=ctx.action_timeout)
+        except ServiceError as exc:
+            db.rollback()
+            return exc.message
+        if not outcome.ok:
+            return "; ".join(f"{r['name']}: {r['error']}" for r in outcome.results
+                             if not r["ok"])[:1000]
+        node_row = actions.node_for(db, actor, node)
+        status = db.get(NodeStatus, node_row.id)
+        processes = [p for p in json.loads(status.processes if status else "[]")
+                     if p.get("group") == group]
+        if not processes:
+            return f"no process of group {group} after the restart"
+        down = [f"{p['name']} is {p['statename']}" for p in processes
+                if p.get("state") != ProcessState.RUNNING]
+        return "; ".join(down) or None
+
+
+def _cancelled(ctx: Context, job_id: int) -> bool:
+    with ctx.sessions() as db:
+        return bool(db.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def _pause(ctx: Context, job_id: int, seconds: float) -> bool:
+    """Wait between batches; False if the job was lost or the runner is stopping (a
+    cancel is noticed before the next batch)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if ctx.stopping.wait(min(left, 0.5)) or ctx.lost():
+            return False
+        if _cancelled(ctx, job_id):
+            return True
+    return True
+
+
+def _end(ctx: Context, job_id: int, actor: Actor, steps: list[dict[str, Any]],
+         state: JobState, message: str) -> None:
+    for step in steps:
+        if state == JobState.CANCELLED and step["state"] == "pending":
+            step.update(state="skipped", detail="not started: cancelled")
+    with ctx.sessions() as db:
+        if jobs.save(db, job_id, ctx.owner, state=state.value, message=message, steps=steps):
+            record(db, actor, f"{KIND}.{state.value}", f"job {job_id}",
+                   Result.OK if state == JobState.SUCCEEDED else Result.FAILED, message)
+            db.commit()
+
+
+def _count(steps: list[dict[str, Any]], state: str) -> int:
+    return sum(step["state"] == state for step in steps)
+
+
+def _now() -> str:
+    return utcnow().isoformat(timespec="seconds") + "Z"
