@@ -156,13 +156,15 @@ def _register(app: Flask) -> None:
         errors,
         fleet_views,
         health,
+        jobs_views,
         templates_util,
     )
 
     # after_request hooks run last-registered first: this one must see flask-login's cookie
     app.after_request(_secure_remember_cookie)
     auth.init_app(app)
-    for blueprint in (auth.bp, fleet_views.bp, admin.bp, activity.bp, api.bp, health.bp):
+    for blueprint in (auth.bp, fleet_views.bp, admin.bp, activity.bp, api.bp, health.bp,
+                      jobs_views.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # the API checks the CSRF header itself for session clients
     errors.init_app(app)

@@ -71,5 +71,15 @@ class TokenForm(FlaskForm):
     read_only = BooleanField("Read-only (may only read, whatever your role)")
 
 
+class RolloutForm(FlaskForm):
+    environment = SelectField("Environment")
+    group = StringField("Process group", validators=[DataRequired(), Length(max=255)])
+    batch_size = IntegerField("Nodes at a time", default=1,
+                              validators=[DataRequired(), NumberRange(1, 100)])
+    pause = IntegerField("Pause between batches (seconds)", default=0,
+                         validators=[Optional(), NumberRange(0, 3600)])
+    keep_going = BooleanField("Go on when a node fails")
+
+
 class ConfirmForm(FlaskForm):
     """An empty form: a POST with nothing but the CSRF token (delete, disable, clear...)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,3 +228,38 @@ def test_viewers_may_not_start_or_cancel(rollout_app: Flask) -> None:
         db.commit()
     assert client.get(f"/api/v1/jobs/{job['id']}", headers=viewer).status_code == 404
     assert client.get("/api/v1/jobs", headers=viewer).get_json() == []
+
+
+def test_pages_start_show_and_cancel_a_rollout(rollout_app: Flask) -> None:
+    from .conftest import csrf_from, login
+
+    client = rollout_app.test_client()
+    login(client, "viewer")
+    form = client.get("/rollouts/new?group=web").get_data(as_text=True)
+    assert "needs the operator role" in form
+    answer = client.post("/rollouts/new", data={
+        "csrf_token": csrf_from(form), "environment": "prod", "group": "web",
+        "batch_size": 1, "pause": 0})
+    assert answer.status_code == 200 and "needs the operator role" in answer.get_data(
+        as_text=True)
+    client.post("/logout", data={"csrf_token": csrf_from(form)})
+    login(client, "op")
+    form = client.get("/rollouts/new").get_data(as_text=True)
+    answer = client.post("/rollouts/new", data={
+        "csrf_token": csrf_from(form), "environment": "prod", "group": "web<script>",
+        "batch_size": 1, "pause": 0})
+    page = answer.get_data(as_text=True)
+    assert "not a process name" in page or "runs a group" in page
+    assert "web<script>" not in page  # escaped
+    answer = client.post("/rollouts/new", data={
+        "csrf_token": csrf_from(form), "environment": "prod", "group": "web",
+        "batch_size": 2, "pause": 5})
+    assert answer.status_code == 302 and re.search(r"/jobs/\d+$", answer.headers["Location"])
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "restart web on 4 nodes of prod, 2 at a time" in page and "pending" in page
+    job_id = int(answer.headers["Location"].rsplit("/", 1)[1])
+    cancelled = client.post(f"/jobs/{job_id}/cancel", data={"csrf_token": csrf_from(page)})
+    assert cancelled.status_code == 302
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "cancelled" in page and "before it began" in page
+    assert "restart web on 4 nodes" in client.get("/jobs").get_data(as_text=True)

@@ -1,7 +1,8 @@
 """#11.2/#11.3: two console hosts (`cesi-like serve` each, with its workers and poller
 process) on one PostgreSQL. Each node is polled once per interval, not once per host; both
 hosts answer the same; after kill -9 of the host that polls, the other polls every node again
-within 3 poll intervals.
+within 3 poll intervals. Then a rolling restart: kill -9 of the host running it, and the
+other host resumes it to the end.
 
 The nodes are 50 entries for one cesi-agentd at loglevel=trace, which logs every XML-RPC
 call as supervisord does: the polls are counted where they arrive.
@@ -24,7 +25,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from tests.agent.conftest import wait_for
-from tests.console.test_sessions_http import log_in
+from tests.console.test_sessions_http import csrf, log_in
 from tests.e2e.conftest import serve_console_process
 from tests.postgres import fresh_database, require_server
 
@@ -67,7 +68,7 @@ def test_two_hosts_poll_each_node_once_and_take_over_from_a_dead_one(tmp_path: P
                               str(tmp_path / "agent.conf")], cwd=tmp_path,
                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     nodes = "".join(f"[node:n{i:02d}]\nurl = unix://{tmp_path}/agent.sock\n"
-                    for i in range(NODES))
+                    for i in range(NODES)) + "[environment:roll]\nmembers = n00, n01, n02\n"
     config = (f"[cesi]\npoll_interval = {INTERVAL}\npoll_processes = 1\n"
               f"node_key = {Fernet.generate_key().decode()}\n" + nodes)
     with contextlib.ExitStack() as stack, fresh_database() as url:
@@ -134,6 +135,37 @@ def test_two_hosts_poll_each_node_once_and_take_over_from_a_dead_one(tmp_path: P
         with contextlib.suppress(requests.RequestException):
             requests.get(hosts[dead][0], timeout=1)
             raise AssertionError("the killed host still answers")
+
+        # a rolling restart, and kill -9 of the host whose runner holds it
+        (tmp_path / "c").mkdir()
+        hosts["c"] = stack.enter_context(serve_console_process(
+            tmp_path / "c", ADMIN, config, workers=2, database=url))
+        base, browser = hosts[survivor][0], browsers[survivor]
+        answer = browser.post(f"{base}/api/v1/rollouts", timeout=10,
+                              headers={"X-CSRFToken": csrf(browser, base)},
+                              json={"environment": "roll", "group": "worker", "pause": 3})
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["id"]
+
+        def job() -> dict[str, Any]:
+            return browser.get(f"{base}/api/v1/jobs/{job_id}",  # type: ignore[no-any-return]
+                               timeout=10).json()
+
+        wait_for(lambda: job()["steps"][0]["state"] == "done", 30, "the first node restarted")
+        with engine.connect() as db:
+            owner = db.execute(text("SELECT owner FROM jobs WHERE id = :i"),
+                               {"i": job_id}).scalar()
+        runner = next(name for name in (survivor, "c")
+                      if _group_of(int(owner.split(":")[1])) == hosts[name][1].pid)
+        os.killpg(hosts[runner][1].pid, signal.SIGKILL)
+        hosts[runner][1].wait(30)
+        last = "c" if runner == survivor else survivor
+        browser, base = log_in(hosts[last][0], "admin", ADMIN), hosts[last][0]
+        done = wait_for(lambda: (found := job())["state"] != "running" and found, 60,
+                        "the job to end on the other host")
+        assert done["state"] == "succeeded", done
+        assert done["takeovers"] == 1 and [step["state"] for step in done["steps"]] == [
+            "done"] * 3
 
 
 def _group_of(pid: int) -> int | None:
