@@ -1,5 +1,6 @@
-"""`/api/v1/rollouts` and `/api/v1/jobs`: start a rolling restart, follow it, cancel it.
-Routes on the API blueprint (its auth, CSRF and JSON errors)."""
+"""`/api/v1/rollouts`, `/api/v1/bulk` and `/api/v1/jobs`: start a rolling restart or a bulk
+action, follow it, cancel it. Routes on the API blueprint (its auth, CSRF and JSON
+errors)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from werkzeug.wrappers import Response
 from . import db as database
 from .activity import actor
 from .api import _body, bp
-from .services import Invalid, jobs, rollouts
+from .services import Invalid, bulk, jobs, rollouts
 
 ROLLOUT_FIELDS = {"environment", "group", "batch_size", "pause", "keep_going"}
 
@@ -50,3 +51,19 @@ def cancel_job(job_id: int) -> Response:
     job = jobs.cancel(db, actor(), job_id)
     db.commit()
     return jsonify(jobs.as_json(job))
+
+
+BULK_FIELDS = {"action", "signal", "targets", "spec", "environment", "nodes"}
+
+
+@bp.post("/bulk")
+def start_bulk() -> tuple[Response, int]:
+    """Queue an action on many nodes at once (operator); 202 with the job to follow."""
+    data = _body()
+    unknown = sorted(set(data) - BULK_FIELDS)
+    if unknown:
+        raise Invalid(f"unknown fields: {', '.join(unknown)[:200]}")
+    db = database.session()
+    job = bulk.start(db, actor(), data.get("action"), data.get("targets"), data.get("spec"),
+                     data.get("environment"), data.get("nodes"), data.get("signal"))
+    return jsonify(jobs.as_json(job)), 202

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..supervisor_rpc.node import NodeClient
 from .poller import CLAIMS_PER_INTERVAL, LEASE_INTERVALS
-from .services import jobs, rollouts
+from .services import bulk, jobs, rollouts
 
 log = logging.getLogger("cesi_like.jobs")
 
-KINDS = {rollouts.KIND: rollouts.run}
+KINDS = {rollouts.KIND: rollouts.run, bulk.KIND: bulk.run}
 
 
 class JobRunner:
@@ -77,7 +77,7 @@ class JobRunner:
                                      name=f"job-{job_id}-heartbeat", daemon=True)
         heartbeat.start()
         try:
-            KINDS[kind](job_id, rollouts.Context(
+            KINDS[kind](job_id, jobs.Context(
                 self.sessions, self.client, self.owner, self.action_timeout,
                 self.activity_file, lost.is_set, self._stop))
         except Exception as exc:  # failed for good, not handed from runner to runner

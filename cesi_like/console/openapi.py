@@ -90,10 +90,13 @@ USER_INPUT = {"type": "object", "properties": {
 STEP = {"type": "object", "required": ["node", "state", "detail"], "properties": {
     "node": {"type": "string"},
     "state": {"enum": ["pending", "running", "done", "failed", "skipped"]},
-    "detail": {"type": "string"}, "started": TIME, "finished": TIME}}
+    "detail": {"type": "string"}, "started": TIME, "finished": TIME,
+    "spec": {"type": "string", "description": "bulk actions: the target on the node"},
+    "results": {**RESULTS["properties"]["results"],  # type: ignore[index]
+                "description": "bulk actions: each process's result"}}}
 JOB = {"type": "object", "required": ["id", "kind", "state", "title", "steps", "message"],
        "properties": {
-           "id": {"type": "integer"}, "kind": {"enum": ["rolling-restart"]},
+           "id": {"type": "integer"}, "kind": {"enum": ["rolling-restart", "bulk-action"]},
            "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled",
                               "interrupted"]},
            "title": {"type": "string"}, "user": {"type": ["string", "null"]},
@@ -109,6 +112,18 @@ ROLLOUT_INPUT = {"type": "object", "required": ["environment", "group"], "proper
               "description": "seconds between batches"},
     "keep_going": {"type": "boolean", "default": False,
                    "description": "go on after a node fails"}}}
+
+BULK_INPUT = {"type": "object", "required": ["action"], "properties": {
+    "action": {"enum": ["start", "stop", "restart", "signal"]},
+    "signal": {"type": "string", "description": "with action signal: HUP, TERM, USR1..."},
+    "targets": {"type": "array", "items": {
+        "type": "object", "required": ["node", "spec"],
+        "properties": {"node": {"type": "string"},
+                       "spec": {"type": "string",
+                                "description": "group:name, group:* or *"}}}},
+    "spec": {"type": "string", "description": "with environment or nodes"},
+    "environment": {"type": "string"},
+    "nodes": {"type": "array", "items": {"type": "string"}}}}
 
 ERRORS = {status: {"description": text, **_json(ERROR)} for status, text in (
     ("400", "bad input"), ("401", "not logged in / no token"), ("403", "role too low"),
@@ -219,6 +234,11 @@ def document() -> dict[str, Any]:
                             "(operator): the environment's nodes that run the group, "
                             "batch_size at a time, stopping at the first failure unless "
                             "keep_going", _json(JOB), ROLLOUT_INPUT, "202")},
+            "/api/v1/bulk": {
+                "post": _op("Queue start/stop/restart/signal on many nodes at once, in "
+                            "parallel (operator): explicit targets, or one spec on an "
+                            "environment's nodes that have it or on named nodes",
+                            _json(JOB), BULK_INPUT, "202")},
             "/api/v1/jobs": {
                 "get": _op("Your jobs, newest first (an admin: everyone's)", listing(JOB))},
             "/api/v1/jobs/{job_id}": {

@@ -89,13 +89,16 @@ def fault_text(fault: xmlrpc.client.Fault) -> str:
 
 
 def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec: str,
-            action: str, signal: str | None = None, wait_seconds: float = 60.0) -> Outcome:
-    """Run `action` on `spec` of `node_name` for `actor`; records it and re-polls the node.
-    Raises ServiceError subclasses for what the rules refuse and NodeFailed for a dead node."""
+            action: str, signal: str | None = None, wait_seconds: float = 60.0,
+            recorded: bool = True) -> Outcome:
+    """Run `action` on `spec` of `node_name` for `actor`; records it (unless a bulk action
+    records all its targets in one entry: `recorded=False`) and re-polls the node. Raises
+    ServiceError subclasses for what the rules refuse and NodeFailed for a dead node."""
     node = node_for(db, actor, node_name)
     where = f"{node.name}/{spec}"
+    note = record if recorded else _unrecorded
     if actor.user is None or not actor.user.has_role(Role.OPERATOR):
-        record(db, actor, f"process.{action}", where, Result.DENIED, "needs the operator role")
+        note(db, actor, f"process.{action}", where, Result.DENIED, "needs the operator role")
         db.commit()
         raise Forbidden("process actions need the operator role")
     if action not in ACTIONS:
@@ -116,16 +119,20 @@ def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec:
         except schema.BadAnswer as bad:
             raise NodeError(NodeState.ERROR, str(bad)) from None
     except NodeError as exc:
-        record(db, actor, f"process.{action}", where, Result.FAILED, f"{exc.state}: {exc.reason}")
+        note(db, actor, f"process.{action}", where, Result.FAILED, f"{exc.state}: {exc.reason}")
         refresh(db, client, node, exc)
         db.commit()
         raise NodeFailed(f"node {node.name} is {exc.state}: {exc.reason}") from None
     detail = "; ".join(f"{r['name']}: {r['error']}" for r in outcome.results if not r["ok"])
-    record(db, actor, f"process.{action}" + (f" {signal}" if signal else ""), where,
-           Result.OK if outcome.ok else Result.FAILED, detail)
+    note(db, actor, f"process.{action}" + (f" {signal}" if signal else ""), where,
+         Result.OK if outcome.ok else Result.FAILED, detail)
     refresh(db, client, node)
     db.commit()
     return outcome
+
+
+def _unrecorded(*_args: Any, **_kwargs: Any) -> None:
+    """Stands in for `record` when the caller records the whole action itself."""
 
 
 def refresh(db: Session, client: NodeClient, node: Node,

@@ -15,11 +15,15 @@ from __future__ import annotations
 import datetime
 import enum
 import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from ...supervisor_rpc.node import NodeClient
 from ..models import Job, Role, User, utcnow
 from . import Conflict, Forbidden, NotFound
 from .activity import Actor, Result, record
@@ -36,6 +40,24 @@ class JobState(enum.StrEnum):
     @property
     def finished(self) -> bool:
         return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+@dataclass
+class Context:
+    """What a runner lends a job: database, node client, its claim, and whether it lost it."""
+
+    sessions: sessionmaker[Session]
+    client: NodeClient
+    owner: str
+    action_timeout: float
+    activity_file: str | None
+    lost: Callable[[], bool]
+    stopping: threading.Event
+
+
+def stamp() -> str:
+    """Now, as the steps record it."""
+    return utcnow().isoformat(timespec="seconds") + "Z"
 
 
 def create(db: Session, actor: Actor, kind: str, title: str, spec: dict[str, Any],

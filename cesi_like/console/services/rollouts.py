@@ -9,19 +9,15 @@ runs it, and it can be cancelled between batches.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from ...supervisor_rpc.node import NodeClient
 from ...supervisor_rpc.states import ProcessState
-from ..models import Environment, Job, NodeStatus, Role, utcnow
+from ..models import Environment, Job, NodeStatus, Role
 from . import Forbidden, Invalid, NotFound, ServiceError, actions, jobs
 from .activity import Actor, Result, record
 from .jobs import JobState
@@ -85,20 +81,7 @@ def _groups(db: Session, node_id: int) -> set[str]:
     return {process.get("group", "") for process in json.loads(status.processes or "[]")}
 
 
-@dataclass
-class Context:
-    """What a runner lends a job: database, node client, its claim, and whether it lost it."""
-
-    sessions: sessionmaker[Session]
-    client: NodeClient
-    owner: str
-    action_timeout: float
-    activity_file: str | None
-    lost: Callable[[], bool]
-    stopping: threading.Event
-
-
-def run(job_id: int, ctx: Context) -> None:
+def run(job_id: int, ctx: jobs.Context) -> None:
     """Carry the job on from its recorded steps: a step that was under way when an earlier
     holder died is done again (a restart of a group is safe to repeat)."""
     with ctx.sessions() as db:
@@ -128,7 +111,7 @@ def run(job_id: int, ctx: Context) -> None:
                  f"{_count(steps, 'done')} of {len(steps)} nodes were restarted")
             return
         for step in todo:
-            step.update(state="running", started=_now(), finished=None,
+            step.update(state="running", started=jobs.stamp(), finished=None,
                         detail=step["detail"] or "restarting")
         if not _save(ctx, job_id, steps=steps):
             return  # another process holds the job now
@@ -137,7 +120,7 @@ def run(job_id: int, ctx: Context) -> None:
                                                            spec["group"]), todo))
         for step, error in zip(todo, outcomes, strict=True):
             step.update(state="failed" if error else "done", detail=error or "restarted",
-                        finished=_now())
+                        finished=jobs.stamp())
         if ctx.lost() or not _save(ctx, job_id, steps=steps):
             return
         failed = [step for step in todo if step["state"] == "failed"]
@@ -159,12 +142,12 @@ def run(job_id: int, ctx: Context) -> None:
         _end(ctx, job_id, actor, steps, JobState.SUCCEEDED, f"{len(steps)} nodes restarted")
 
 
-def _save(ctx: Context, job_id: int, **values: Any) -> bool:
+def _save(ctx: jobs.Context, job_id: int, **values: Any) -> bool:
     with ctx.sessions() as db:
         return jobs.save(db, job_id, ctx.owner, **values)
 
 
-def _restart(ctx: Context, actor: Actor, node: str, group: str) -> str | None:
+def _restart(ctx: jobs.Context, actor: Actor, node: str, group: str) -> str | None:
     """Restart the group on one node and check it is RUNNING; the error, or None."""
     with ctx.sessions() as db:
         try:
@@ -187,12 +170,12 @@ def _restart(ctx: Context, actor: Actor, node: str, group: str) -> str | None:
         return "; ".join(down) or None
 
 
-def _cancelled(ctx: Context, job_id: int) -> bool:
+def _cancelled(ctx: jobs.Context, job_id: int) -> bool:
     with ctx.sessions() as db:
         return bool(db.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def _pause(ctx: Context, job_id: int, seconds: float) -> bool:
+def _pause(ctx: jobs.Context, job_id: int, seconds: float) -> bool:
     """Wait between batches; False if the job was lost or the runner is stopping (a
     cancel is noticed before the next batch)."""
     deadline = time.monotonic() + seconds
@@ -204,7 +187,7 @@ def _pause(ctx: Context, job_id: int, seconds: float) -> bool:
     return True
 
 
-def _end(ctx: Context, job_id: int, actor: Actor, steps: list[dict[str, Any]],
+def _end(ctx: jobs.Context, job_id: int, actor: Actor, steps: list[dict[str, Any]],
          state: JobState, message: str) -> None:
     for step in steps:
         if state == JobState.CANCELLED and step["state"] == "pending":
@@ -218,7 +201,3 @@ def _end(ctx: Context, job_id: int, actor: Actor, steps: list[dict[str, Any]],
 
 def _count(steps: list[dict[str, Any]], state: str) -> int:
     return sum(step["state"] == state for step in steps)
-
-
-def _now() -> str:
-    return utcnow().isoformat(timespec="seconds") + "Z"

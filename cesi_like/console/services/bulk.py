@@ -1,0 +1,175 @@
+"""Bulk actions: start, stop, restart or signal processes on many nodes at once, every node
+in parallel, with each node's per-process results as they arrive and one activity entry for
+the whole action (its targets and results). A durable job (`services/jobs.py`) like the
+rolling restart, so its page and API show the results live and a console process that dies
+mid-way does not lose it (another resumes the targets that had not answered).
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import Environment, Job, Node, NodeStatus, Role
+from . import Forbidden, Invalid, NotFound, ServiceError, actions, jobs
+from .activity import Actor, Result, record
+from .jobs import JobState
+
+KIND = "bulk-action"
+VERBS = ("start", "stop", "restart", "signal")
+MAX_TARGETS = 5000
+MAX_PARALLEL = 256  # threads waiting on nodes; a bulk restart takes as long as its slowest
+
+
+def start(db: Session, actor: Actor, action: Any, targets: Any = None, spec: Any = None,
+          environment: Any = None, nodes: Any = None, signal: Any = None) -> Job:
+    """Queue `action` on `targets` ([{node, spec}]) or on `spec` (e.g. `web:*`) of the
+    environment's or the named nodes. Every node must exist and be visible, or nothing
+    starts."""
+    if actor.user is None or not actor.user.has_role(Role.OPERATOR):
+        record(db, actor, f"{KIND}.start", str(action)[:32], Result.DENIED,
+               "needs the operator role")
+        db.commit()
+        raise Forbidden("bulk actions need the operator role")
+    if action not in VERBS:
+        raise Invalid(f"action: one of {', '.join(VERBS)}")
+    if action == "signal":
+        signal = actions._signal(signal)
+    elif signal is not None:
+        raise Invalid("signal: only with action signal")
+    pairs = _targets(db, actor, targets, spec, environment, nodes)
+    steps: list[dict[str, Any]] = [
+        {"node": node, "spec": target, "state": "pending", "detail": "", "results": [],
+         "started": None, "finished": None} for node, target in pairs]
+    what = f"{action}{' ' + signal if signal else ''}"
+    specs = sorted({target for _, target in pairs})
+    title = (f"{what} {', '.join(specs)[:120]} on {len(pairs)} node"
+             f"{'s' * (len({n for n, _ in pairs}) != 1)}")
+    job = jobs.create(db, actor, KIND, title, {"action": action, "signal": signal}, steps)
+    db.commit()
+    return job
+
+
+def _targets(db: Session, actor: Actor, targets: Any, spec: Any, environment: Any,
+             nodes: Any) -> list[tuple[str, str]]:
+    assert actor.user is not None
+    if targets is not None:
+        if spec is not None or environment is not None or nodes is not None:
+            raise Invalid("give targets, or spec with environment or nodes, not both")
+        if not isinstance(targets, list) or not targets or not all(
+                isinstance(t, dict) and set(t) == {"node", "spec"}
+                and all(isinstance(v, str) for v in t.values()) for t in targets):
+            raise Invalid("targets: a list of {\"node\": NAME, \"spec\": \"group:name\"}")
+        pairs = [(t["node"], t["spec"]) for t in targets]
+    else:
+        if not isinstance(spec, str) or not spec:
+            raise Invalid("spec: group:name, group:* or * (or give targets)")
+        if (environment is None) == (nodes is None):
+            raise Invalid("give environment or nodes (a list of names) with spec")
+        if environment is not None:
+            env = db.scalar(select(Environment).where(Environment.name == str(environment)))
+            if env is None:
+                raise NotFound(f"no environment {str(environment)[:64]!r}")
+            names = [node.name for node in env.nodes if actor.user.may_see(node)
+                     and _runs(db, node, spec)]
+            if not names:
+                raise Invalid(f"no node of environment {env.name} that you may act on "
+                              f"runs {spec!r} (as of the last poll)")
+        else:
+            if not isinstance(nodes, list) or not nodes or not all(
+                    isinstance(n, str) for n in nodes):
+                raise Invalid("nodes: a list of node names")
+            names = nodes
+        pairs = [(name, spec) for name in names]
+    if len(pairs) > MAX_TARGETS:
+        raise Invalid(f"at most {MAX_TARGETS} targets at once")
+    if len(set(pairs)) != len(pairs):
+        raise Invalid("a target is listed twice")
+    for node, target in pairs:
+        actions.Target.parse(target)
+        actions.node_for(db, actor, node)  # NotFound for unknown or out-of-scope names
+    return pairs
+
+
+def _runs(db: Session, node: Node, spec: str) -> bool:
+    """Whether the node's last snapshot has the target (a group, a process, or anything)."""
+    target = actions.Target.parse(spec)
+    status = db.get(NodeStatus, node.id)
+    processes = json.loads(status.processes) if status is not None else []
+    if target.group is None:
+        return bool(processes)
+    return any(p.get("group") == target.group and target.name in (None, p.get("name"))
+               for p in processes)
+
+
+def run(job_id: int, ctx: jobs.Context) -> None:
+    """Act on every target not yet answered, all at once; write each node's result as it
+    comes, and record the whole action once."""
+    with ctx.sessions() as db:
+        job = db.get(Job, job_id)
+        if job is None:
+            return
+        spec, steps = json.loads(job.spec), json.loads(job.steps)
+        user = job.user
+        if user is None or not user.active or not user.has_role(Role.OPERATOR):
+            jobs.save(db, job_id, ctx.owner, state=JobState.INTERRUPTED.value,
+                      message="cannot go on: the user who started it no longer exists, is "
+                              "disabled or is no longer an operator")
+            return
+        actor = Actor(user, "", ctx.activity_file)
+        if job.cancel_requested:
+            todo = []
+        else:
+            todo = [step for step in steps if step["state"] in ("pending", "running")]
+    for step in todo:
+        step.update(state="running", started=jobs.stamp(), detail="")
+    with ctx.sessions() as db:
+        if not jobs.save(db, job_id, ctx.owner, steps=steps):
+            return
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(len(todo), MAX_PARALLEL)) as pool:
+            futures = {pool.submit(_act, ctx, actor, step["node"], step["spec"],
+                                   spec["action"], spec["signal"]): step for step in todo}
+            for future in as_completed(futures):
+                step = futures[future]
+                error, results = future.result()
+                step.update(state="failed" if error else "done", detail=error or "ok",
+                            results=results, finished=jobs.stamp())
+                with ctx.sessions() as db:  # each result as it arrives: the page is live
+                    if ctx.lost() or not jobs.save(db, job_id, ctx.owner, steps=steps):
+                        return
+    for step in steps:
+        if step["state"] == "pending":
+            step.update(state="skipped", detail="cancelled")
+    failed = [step for step in steps if step["state"] == "failed"]
+    skipped = [step for step in steps if step["state"] == "skipped"]
+    state = JobState.CANCELLED if skipped and not failed else (
+        JobState.FAILED if failed else JobState.SUCCEEDED)
+    message = (f"{len(steps) - len(failed) - len(skipped)} of {len(steps)} targets ok"
+               + ("; failed: " + "; ".join(f"{s['node']}: {s['detail']}" for s in failed)
+                  if failed else ""))
+    with ctx.sessions() as db:
+        if jobs.save(db, job_id, ctx.owner, state=state.value, message=message, steps=steps):
+            targets = ", ".join(f"{s['node']}/{s['spec']}" for s in steps)
+            record(db, actor, f"process.{spec['action']}"
+                   + (f" {spec['signal']}" if spec["signal"] else ""),
+                   f"job {job_id}: {targets}", Result.OK if not failed else Result.FAILED,
+                   message)
+            db.commit()
+
+
+def _act(ctx: jobs.Context, actor: Actor, node: str, target: str, action: str,
+         signal: str | None) -> tuple[str | None, list[dict[str, Any]]]:
+    with ctx.sessions() as db:
+        try:
+            outcome = actions.perform(db, ctx.client, actor, node, target, action, signal,
+                                      ctx.action_timeout, recorded=False)
+        except ServiceError as exc:
+            db.rollback()
+            return exc.message, []
+    errors = [f"{r['name']}: {r['error']}" for r in outcome.results if not r["ok"]]
+    return ("; ".join(errors)[:1000] or None), outcome.results

@@ -1,0 +1,140 @@
+"""#10.1 bulk actions against real nodes (cesi-agentd and supervisord 4.3) and a node that is
+down: every node at once, each node's per-process results, one activity entry."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from cesi_like.console import db as database
+from cesi_like.console import make_job_runner, make_poller
+from cesi_like.console.models import ActivityLog, Environment, Job, Node
+from tests.agent.conftest import Daemon, daemons
+
+from .conftest import make_app, token_for
+
+PROGRAMS = """
+[program:web]
+command=sleep 1000
+process_name=%(program_name)s_%(process_num)s
+numprocs=2
+startsecs=0
+
+[program:other]
+command=sleep 1000
+startsecs=0
+"""
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Daemon]]:
+    with daemons(tmp_path_factory.mktemp("bulk")) as start:
+        yield [start(PROGRAMS, name="a1"), start(PROGRAMS, kind="supervisord", name="s1")]
+
+
+@pytest.fixture
+def bulk_app(tmp_path: Path, nodes: list[Daemon]) -> Iterator[Flask]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    app = make_app(tmp_path)
+    with database.standalone(app) as db:
+        prod = Environment(name="prod", description="")
+        db.add_all([Node(name="a1", url=nodes[0].url, environments=[prod]),
+                    Node(name="s1", url=nodes[1].url, environments=[prod]),
+                    Node(name="down", url=dead, environments=[prod])])
+        db.commit()
+    make_poller(app).poll_now()
+    yield app
+    app.extensions["cesi_engine"].dispose()
+
+
+def post(app: Flask, body: dict[str, Any], user: str = "admin") -> Any:
+    return app.test_client().post("/api/v1/bulk", json=body,
+                                  headers={"Authorization": f"Bearer {token_for(app, user)}"})
+
+
+def pids(daemon: Daemon) -> dict[str, int]:
+    return {i["name"]: i["pid"] for i in daemon.rpc().getAllProcessInfo() if i["group"] == "web"}
+
+
+def test_restart_across_three_nodes_with_one_down(bulk_app: Flask,
+                                                  nodes: list[Daemon]) -> None:
+    before = [pids(daemon) for daemon in nodes]
+    answer = post(bulk_app, {"action": "restart", "spec": "web:*",
+                             "nodes": ["a1", "s1", "down"]})
+    assert answer.status_code == 202, answer.get_json()
+    job_id = answer.get_json()["id"]
+    assert make_job_runner(bulk_app).run_once() == job_id
+    shown = bulk_app.test_client().get(
+        f"/api/v1/jobs/{job_id}",
+        headers={"Authorization": f"Bearer {token_for(bulk_app, 'admin')}"}).get_json()
+    steps = {step["node"]: step for step in shown["steps"]}
+    assert steps["a1"]["state"] == steps["s1"]["state"] == "done"
+    assert sorted(r["name"] for r in steps["s1"]["results"]) == ["web:web_0", "web:web_1"]
+    assert all(r["ok"] for r in steps["a1"]["results"] + steps["s1"]["results"])
+    assert steps["down"]["state"] == "failed"
+    assert steps["down"]["detail"].startswith("node down is unreachable")
+    assert shown["state"] == "failed" and shown["message"].startswith("2 of 3 targets ok")
+    for old, daemon in zip(before, nodes, strict=True):
+        assert all(pids(daemon)[name] != pid for name, pid in old.items())
+    with database.standalone(bulk_app) as db:
+        entries = db.scalars(select(ActivityLog).where(
+            ActivityLog.action == "process.restart")).all()
+    assert len(entries) == 1  # one entry for the whole action, with its targets and results
+    assert entries[0].target == f"job {job_id}: a1/web:*, s1/web:*, down/web:*"
+    assert entries[0].result == "failed" and "down: node down is unreachable" in entries[0].detail
+
+
+def test_explicit_targets_and_signal(bulk_app: Flask, nodes: list[Daemon]) -> None:
+    other = [i["pid"] for i in nodes[0].rpc().getAllProcessInfo() if i["name"] == "other"]
+    answer = post(bulk_app, {"action": "signal", "signal": "STOP", "targets": [
+        {"node": "a1", "spec": "other:other"}, {"node": "s1", "spec": "web:web_0"}]})
+    assert answer.status_code == 202
+    make_job_runner(bulk_app).run_once()
+    with database.standalone(bulk_app) as db:
+        job = db.get(Job, answer.get_json()["id"])
+        assert job is not None and job.state == "succeeded", job.message
+    status = Path(f"/proc/{other[0]}/status").read_text()
+    assert "State:\tT" in status  # stopped by the signal
+    post(bulk_app, {"action": "signal", "signal": "CONT", "targets": [
+        {"node": "a1", "spec": "other:other"}, {"node": "s1", "spec": "web:web_0"}]})
+    make_job_runner(bulk_app).run_once()
+
+
+@pytest.mark.parametrize(("body", "status", "error"), [
+    ({"action": "reboot", "spec": "*", "nodes": ["a1"]}, 400, "action: one of"),
+    ({"action": "restart", "spec": "web:*", "nodes": ["a1", "ghost"]}, 404, "no node 'ghost'"),
+    ({"action": "restart", "spec": "web:*", "environment": "nope"}, 404, "no environment"),
+    ({"action": "restart", "spec": "nosuch:*", "environment": "prod"}, 400, "runs 'nosuch:*'"),
+    ({"action": "restart", "spec": "web:*"}, 400, "give environment or nodes"),
+    ({"action": "restart", "targets": [{"node": "a1"}]}, 400, "targets: a list"),
+    ({"action": "restart", "targets": [{"node": "a1", "spec": "web:*"}] * 2}, 400, "twice"),
+    ({"action": "signal", "spec": "web:*", "nodes": ["a1"]}, 400, "signal must be one of"),
+    ({"action": "stop", "signal": "HUP", "spec": "web:*", "nodes": ["a1"]}, 400, "only with"),
+    ({"action": "stop", "spec": "web:\x00", "nodes": ["a1"]}, 400, "not a process name"),
+])
+def test_bad_requests_start_nothing(bulk_app: Flask, body: dict[str, Any], status: int,
+                                    error: str) -> None:
+    answer = post(bulk_app, body)
+    assert answer.status_code == status and error in answer.get_json()["error"], \
+        answer.get_json()
+    with database.standalone(bulk_app) as db:
+        assert db.scalars(select(Job)).all() == []
+
+
+def test_viewers_may_not(bulk_app: Flask) -> None:
+    from cesi_like.console.models import User
+    from cesi_like.console.security import hash_password
+
+    with database.standalone(bulk_app) as db:
+        db.add(User(username="viewer", role="viewer", password_hash=hash_password("x" * 12)))
+        db.commit()
+    answer = post(bulk_app, {"action": "stop", "spec": "*", "nodes": ["a1"]}, "viewer")
+    assert answer.status_code == 403
