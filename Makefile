@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-fleet bench-login bench-scale-out clean
+.PHONY: run test lint bench bench-fleet bench-login bench-scale-out bench-bulk clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench-login: $(BIN)/.installed
 ## bench-scale-out: node polls/s with one and two console hosts on PostgreSQL, takeover time
 bench-scale-out: $(BIN)/.installed
 	$(BIN)/python bench/scale_out.py
+
+## bench-bulk: a bulk restart on 100 nodes vs one node after another (bench/bulk.py)
+bench-bulk: $(BIN)/.installed
+	$(BIN)/python bench/bulk.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache run

@@ -4,7 +4,7 @@ errors)."""
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import current_app, jsonify
 from werkzeug.wrappers import Response
 
 from . import db as database
@@ -26,7 +26,16 @@ def start_rollout() -> tuple[Response, int]:
     job = rollouts.start(db, actor(), data.get("environment", ""), data.get("group", ""),
                          data.get("batch_size", 1), data.get("pause", 0.0),
                          data.get("keep_going", False))
+    _wake_runner()
     return jsonify(jobs.as_json(job)), 202
+
+
+def _wake_runner() -> None:
+    """This process's runner (a worker's) may take the new job at once; otherwise some
+    runner claims it within a quarter of a poll interval."""
+    runner = current_app.extensions.get("cesi_jobs")
+    if runner is not None:
+        runner.wake()
 
 
 @bp.get("/jobs")
@@ -66,4 +75,5 @@ def start_bulk() -> tuple[Response, int]:
     db = database.session()
     job = bulk.start(db, actor(), data.get("action"), data.get("targets"), data.get("spec"),
                      data.get("environment"), data.get("nodes"), data.get("signal"))
+    _wake_runner()
     return jsonify(jobs.as_json(job)), 202

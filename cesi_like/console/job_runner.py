@@ -38,6 +38,7 @@ class JobRunner:
         self.activity_file = activity_file
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self, delay: float = 0.0) -> None:
@@ -45,9 +46,14 @@ class JobRunner:
                                         daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """A job was just queued here: ask for it now rather than at the next round."""
+        self._wake.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop between steps; a job under way is left to be resumed elsewhere."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -61,7 +67,8 @@ class JobRunner:
                 log.warning("job runner: database error, retrying: %s", exc)
             except Exception:
                 log.exception("job runner: unexpected error")
-            self._stop.wait(self.interval / CLAIMS_PER_INTERVAL)
+            self._wake.wait(self.interval / CLAIMS_PER_INTERVAL)
+            self._wake.clear()
 
     def run_once(self) -> int | None:
         """Claim one job and run it to its end (or until it is lost); its id, or None."""

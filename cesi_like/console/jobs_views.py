@@ -47,6 +47,8 @@ def new_rollout() -> Response | str:
             db.rollback()
             form.group.errors = [*form.group.errors, exc.message]
         else:
+            if runner := current_app.extensions.get("cesi_jobs"):
+                runner.wake()  # this process may run it at once
             flash(f"Rolling restart queued: {job.title}.", "success")
             return redirect(url_for("jobs.show", job_id=job.id))
     return render_template("jobs/new.html", form=form,

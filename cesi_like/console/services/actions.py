@@ -109,6 +109,9 @@ def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec:
     if not node.enabled:
         raise Conflict(f"node {node.name} is disabled")
     peer = address(node)
+    # end the read transaction: the node may take a minute, and its connection is wanted by
+    # the other actions of a bulk restart meanwhile (and SQLite's WAL by its checkpoints)
+    db.commit()
     try:
         try:  # a hung node fails here, within node_timeout
             client.call(peer, "supervisor.getState")

@@ -8,6 +8,7 @@ mid-way does not lose it (another resumes the targets that had not answered).
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
@@ -23,6 +24,7 @@ KIND = "bulk-action"
 VERBS = ("start", "stop", "restart", "signal")
 MAX_TARGETS = 5000
 MAX_PARALLEL = 256  # threads waiting on nodes; a bulk restart takes as long as its slowest
+SAVE_EVERY = 0.25  # seconds between two writes of the results (a write per node is slow)
 
 
 def start(db: Session, actor: Actor, action: Any, targets: Any = None, spec: Any = None,
@@ -134,12 +136,16 @@ def run(job_id: int, ctx: jobs.Context) -> None:
         with ThreadPoolExecutor(max_workers=min(len(todo), MAX_PARALLEL)) as pool:
             futures = {pool.submit(_act, ctx, actor, step["node"], step["spec"],
                                    spec["action"], spec["signal"]): step for step in todo}
-            for future in as_completed(futures):
+            saved = time.monotonic()
+            for done, future in enumerate(as_completed(futures), 1):
                 step = futures[future]
                 error, results = future.result()
                 step.update(state="failed" if error else "done", detail=error or "ok",
                             results=results, finished=jobs.stamp())
-                with ctx.sessions() as db:  # each result as it arrives: the page is live
+                if done < len(futures) and time.monotonic() - saved < SAVE_EVERY:
+                    continue  # results arriving together are written together
+                saved = time.monotonic()
+                with ctx.sessions() as db:  # the page shows results as they arrive
                     if ctx.lost() or not jobs.save(db, job_id, ctx.owner, steps=steps):
                         return
     for step in steps:

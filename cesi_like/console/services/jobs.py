@@ -56,8 +56,9 @@ class Context:
 
 
 def stamp() -> str:
-    """Now, as the steps record it."""
-    return utcnow().isoformat(timespec="seconds") + "Z"
+    """Now, as the steps record it (to the millisecond: steps of a bulk action are apart by
+    less than a second)."""
+    return utcnow().isoformat(timespec="milliseconds") + "Z"
 
 
 def create(db: Session, actor: Actor, kind: str, title: str, spec: dict[str, Any],
