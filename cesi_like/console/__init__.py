@@ -26,6 +26,7 @@ from ..inifile import ConfigError
 from ..supervisor_rpc.node import NodeClient
 from . import db as database
 from .job_runner import JobRunner
+from .metrics import parse_allow
 from .models import Environment, Node, Role, User
 from .node_secrets import NodeKeyError, NodeSecrets, key_file_for, seal_plaintext
 from .poller import SHARDS, Poller
@@ -36,7 +37,8 @@ from .settings import Settings, find_config, load
 
 csrf = CSRFProtect()
 
-PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz"}
+# /metrics checks a token, a login or its allow-list itself
+PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "metrics.metrics"}
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -65,6 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CESI_ACTION_TIMEOUT=settings.action_timeout,
         CESI_POLLER=False,  # True: poll now; "standby": only if no one else does (WSGI)
         CESI_ACTIVITY_LOG=settings.activity_log,
+        CESI_METRICS_ALLOW=parse_allow(settings.metrics_allow),
         CESI_AUTO_MIGRATE=True,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -157,6 +160,7 @@ def _register(app: Flask) -> None:
         fleet_views,
         health,
         jobs_views,
+        metrics,
         templates_util,
     )
 
@@ -164,7 +168,7 @@ def _register(app: Flask) -> None:
     app.after_request(_secure_remember_cookie)
     auth.init_app(app)
     for blueprint in (auth.bp, fleet_views.bp, admin.bp, activity.bp, api.bp, health.bp,
-                      jobs_views.bp):
+                      jobs_views.bp, metrics.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # the API checks the CSRF header itself for session clients
     errors.init_app(app)

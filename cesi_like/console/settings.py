@@ -58,6 +58,7 @@ class Settings:
     login_limit: int = 5  # password checks per (user, address) per login_window
     login_limit_per_address: int = 20  # password checks per address per login_window
     login_window: float = 900.0  # seconds
+    metrics_allow: str = ""  # addresses/networks that may read /metrics without a token
     login_backoff: float = 1.0  # seconds before a pair's retry, doubling per failure
     nodes: tuple[NodeSpec, ...] = ()
     environments: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -69,7 +70,7 @@ _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "node_ke
               "admin_username", "admin_password", "node_timeout", "poll_interval",
               "poll_concurrency", "poll_processes", "node_max_bytes", "action_timeout",
               "remember_days", "trusted_proxies", "login_limit", "login_limit_per_address",
-              "login_window", "login_backoff"}
+              "login_window", "login_backoff", "metrics_allow"}
 _FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days", "login_window",
            "login_backoff"}
 _INTS = {"poll_concurrency", "poll_processes", "node_max_bytes", "trusted_proxies",
@@ -121,6 +122,10 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
             if not lowest <= number <= highest:
                 raise ValueError
             return number
+        if key == "metrics_allow":
+            from .metrics import parse_allow
+
+            parse_allow(value)
     except ValueError:
         raise error(f"not a valid {key}: {value!r}", key=where) from None
     return value

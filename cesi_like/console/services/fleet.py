@@ -86,11 +86,24 @@ def _renewed(processes: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
 
 def _changes(node: str, before: list[dict[str, Any]], after: list[dict[str, Any]],
              when: datetime.datetime) -> list[ProcessEvent]:
-    previous = {(p["group"], p["name"]): p["state"] for p in before}
-    return [ProcessEvent(time=when, node=node, group=p["group"], name=p["name"],
-                         from_state=previous.get((p["group"], p["name"])), to_state=p["state"],
-                         pid=p["pid"], exitstatus=p["exitstatus"])
-            for p in after if previous.get((p["group"], p["name"])) != p["state"]]
+    """The state changes between two polls. A process RUNNING both times under another pid
+    was restarted between them (quicker than a poll interval): recorded as a change from
+    STOPPED, so restart counts and history do not miss it."""
+    previous = {(p["group"], p["name"]): p for p in before}
+    events = []
+    for process in after:
+        old = previous.get((process["group"], process["name"]))
+        from_state = None if old is None else old["state"]
+        if from_state == process["state"] == ProcessState.RUNNING and old is not None \
+                and old["pid"] != process["pid"]:
+            from_state = ProcessState.STOPPED
+        elif from_state == process["state"]:
+            continue
+        events.append(ProcessEvent(time=when, node=node, group=process["group"],
+                                   name=process["name"], from_state=from_state,
+                                   to_state=process["state"], pid=process["pid"],
+                                   exitstatus=process["exitstatus"]))
+    return events
 
 
 @dataclass

@@ -1,0 +1,160 @@
+"""`/metrics`: the fleet in Prometheus' text format (prometheus-client), read from the
+database at scrape time, so every console host answers the same.
+
+Allowed with a login or an API token (a read-only one is enough), or without either from the
+addresses of the `metrics_allow` setting (a Prometheus server that cannot send a token).
+Nodes outside a user's environments are left out for that user, as everywhere else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_login import current_user
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from ..supervisor_rpc.states import ProcessState
+from . import db as database
+from .models import ActivityLog, Job, Node, NodeStatus, ProcessEvent, User, utcnow
+from .services.fleet import visible
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def metrics() -> Response | tuple[Response, int]:
+    user = current_user if current_user.is_authenticated else None
+    if user is None and not _allowed(request.remote_addr or ""):
+        response = jsonify(error="authentication required (a token, or an address in "
+                                 "metrics_allow)")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="cesi-like"'
+        return response, 401
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(database.session(), user))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _allowed(address: str) -> bool:
+    networks = current_app.config.get("CESI_METRICS_ALLOW", ())
+    try:
+        client = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(client in network for network in networks)
+
+
+def parse_allow(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`metrics_allow`: addresses or networks, comma-separated (ValueError names a bad one)."""
+    networks = []
+    for part in (piece.strip() for piece in text.split(",")):
+        if part:
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"not an address or network: {part[:64]!r}") from None
+    return tuple(networks)
+
+
+class FleetCollector(Collector):
+    """Collects at scrape time from the poller's snapshot, the state changes it recorded,
+    the activity log and the jobs."""
+
+    def __init__(self, db: Session, user: User | None) -> None:
+        self.db = db
+        self.user = user
+
+    def collect(self) -> Iterator[Metric]:
+        db = self.db
+        nodes = visible(db, self.user) if self.user is not None else list(
+            db.scalars(select(Node).order_by(Node.name)))
+        names = {node.name for node in nodes}
+        statuses = {status.node_id: status for status in db.scalars(select(NodeStatus))}
+        now = utcnow()
+        up = GaugeMetricFamily("cesi_node_up", "1 when the node answered its last poll",
+                               labels=["node"])
+        state = GaugeMetricFamily("cesi_node_state", "the node's state (1 for the current)",
+                                  labels=["node", "state"])
+        age = GaugeMetricFamily("cesi_node_last_success_age_seconds",
+                                "seconds since the node last answered a poll",
+                                labels=["node"])
+        poll = GaugeMetricFamily("cesi_node_poll_duration_seconds",
+                                 "how long the node's last poll took", labels=["node"])
+        processes = GaugeMetricFamily("cesi_processes", "processes by state",
+                                      labels=["node", "group", "state"])
+        uptime = GaugeMetricFamily("cesi_process_uptime_seconds",
+                                   "seconds a RUNNING process has been up",
+                                   labels=["node", "group", "name"])
+        for node in nodes:
+            status = statuses.get(node.id)
+            current = "disabled" if not node.enabled else (status.state if status else
+                                                           "unknown")
+            up.add_metric([node.name], 1.0 if current == "online" else 0.0)
+            state.add_metric([node.name, current], 1.0)
+            if status is None:
+                continue
+            if status.last_ok is not None:
+                age.add_metric([node.name], (now - status.last_ok).total_seconds())
+            if status.poll_ms is not None:
+                poll.add_metric([node.name], status.poll_ms / 1000)
+            counts: dict[tuple[str, str], int] = {}
+            for process in json.loads(status.processes or "[]"):
+                key = (process["group"], process["statename"])
+                counts[key] = counts.get(key, 0) + 1
+                if process["statename"] == "RUNNING" and process["start"]:
+                    uptime.add_metric([node.name, process["group"], process["name"]],
+                                      max(process["now"] - process["start"], 0))
+            for (group, statename), count in sorted(counts.items()):
+                processes.add_metric([node.name, group, statename], count)
+        yield from (up, state, age, poll, processes, uptime)
+        yield from self._changes(names)
+        yield from self._actions()
+        jobs = GaugeMetricFamily("cesi_jobs", "jobs by kind and state",
+                                 labels=["kind", "state"])
+        for kind, job_state, count in db.execute(
+                select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)):
+            jobs.add_metric([kind, job_state], count)
+        yield jobs
+
+    def _changes(self, names: set[str]) -> Iterator[Metric]:
+        """Starts: each time the poller saw a process come up (RUNNING from anything but
+        RUNNING; a restart quicker than a poll is recorded as one too). Crashes: an exit
+        with a non-zero status from a started process, or a start that failed (BACKOFF,
+        FATAL). Both count what the poller saw, since the records were kept."""
+        event = ProcessEvent
+        started = and_(event.to_state == ProcessState.RUNNING,
+                       event.from_state.is_not(None), event.from_state != ProcessState.RUNNING)
+        crashed = or_(
+            and_(event.to_state == ProcessState.EXITED, event.exitstatus != 0,
+                 event.from_state.in_([ProcessState.RUNNING, ProcessState.STARTING])),
+            and_(event.to_state.in_([ProcessState.BACKOFF, ProcessState.FATAL]),
+                 event.from_state.is_not(None), event.from_state != event.to_state))
+        for metric, help_text, condition in (
+                ("cesi_process_starts", "times the poller saw a process start", started),
+                ("cesi_process_crashes", "times a process exited with a non-zero status or "
+                 "failed to start", crashed)):
+            family = CounterMetricFamily(metric, help_text, labels=["node", "group", "name"])
+            for node, group, name, count in self.db.execute(
+                    select(event.node, event.group, event.name, func.count())
+                    .where(condition).group_by(event.node, event.group, event.name)):
+                if node in names:
+                    family.add_metric([node, group, name], count)
+            yield family
+
+    def _actions(self) -> Iterator[Metric]:
+        actions = CounterMetricFamily("cesi_actions", "actions recorded in the activity log "
+                                      "by kind and result", labels=["action", "result"])
+        for action, result, count in self.db.execute(
+                select(ActivityLog.action, ActivityLog.result, func.count())
+                .group_by(ActivityLog.action, ActivityLog.result)):
+            actions.add_metric([action, result], count)
+        yield actions
+
+
