@@ -1,18 +1,21 @@
 """The `cesi.*` namespace: what cesi-agentd offers the console beyond Supervisor's interface.
 
 Supervisor clients never call it (supervisord has no such namespace, and a console polling a
-supervisord falls back to `getAllProcessInfo`). Its one job is to make polling cheap: a console
-polls every node every two seconds, and on most polls nothing has changed but the clock, so
-the answer can say so in a few bytes instead of re-sending every process.
+supervisord falls back to `getAllProcessInfo`). It makes polling cheap: a console polls every
+node every two seconds, and on most polls nothing has changed but the clock, so the answer can
+say so in a few bytes instead of re-sending every process. And it tells what each program
+costs in CPU and memory, which Supervisor's interface does not.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from typing import Any
 
 from ..supervisor_rpc.states import Fault
+from . import procstats
 from .rpc import SUPERVISOR_VERSION, SupervisorNamespace
 from .supervisor import Supervisor
 from .xmlrpc import RPCError
@@ -48,3 +51,21 @@ class CesiNamespace:
         if answer["changed"]:
             answer["processes"] = await self._processes.getAllProcessInfo()
         return answer
+
+    async def getProcessStats(self) -> dict[str, Any]:
+        """CPU time and resident memory of every running process, its descendants included,
+        from /proc (read off the event loop). CPU use is the difference of two answers'
+        cpu_seconds over the difference of their `now`.
+
+        @return struct result  {now (seconds, float), processes: [{group, name, pid,
+            cpu_seconds (float), rss_kb, processes (the count, descendants included)}]}
+        """
+        running = [(process.group, process.name, process.pid)
+                   for process in self._sup.all_processes() if process.pid]
+        found = await asyncio.to_thread(procstats.usage, [pid for _, _, pid in running])
+        now = time.time()
+        return {"now": now, "processes": [
+            {"group": group, "name": name, "pid": pid,
+             "cpu_seconds": found[pid].cpu_seconds, "rss_kb": found[pid].rss_kb,
+             "processes": found[pid].processes}
+            for group, name, pid in running if pid in found]}

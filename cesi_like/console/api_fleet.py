@@ -10,7 +10,7 @@ from flask import Response, current_app, jsonify, request, stream_with_context
 from . import db as database
 from .activity import actor
 from .api import bp, node_json
-from .services import actions, logs
+from .services import actions, logs, stats
 from .services import fleet as snapshot
 from .services.fleet import Freshness, NodeView, ProcessFilter
 
@@ -102,3 +102,10 @@ def node_main_log(name: str) -> Response:
     peer = logs.locate_main_log(database.session(), actor(), name)
     return jsonify(logs.main_tail(current_app.extensions["cesi_nodes"], peer,
                                   request.args.get("length", 65536)))
+
+
+@bp.get("/nodes/<name>/stats")
+def node_stats(name: str) -> Response:
+    """CPU time and memory of each process, live from a cesi-agentd node."""
+    return jsonify(stats.process_stats(database.session(), current_app.extensions["cesi_nodes"],
+                                       actor(), name))

@@ -125,6 +125,18 @@ BULK_INPUT = {"type": "object", "required": ["action"], "properties": {
     "environment": {"type": "string"},
     "nodes": {"type": "array", "items": {"type": "string"}}}}
 
+STATS = {"type": "object", "required": ["available"], "properties": {
+    "available": {"type": "boolean"}, "reason": {"type": "string"},
+    "now": {"type": "number", "description": "the node's clock, seconds"},
+    "processes": {"type": "array", "items": {
+        "type": "object",
+        "required": ["group", "name", "pid", "cpu_seconds", "rss_kb", "processes"],
+        "properties": {"group": {"type": "string"}, "name": {"type": "string"},
+                       "pid": {"type": "integer"}, "cpu_seconds": {"type": "number"},
+                       "rss_kb": {"type": "integer"},
+                       "processes": {"type": "integer",
+                                     "description": "with its descendants"}}}}}}
+
 ERRORS = {status: {"description": text, **_json(ERROR)} for status, text in (
     ("400", "bad input"), ("401", "not logged in / no token"), ("403", "role too low"),
     ("404", "not found (or outside your environments)"), ("409", "conflict"),
@@ -207,6 +219,12 @@ def document() -> dict[str, Any]:
                               _json(MAIN_LOG)),
                         "parameters": [_query("length", {"type": "integer", "minimum": 1,
                                                          "maximum": 1048576})]}},
+            "/api/v1/nodes/{name}/stats": {
+                "parameters": [_name("name")],
+                "get": _op("CPU time and memory of each process, live (cesi-agentd; a "
+                           "supervisord answers available: false). CPU use is the "
+                           "difference of two answers' cpu_seconds over that of their now",
+                           _json(STATS))},
             "/api/v1/environments": {
                 "get": _op("Environments in your scope", listing(ENVIRONMENT)),
                 "post": _op("Add an environment (admin)", _json(ENVIRONMENT), ENVIRONMENT_INPUT,
@@ -243,11 +261,13 @@ def document() -> dict[str, Any]:
                 "get": _op("Your jobs, newest first (an admin: everyone's)", listing(JOB))},
             "/api/v1/jobs/{job_id}": {
                 "parameters": [{"name": "job_id", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 1}}],
+                                "schema": {"type": "integer", "minimum": 1,
+                                           "maximum": 2147483647}}],
                 "get": _op("A job and the state of each of its steps", _json(JOB))},
             "/api/v1/jobs/{job_id}/cancel": {
                 "parameters": [{"name": "job_id", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 1}}],
+                                "schema": {"type": "integer", "minimum": 1,
+                                           "maximum": 2147483647}}],
                 "post": _op("Cancel before the next batch (operator)", _json(JOB))},
             "/api/v1/users": {
                 "get": _op("Every user (admin)", listing(USER)),

@@ -275,6 +275,23 @@ class NodeClient:
         return Snapshot(version, state, processes, current)
 
 
+    def process_stats(self, node: NodeAddress) -> dict[str, Any] | None:
+        """CPU time and memory per process from cesi-agentd (`cesi.getProcessStats`):
+        `{now, processes: [{group, name, pid, cpu_seconds, rss_kb, processes}]}`, checked.
+        None from a node without it (supervisord)."""
+        method = "cesi.getProcessStats"
+        try:
+            answer = self.call(node, method)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == Fault.UNKNOWN_METHOD:
+                return None
+            raise fault_state(fault, method) from None
+        try:
+            return schema.process_stats(answer, method)
+        except schema.BadAnswer as exc:
+            raise NodeError(NodeState.ERROR, str(exc)) from None
+
+
 def fault_state(fault: xmlrpc.client.Fault, method: str = "system.multicall") -> NodeError:
     """A fault where a working node answers with a value: UNKNOWN_METHOD means no supervisor
     interface; anything else is an error state with the fault's words."""

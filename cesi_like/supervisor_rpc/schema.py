@@ -139,3 +139,32 @@ def action_results(value: Any, where: str) -> list[dict[str, Any]]:
                         "description": _string(item.get("description", ""),
                                                f"{at}.description", MAX_TEXT)})
     return results
+
+
+def number(value: Any, where: str) -> float:
+    """A finite, non-negative int or double (XML-RPC has no other numbers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 <= value < float("inf")):
+        raise BadAnswer(f"{where}: expected a number")
+    return float(value)
+
+
+def process_stats(value: Any, where: str) -> dict[str, Any]:
+    """`cesi.getProcessStats`: checked and copied, so nothing else from the node gets through."""
+    if not isinstance(value, dict) or not isinstance(value.get("processes"), list):
+        raise BadAnswer(f"{where}: expected a struct with a processes array")
+    if len(value["processes"]) > MAX_PROCESSES:
+        raise BadAnswer(f"{where}: more than {MAX_PROCESSES} processes")
+    processes = []
+    for index, item in enumerate(value["processes"]):
+        here = f"{where}.processes[{index}]"
+        if not isinstance(item, dict):
+            raise BadAnswer(f"{here}: expected a struct")
+        processes.append({
+            "group": _string(item.get("group"), f"{here}.group", MAX_NAME),
+            "name": _string(item.get("name"), f"{here}.name", MAX_NAME),
+            "pid": integer(item.get("pid"), f"{here}.pid"),
+            "cpu_seconds": number(item.get("cpu_seconds"), f"{here}.cpu_seconds"),
+            "rss_kb": integer(item.get("rss_kb"), f"{here}.rss_kb"),
+            "processes": integer(item.get("processes"), f"{here}.processes")})
+    return {"now": number(value.get("now"), f"{where}.now"), "processes": processes}

@@ -73,10 +73,18 @@ def test_live_fleet_actions_and_log(tmp_path: Path) -> None:
             expect(tail).to_contain_text("tick", timeout=10_000)
             first = max(int(n) for n in re.findall(r"tick (\d+)", tail.inner_text()))
             expect(tail).to_contain_text(f"tick {first + 5}", timeout=10_000)
+            resources = page.locator("[data-stats] tbody tr")
+            expect(resources).to_have_count(1)  # this process only, CPU from two samples
+            expect(resources).to_contain_text(re.compile(r"ticker:ticker.*\d+\.\d %.*MB"),
+                                              timeout=10_000)
+            expect(resources.locator("svg.spark polyline")).to_have_count(2)
             page.screenshot(path=shots / "process.png", full_page=True)
 
             page.goto(f"{console}/nodes/evil")
             expect(page.locator("table.processes")).to_contain_text("<script>alert(1)</script>")
+            # a node without per-process stats says so instead of failing
+            expect(page.locator("[data-stats-status]")).not_to_have_text("sampling…",
+                                                                         timeout=10_000)
             page.goto(f"{console}/")
             page.screenshot(path=shots / "dashboard.png", full_page=True)
             assert dialogs == ["Stop web:web on local?"]  # nothing from the hostile node ran

@@ -28,6 +28,8 @@ from ..models import Job, Role, User, utcnow
 from . import Conflict, Forbidden, NotFound
 from .activity import Actor, Result, record
 
+MAX_ID = 2**31 - 1
+
 
 class JobState(enum.StrEnum):
     QUEUED = "queued"  # waiting for a runner
@@ -74,6 +76,8 @@ def create(db: Session, actor: Actor, kind: str, title: str, spec: dict[str, Any
 
 def get(db: Session, user: User, job_id: int) -> Job:
     """The job if `user` may see it (see `may_see`); NotFound otherwise."""
+    if not 0 < job_id <= MAX_ID:  # a database integer: larger ids cannot exist
+        raise NotFound(f"no job {job_id}")
     job = db.get(Job, job_id)
     if job is None or not may_see(user, job):
         raise NotFound(f"no job {job_id}")

@@ -5,6 +5,8 @@
 //    it in only when the server says it changed (304 otherwise). Paused while the tab is hidden.
 //  - [data-log]: follow a process log through the JSON API by offset, append as plain text;
 //    with data-log-whole (a node's main log, which has no offsets) re-read the tail instead.
+//  - [data-stats]: sample a cesi-agentd node's per-process CPU and memory while the page is
+//    open; CPU % from two samples, a small chart of each since the page opened.
 "use strict";
 
 document.addEventListener("submit", (event) => {
@@ -98,5 +100,86 @@ function follow(element) {
   return timer;
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+const KEEP = 60;  // samples per chart
+
+function sparkline(values, ceiling) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 " + KEEP + " 20");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("preserveAspectRatio", "none");
+  const top = Math.max(ceiling, 1.25 * Math.max(...values, 0), 1e-9);
+  const points = values.map((v, i) => (KEEP - values.length + i) + "," + (20 - 19 * v / top).toFixed(1));
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("points", points.join(" "));
+  svg.appendChild(line);
+  return svg;
+}
+
+function cell(text, cls) {
+  const td = document.createElement("td");
+  if (cls) { td.className = cls; }
+  td.textContent = text;  // names come from a node: text, never markup
+  return td;
+}
+
+function stats(element) {
+  const only = element.dataset.process || null;  // "group:name" on a process page
+  const body = element.querySelector("tbody");
+  const status = element.querySelector("[data-stats-status]");
+  const history = new Map();
+  let last = new Map();
+  async function sample() {
+    if (document.hidden) { return; }
+    let data;
+    try {
+      const response = await fetch(element.dataset.stats, { credentials: "same-origin", cache: "no-cache" });
+      data = await response.json();
+      if (!response.ok) { status.textContent = data.error || ("HTTP " + response.status); return; }
+    } catch (error) {
+      status.textContent = "the console is not answering; retrying";
+      return;
+    }
+    if (!data.available) { status.textContent = data.reason; body.textContent = ""; return; }
+    const seen = new Map();
+    body.textContent = "";
+    for (const p of data.processes) {
+      const key = p.group + ":" + p.name;
+      if (only && key !== only) { continue; }
+      seen.set(key, { pid: p.pid, cpu: p.cpu_seconds, now: data.now });
+      const before = last.get(key);
+      const samples = history.get(key) || { cpu: [], mem: [] };
+      let cpu = null;
+      if (before && before.pid === p.pid && data.now > before.now) {
+        cpu = Math.max(0, (p.cpu_seconds - before.cpu) / (data.now - before.now) * 100);
+        samples.cpu = samples.cpu.concat([cpu]).slice(-KEEP);
+      }
+      samples.mem = samples.mem.concat([p.rss_kb]).slice(-KEEP);
+      history.set(key, samples);
+      const row = document.createElement("tr");
+      row.dataset.process = key;
+      row.append(cell(key), cell(String(p.pid), "num"), cell(String(p.processes), "num"),
+                 cell(cpu === null ? "…" : cpu.toFixed(1) + " %", "num"));
+      const cpuChart = document.createElement("td");
+      cpuChart.appendChild(sparkline(samples.cpu, 100));
+      row.append(cpuChart, cell((p.rss_kb / 1024).toFixed(1) + " MB", "num"));
+      const memChart = document.createElement("td");
+      memChart.appendChild(sparkline(samples.mem, 0));
+      row.append(memChart);
+      body.appendChild(row);
+    }
+    if (!body.children.length) {
+      const row = document.createElement("tr");
+      row.append(cell(only ? "not running" : "no process is running", "empty"));
+      body.appendChild(row);
+    }
+    last = seen;
+    status.textContent = "live · every " + (Number(element.dataset.interval || 2000) / 1000) + " s";
+  }
+  sample();
+  window.setInterval(sample, Number(element.dataset.interval || 2000));
+}
+
 document.querySelectorAll("[data-live]").forEach(live);
+document.querySelectorAll("[data-stats]").forEach(stats);
 document.querySelectorAll("[data-log]").forEach(follow);

@@ -1,0 +1,48 @@
+"""`cesi.getProcessStats`: what each program costs, its descendants included, read from
+/proc; unlisted, like the rest of the cesi namespace, so Supervisor clients see
+supervisord's method list."""
+
+from __future__ import annotations
+
+import time
+
+from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
+from tests.agent.conftest import StartDaemon, program, wait_for
+from tests.procfs import alive, descendants
+
+PROGRAMS = f"""
+[program:spinner]
+command=/bin/sh -c '{program("spin.py")} & exec sleep 1000'
+startsecs=0
+stopasgroup=true
+
+[program:idle]
+command=sleep 1000
+startsecs=0
+
+[program:off]
+command=sleep 1000
+autostart=false
+"""
+
+
+def test_cpu_and_memory_with_descendants(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon(PROGRAMS)
+    rpc = server_proxy(daemon.url)
+    spinner = daemon.info("spinner")["pid"]
+    wait_for(lambda: len(descendants(spinner)) >= 1, what="the spinner's child")
+    first = rpc.cesi.getProcessStats()
+    time.sleep(1.0)
+    second = rpc.cesi.getProcessStats()
+    rows = {p["name"]: p for p in second["processes"]}
+    assert set(rows) == {"spinner", "idle"}  # nothing for a process that is not running
+    before = {p["name"]: p for p in first["processes"]}
+    busy = (rows["spinner"]["cpu_seconds"] - before["spinner"]["cpu_seconds"]) / (
+        second["now"] - first["now"])
+    assert busy > 0.3  # the child's busy loop counts for the program (up to a whole core)
+    assert rows["spinner"]["processes"] == 2 and rows["idle"]["processes"] == 1
+    assert rows["idle"]["rss_kb"] > 0 and rows["spinner"]["pid"] == spinner
+    assert "cesi.getProcessStats" not in rpc.system.listMethods()
+    child = next(iter(descendants(spinner)))
+    daemon.rpc().stopProcess("spinner")  # stopasgroup: the busy child goes with it
+    wait_for(lambda: not alive(child), what="the spinner's child to stop")
