@@ -68,6 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CESI_POLLER=False,  # True: poll now; "standby": only if no one else does (WSGI)
         CESI_ACTIVITY_LOG=settings.activity_log,
         CESI_METRICS_ALLOW=parse_allow(settings.metrics_allow),
+        CESI_HISTORY_DAYS=settings.history_days,
         CESI_AUTO_MIGRATE=True,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -112,7 +113,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def make_poller(app: Flask, shards: frozenset[int] = frozenset(range(SHARDS))) -> Poller:
     return Poller(app.extensions["cesi_sessions"], app.extensions["cesi_nodes"],
-                  app.config["CESI_POLL_INTERVAL"], app.config["CESI_POLL_CONCURRENCY"], shards)
+                  app.config["CESI_POLL_INTERVAL"], app.config["CESI_POLL_CONCURRENCY"], shards,
+                  app.config["CESI_HISTORY_DAYS"])
 
 
 def start_poller(app: Flask, standby: bool = False,

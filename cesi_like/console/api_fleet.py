@@ -10,7 +10,7 @@ from flask import Response, current_app, jsonify, request, stream_with_context
 from . import db as database
 from .activity import actor
 from .api import bp, node_json
-from .services import actions, logs, stats
+from .services import Invalid, actions, history, logs, stats
 from .services import fleet as snapshot
 from .services.fleet import Freshness, NodeView, ProcessFilter
 
@@ -109,3 +109,27 @@ def node_stats(name: str) -> Response:
     """CPU time and memory of each process, live from a cesi-agentd node."""
     return jsonify(stats.process_stats(database.session(), current_app.extensions["cesi_nodes"],
                                        actor(), name))
+
+
+@bp.get("/nodes/<name>/history")
+def node_history(name: str) -> Response:
+    """How long the node has been in its state, its share online over 1 h / 24 h / 7 d, and
+    its recent state changes."""
+    db = database.session()
+    node = actions.node_for(db, actor(), name)
+    view = views(db, [node])[0]
+    return jsonify(history.node_reachability(db, node.name, view.state, view.since))
+
+
+@bp.get("/nodes/<name>/processes/<spec>/history")
+def process_history(name: str, spec: str) -> Response:
+    """Starts, crashes and FATALs over 1 h / 24 h / 7 d, and the recent state changes."""
+    db = database.session()
+    node = actions.node_for(db, actor(), name)
+    target = actions.Target.parse(spec)
+    if target.group is None or target.name is None:
+        raise Invalid("history is per process: group:name")
+    changes = snapshot.state_changes(db, node.name, target.group, target.name, limit=50)
+    return jsonify({"counts": history.process_counts(db, node.name, target.group, target.name),
+                    "changes": [{"time": _iso(c.time), "from": c.from_state, "to": c.to_state,
+                                 "pid": c.pid, "exitstatus": c.exitstatus} for c in changes]})

@@ -26,7 +26,7 @@ from .api_fleet import views as snapshot_views
 from .forms import ConfirmForm
 from .models import ActivityLog, Environment, Role
 from .security import safe_next
-from .services import ServiceError, actions, logs
+from .services import ServiceError, actions, history, logs
 from .services import fleet as snapshot
 from .services.actions import SIGNALS, Target
 from .services.fleet import STATE_CLASSES, NodeView, ProcessFilter
@@ -101,8 +101,9 @@ def node(name: str) -> Response:
     found = actions.node_for(db, actor(), name)
     view = snapshot_views(db, [found])[0]
     changes = snapshot.state_changes(db, found.name, limit=20)
+    reachability = history.node_reachability(db, found.name, view.state, view.since)
     return _page("fleet/node.html", "fleet/_node.html", view=view, changes=changes,
-                 **_common())
+                 reachability=reachability, **_common())
 
 
 @bp.get("/nodes/<name>/log")
@@ -155,8 +156,10 @@ def process(name: str, spec: str) -> Response:
     info = next((p for p in view.processes
                  if p["group"] == target.group and p["name"] == target.name), None)
     changes = snapshot.state_changes(db, found.name, target.group, target.name, limit=30)
+    counts = history.process_counts(db, found.name, target.group or "", target.name or "")
     return _page("fleet/process.html", "fleet/_process.html", view=view, info=info,
-                 spec=target.spec, changes=changes, signals=SIGNALS, **_common())
+                 spec=target.spec, changes=changes, counts=counts, signals=SIGNALS,
+                 **_common())
 
 
 @bp.post("/nodes/<name>/processes/<spec>/<action>")

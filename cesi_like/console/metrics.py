@@ -18,12 +18,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..supervisor_rpc.states import ProcessState
 from . import db as database
 from .models import ActivityLog, Job, Node, NodeStatus, ProcessEvent, User, utcnow
+from .services import history
 from .services.fleet import visible
 
 bp = Blueprint("metrics", __name__)
@@ -129,13 +129,7 @@ class FleetCollector(Collector):
         with a non-zero status from a started process, or a start that failed (BACKOFF,
         FATAL). Both count what the poller saw, since the records were kept."""
         event = ProcessEvent
-        started = and_(event.to_state == ProcessState.RUNNING,
-                       event.from_state.is_not(None), event.from_state != ProcessState.RUNNING)
-        crashed = or_(
-            and_(event.to_state == ProcessState.EXITED, event.exitstatus != 0,
-                 event.from_state.in_([ProcessState.RUNNING, ProcessState.STARTING])),
-            and_(event.to_state.in_([ProcessState.BACKOFF, ProcessState.FATAL]),
-                 event.from_state.is_not(None), event.from_state != event.to_state))
+        started, crashed = history.STARTED, history.CRASHED
         for metric, help_text, condition in (
                 ("cesi_process_starts", "times the poller saw a process start", started),
                 ("cesi_process_crashes", "times a process exited with a non-zero status or "

@@ -292,3 +292,18 @@ class Job(Base):
     finished: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
 
     user: Mapped[User | None] = relationship()
+
+
+class NodeEvent(Base):
+    """A change of a node's state as the poller saw it (online, unreachable, hung...): its
+    reachability over time is built on these. Named, not linked, like ProcessEvent."""
+
+    __tablename__ = "node_events"
+    __table_args__ = (Index("ix_node_events_node_time", "node", "time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime.datetime] = mapped_column(DateTime, index=True)
+    node: Mapped[str] = mapped_column(String(64))
+    from_state: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(Text, default="")

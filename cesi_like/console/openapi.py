@@ -137,6 +137,24 @@ STATS = {"type": "object", "required": ["available"], "properties": {
                        "processes": {"type": "integer",
                                      "description": "with its descendants"}}}}}}
 
+WINDOW_COUNTS = {"type": "object", "properties": {
+    window: {"type": "object", "properties": {
+        "starts": {"type": "integer"}, "crashes": {"type": "integer"},
+        "fatals": {"type": "integer"}}} for window in ("1h", "24h", "7d")}}
+NODE_HISTORY = {"type": "object", "required": ["state", "online_percent", "changes"],
+                "properties": {
+                    "state": {"type": "string"}, "for_seconds": {"type": ["integer", "null"]},
+                    "online_percent": {"type": "object", "additionalProperties": {
+                        "type": ["number", "null"]}},
+                    "changes": {"type": "array", "items": {"type": "object", "properties": {
+                        "time": TIME, "from": {"type": ["string", "null"]},
+                        "to": {"type": "string"}, "reason": {"type": "string"}}}}}}
+PROCESS_HISTORY = {"type": "object", "required": ["counts", "changes"], "properties": {
+    "counts": WINDOW_COUNTS,
+    "changes": {"type": "array", "items": {"type": "object", "properties": {
+        "time": TIME, "from": {"type": ["integer", "null"]}, "to": {"type": "integer"},
+        "pid": {"type": "integer"}, "exitstatus": {"type": "integer"}}}}}}
+
 ERRORS = {status: {"description": text, **_json(ERROR)} for status, text in (
     ("400", "bad input"), ("401", "not logged in / no token"), ("403", "role too low"),
     ("404", "not found (or outside your environments)"), ("409", "conflict"),
@@ -225,6 +243,15 @@ def document() -> dict[str, Any]:
                            "supervisord answers available: false). CPU use is the "
                            "difference of two answers' cpu_seconds over that of their now",
                            _json(STATS))},
+            "/api/v1/nodes/{name}/history": {
+                "parameters": [_name("name")],
+                "get": _op("How long the node has been in its state, its share of time "
+                           "online over 1h/24h/7d, its recent state changes",
+                           _json(NODE_HISTORY))},
+            "/api/v1/nodes/{name}/processes/{spec}/history": {
+                "parameters": [_name("name"), {**_name("spec"), "description": "group:name"}],
+                "get": _op("Starts, crashes and FATALs over 1h/24h/7d and the recent "
+                           "state changes of one process", _json(PROCESS_HISTORY))},
             "/api/v1/environments": {
                 "get": _op("Environments in your scope", listing(ENVIRONMENT)),
                 "post": _op("Add an environment (admin)", _json(ENVIRONMENT), ENVIRONMENT_INPUT,

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..supervisor_rpc.node import NodeAddress, NodeClient, NodeError, Snapshot, Unchanged
 from .models import Lease, Node, utcnow
+from .services import history
 from .services.fleet import address, store_poll
 
 log = logging.getLogger("cesi_like.poller")
@@ -49,6 +50,7 @@ MAX_BACKOFF = 8  # intervals between polls of a node that keeps failing
 # intervals after it died. A claim is two small statements, so this costs the database
 # little.
 LEASE_INTERVALS = 1.5
+PRUNE_EVERY = 3600.0  # seconds between two prunes of old history
 CLAIMS_PER_INTERVAL = 4
 
 
@@ -121,7 +123,8 @@ class Poller:
 
     def __init__(self, sessions: sessionmaker[Session], client: NodeClient,
                  interval: float = 2.0, concurrency: int = 32,
-                 shards: frozenset[int] = frozenset(range(SHARDS))) -> None:
+                 shards: frozenset[int] = frozenset(range(SHARDS)),
+                 history_days: float = 30.0) -> None:
         self.sessions = sessions
         self.client = client
         self.interval = interval
@@ -136,6 +139,8 @@ class Poller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rounds = 0  # polls written, for tests and the log
+        self.history_days = history_days
+        self._pruned = 0.0
 
     # -- running ---------------------------------------------------------------------------
 
@@ -173,6 +178,9 @@ class Poller:
                 if self.leader:
                     self._tick(now)
                 self._write()
+                if 0 in self.held and now - self._pruned >= PRUNE_EVERY:
+                    self._pruned = now  # one poller prunes: the holder of share 0
+                    self.prune()
             except OperationalError as exc:  # a busy or vanished database: try again
                 log.warning("poller: database error, retrying: %s", exc)
             except Exception:
@@ -281,6 +289,15 @@ class Poller:
                 if node_id in self._nodes:
                     self._nodes[node_id].forget_feed()
         self.rounds += len(batch)
+
+    def prune(self) -> dict[str, int]:
+        """Drop history older than `history_days` (state changes, finished jobs)."""
+        with self.sessions() as db:
+            removed = history.prune(db, self.history_days)
+        if any(removed.values()):
+            log.info("poller: pruned history older than %g days: %s", self.history_days,
+                     removed)
+        return removed
 
     def uses_feed(self, node_id: int) -> bool | None:
         """Whether this poller polls the node through the change feed (None: not known)."""

@@ -59,6 +59,7 @@ class Settings:
     login_limit_per_address: int = 20  # password checks per address per login_window
     login_window: float = 900.0  # seconds
     metrics_allow: str = ""  # addresses/networks that may read /metrics without a token
+    history_days: float = 30.0  # state changes and finished jobs are kept this long
     login_backoff: float = 1.0  # seconds before a pair's retry, doubling per failure
     nodes: tuple[NodeSpec, ...] = ()
     environments: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -70,9 +71,10 @@ _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "node_ke
               "admin_username", "admin_password", "node_timeout", "poll_interval",
               "poll_concurrency", "poll_processes", "node_max_bytes", "action_timeout",
               "remember_days", "trusted_proxies", "login_limit", "login_limit_per_address",
-              "login_window", "login_backoff", "metrics_allow"}
+              "login_window", "login_backoff", "metrics_allow",
+              "history_days"}
 _FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days", "login_window",
-           "login_backoff"}
+           "login_backoff", "history_days"}
 _INTS = {"poll_concurrency", "poll_processes", "node_max_bytes", "trusted_proxies",
          "login_limit", "login_limit_per_address"}
 

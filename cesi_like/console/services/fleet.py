@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, defer
 from ...supervisor_rpc.node import NodeAddress, NodeError, NodeState, Snapshot, Unchanged
 from ...supervisor_rpc.schema import running_description
 from ...supervisor_rpc.states import ProcessState
-from ..models import Node, NodeStatus, ProcessEvent, User, utcnow
+from ..models import Node, NodeEvent, NodeStatus, ProcessEvent, User, utcnow
 
 # what the console keeps of each process: Supervisor's getProcessInfo keys minus the log paths
 # (paths on the node's disk are no business of the console's users)
@@ -45,11 +45,16 @@ def store_poll(db: Session, node_id: int, node_name: str,
     if isinstance(result, Unchanged) and (status is None or status.last_ok is None):
         return None
     state = result.state if isinstance(result, NodeError) else NodeState.ONLINE
+    reason = result.reason if isinstance(result, NodeError) else ""
     if status is None:
         status = NodeStatus(node_id=node_id, state=state, since=finished, polled_at=finished,
                             processes="[]", process_count=0, reason="")
         db.add(status)
+        db.add(NodeEvent(time=finished, node=node_name, from_state=None, to_state=state,
+                         reason=reason[:1000]))
     elif status.state != state:
+        db.add(NodeEvent(time=finished, node=node_name, from_state=status.state,
+                         to_state=state, reason=reason[:1000]))
         status.since = finished
     status.state = state
     status.polled_at = finished
