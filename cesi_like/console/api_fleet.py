@@ -10,7 +10,7 @@ from flask import Response, current_app, jsonify, request, stream_with_context
 from . import db as database
 from .activity import actor
 from .api import bp, node_json
-from .services import Invalid, actions, history, logs, stats
+from .services import Invalid, actions, config_updates, history, logs, stats
 from .services import fleet as snapshot
 from .services.fleet import Freshness, NodeView, ProcessFilter
 
@@ -133,3 +133,23 @@ def process_history(name: str, spec: str) -> Response:
     return jsonify({"counts": history.process_counts(db, node.name, target.group, target.name),
                     "changes": [{"time": _iso(c.time), "from": c.from_state, "to": c.to_state,
                                  "pid": c.pid, "exitstatus": c.exitstatus} for c in changes]})
+
+
+@bp.get("/nodes/<name>/config")
+def config_diff(name: str) -> Response:
+    """What the node's config file now says differs from what runs, as `supervisorctl reread`
+    shows it (operator; the node rereads its config, nothing changes yet)."""
+    return jsonify(config_updates.preview(database.session(),
+                                          current_app.extensions["cesi_nodes"], actor(), name))
+
+
+@bp.post("/nodes/<name>/config/apply")
+def config_apply(name: str) -> tuple[Response, int]:
+    """Apply the reread changes, or only `groups`, as `supervisorctl update` (operator);
+    409 when some failed."""
+    body = request.get_json(silent=True) if request.content_length else None
+    if body is not None and not isinstance(body, dict):
+        raise Invalid("send a JSON object: {\"groups\": [...]} or nothing")
+    results = config_updates.apply(database.session(), current_app.extensions["cesi_nodes"],
+                                   actor(), name, (body or {}).get("groups"))
+    return jsonify(results=results), 200 if all(r["ok"] for r in results) else 409

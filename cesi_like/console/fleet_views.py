@@ -26,7 +26,7 @@ from .api_fleet import views as snapshot_views
 from .forms import ConfirmForm
 from .models import ActivityLog, Environment, Role
 from .security import safe_next
-from .services import ServiceError, actions, history, logs
+from .services import ServiceError, actions, config_updates, history, logs
 from .services import fleet as snapshot
 from .services.actions import SIGNALS, Target
 from .services.fleet import STATE_CLASSES, NodeView, ProcessFilter
@@ -104,6 +104,37 @@ def node(name: str) -> Response:
     reachability = history.node_reachability(db, found.name, view.state, view.since)
     return _page("fleet/node.html", "fleet/_node.html", view=view, changes=changes,
                  reachability=reachability, **_common())
+
+
+@bp.route("/nodes/<name>/config", methods=["GET", "POST"])
+def node_config(name: str) -> Response:
+    """The node's reread config changes, with a box per group; Apply does `update` on the
+    ticked ones (operators)."""
+    db = database.session()
+    client = current_app.extensions["cesi_nodes"]
+    if request.method == "POST" and ConfirmForm().validate_on_submit():
+        try:
+            results = config_updates.apply(db, client, actor(), name,
+                                           request.form.getlist("group") or None)
+        except ServiceError as exc:
+            db.rollback()
+            flash(exc.message, "error")
+        else:
+            for result in results:
+                flash(f"{result['change']} {result['group']}: "
+                      f"{'ok' if result['ok'] else result['error']}",
+                      "success" if result["ok"] else "error")
+        return redirect(url_for("fleet.node_config", name=name))
+    diff, problem = None, None
+    try:
+        diff = config_updates.preview(db, client, actor(), name)
+    except ServiceError as exc:
+        db.rollback()
+        if exc.status == 403:
+            raise
+        problem = exc.message
+    return make_response(render_template("fleet/config.html", name=name, diff=diff,
+                                         problem=problem, confirm=ConfirmForm()))
 
 
 @bp.get("/nodes/<name>/log")

@@ -114,7 +114,8 @@ ROLLOUT_INPUT = {"type": "object", "required": ["environment", "group"], "proper
                    "description": "go on after a node fails"}}}
 
 BULK_INPUT = {"type": "object", "required": ["action"], "properties": {
-    "action": {"enum": ["start", "stop", "restart", "signal"]},
+    "action": {"enum": ["start", "stop", "restart", "signal", "update"],
+               "description": "update: apply each node's config changes (spec *)"},
     "signal": {"type": "string", "description": "with action signal: HUP, TERM, USR1..."},
     "targets": {"type": "array", "items": {
         "type": "object", "required": ["node", "spec"],
@@ -154,6 +155,14 @@ PROCESS_HISTORY = {"type": "object", "required": ["counts", "changes"], "propert
     "changes": {"type": "array", "items": {"type": "object", "properties": {
         "time": TIME, "from": {"type": ["integer", "null"]}, "to": {"type": "integer"},
         "pid": {"type": "integer"}, "exitstatus": {"type": "integer"}}}}}}
+
+CONFIG_DIFF = {"type": "object", "required": ["added", "changed", "removed"], "properties": {
+    change: {"type": "array", "items": {"type": "string"}}
+    for change in ("added", "changed", "removed")}}
+CONFIG_RESULTS = {"type": "object", "required": ["results"], "properties": {"results": {
+    "type": "array", "items": {"type": "object", "properties": {
+        "group": {"type": "string"}, "change": {"type": "string"}, "ok": {"type": "boolean"},
+        "error": {"type": ["string", "null"]}}}}}}
 
 ERRORS = {status: {"description": text, **_json(ERROR)} for status, text in (
     ("400", "bad input"), ("401", "not logged in / no token"), ("403", "role too low"),
@@ -252,6 +261,19 @@ def document() -> dict[str, Any]:
                 "parameters": [_name("name"), {**_name("spec"), "description": "group:name"}],
                 "get": _op("Starts, crashes and FATALs over 1h/24h/7d and the recent "
                            "state changes of one process", _json(PROCESS_HISTORY))},
+            "/api/v1/nodes/{name}/config": {
+                "parameters": [_name("name")],
+                "get": _op("The groups the node's config now adds, changes and removes, as "
+                           "supervisorctl reread shows them (operator; applies nothing)",
+                           _json(CONFIG_DIFF))},
+            "/api/v1/nodes/{name}/config/apply": {
+                "parameters": [_name("name")],
+                "post": {**_op("Apply them as supervisorctl update does, all or only "
+                               "`groups` (operator); 409 when some failed",
+                               _json(CONFIG_RESULTS)),
+                         "requestBody": {"required": False, **_json({
+                             "type": "object", "properties": {"groups": {
+                                 "type": "array", "items": {"type": "string"}}}})}}},
             "/api/v1/environments": {
                 "get": _op("Environments in your scope", listing(ENVIRONMENT)),
                 "post": _op("Add an environment (admin)", _json(ENVIRONMENT), ENVIRONMENT_INPUT,

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import Environment, Job, Node, NodeStatus, Role
-from . import Forbidden, Invalid, NotFound, ServiceError, actions, jobs
+from . import Forbidden, Invalid, NotFound, ServiceError, actions, config_updates, jobs
 from .activity import Actor, Result, record
 from .jobs import JobState
 
 KIND = "bulk-action"
-VERBS = ("start", "stop", "restart", "signal")
+VERBS = ("start", "stop", "restart", "signal", "update")  # update: the config, per node
 MAX_TARGETS = 5000
 MAX_PARALLEL = 256  # threads waiting on nodes; a bulk restart takes as long as its slowest
 SAVE_EVERY = 0.25  # seconds between two writes of the results (a write per node is slow)
@@ -43,7 +43,12 @@ def start(db: Session, actor: Actor, action: Any, targets: Any = None, spec: Any
         signal = actions._signal(signal)
     elif signal is not None:
         raise Invalid("signal: only with action signal")
-    pairs = _targets(db, actor, targets, spec, environment, nodes)
+    if action == "update":  # a node's whole config: no process spec
+        spec = "*" if spec is None and targets is None else spec
+        if spec not in (None, "*") or (targets is not None and any(
+                isinstance(t, dict) and t.get("spec") != "*" for t in targets)):
+            raise Invalid("update applies a node's config changes: spec must be *")
+    pairs = _targets(db, actor, targets, spec, environment, nodes, action == "update")
     steps: list[dict[str, Any]] = [
         {"node": node, "spec": target, "state": "pending", "detail": "", "results": [],
          "started": None, "finished": None} for node, target in pairs]
@@ -57,7 +62,7 @@ def start(db: Session, actor: Actor, action: Any, targets: Any = None, spec: Any
 
 
 def _targets(db: Session, actor: Actor, targets: Any, spec: Any, environment: Any,
-             nodes: Any) -> list[tuple[str, str]]:
+             nodes: Any, every_node: bool = False) -> list[tuple[str, str]]:
     assert actor.user is not None
     if targets is not None:
         if spec is not None or environment is not None or nodes is not None:
@@ -77,7 +82,7 @@ def _targets(db: Session, actor: Actor, targets: Any, spec: Any, environment: An
             if env is None:
                 raise NotFound(f"no environment {str(environment)[:64]!r}")
             names = [node.name for node in env.nodes if actor.user.may_see(node)
-                     and _runs(db, node, spec)]
+                     and (every_node or _runs(db, node, spec))]
             if not names:
                 raise Invalid(f"no node of environment {env.name} that you may act on "
                               f"runs {spec!r} (as of the last poll)")
@@ -172,10 +177,15 @@ def _act(ctx: jobs.Context, actor: Actor, node: str, target: str, action: str,
          signal: str | None) -> tuple[str | None, list[dict[str, Any]]]:
     with ctx.sessions() as db:
         try:
-            outcome = actions.perform(db, ctx.client, actor, node, target, action, signal,
-                                      ctx.action_timeout, recorded=False)
+            if action == "update":
+                results = [{"name": f"{r['change']} {r['group']}", "ok": r["ok"],
+                            "error": r["error"]} for r in config_updates.apply(
+                    db, ctx.client, actor, node, recorded=False)]
+            else:
+                results = actions.perform(db, ctx.client, actor, node, target, action, signal,
+                                          ctx.action_timeout, recorded=False).results
         except ServiceError as exc:
             db.rollback()
             return exc.message, []
-    errors = [f"{r['name']}: {r['error']}" for r in outcome.results if not r["ok"]]
-    return ("; ".join(errors)[:1000] or None), outcome.results
+    errors = [f"{r['name']}: {r['error']}" for r in results if not r["ok"]]
+    return ("; ".join(errors)[:1000] or None), results
