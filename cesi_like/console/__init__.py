@@ -31,6 +31,7 @@ from .models import Environment, Node, Role, User
 from .node_secrets import NodeKeyError, NodeSecrets, key_file_for, seal_plaintext
 from .poller import SHARDS, Poller
 from .security import hash_password, stable_secret_key
+from .services.alerts import Alerter, Sender, Smtp
 from .services.fleet import SnapshotCache
 from .services.logins import LoginPolicy
 from .settings import Settings, find_config, load
@@ -104,6 +105,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["cesi_nodes"] = NodeClient(app.config["CESI_NODE_TIMEOUT"],
                                               app.config["CESI_NODE_MAX_BYTES"],
                                               reveal=secrets_.decrypt)
+    smtp = Smtp(settings.smtp_host, settings.smtp_port, settings.smtp_from,
+                settings.smtp_username, settings.smtp_password,
+                settings.smtp_starttls.strip().lower() in ("true", "yes", "1", "on"))
+    app.extensions["cesi_alerts"] = Alerter(
+        Sender(app.extensions["cesi_sessions"], app.extensions["cesi_nodes"], smtp,
+               settings.activity_log), secrets_.decrypt)
     if app.config["CESI_POLLER"]:
         start_poller(app, standby=app.config["CESI_POLLER"] == "standby")
     _register(app)
@@ -114,7 +121,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def make_poller(app: Flask, shards: frozenset[int] = frozenset(range(SHARDS))) -> Poller:
     return Poller(app.extensions["cesi_sessions"], app.extensions["cesi_nodes"],
                   app.config["CESI_POLL_INTERVAL"], app.config["CESI_POLL_CONCURRENCY"], shards,
-                  app.config["CESI_HISTORY_DAYS"])
+                  app.config["CESI_HISTORY_DAYS"], app.extensions["cesi_alerts"])
 
 
 def start_poller(app: Flask, standby: bool = False,
@@ -155,6 +162,7 @@ def _register(app: Flask) -> None:
         activity,
         admin,
         api,
+        api_alerts,  # noqa: F401 - adds the alert routes to api.bp
         api_fleet,  # noqa: F401 - adds the fleet routes to api.bp
         api_jobs,  # noqa: F401 - adds the job routes to api.bp
         auth,

@@ -307,3 +307,39 @@ class NodeEvent(Base):
     from_state: Mapped[str | None] = mapped_column(String(24), nullable=True)
     to_state: Mapped[str] = mapped_column(String(24))
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class AlertRule(Base):
+    """When to tell someone: a process enters FATAL, crashes, restarts more than `threshold`
+    times in `window_minutes` (flapping), or a node stays unreachable `unreachable_seconds`;
+    for an environment, a group and/or a node (any, if unset). Delivered to a webhook (its
+    secret sealed like node passwords) and/or by email."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # fatal | crash | flapping | unreachable
+    environment: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    group: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    node: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    threshold: Mapped[int] = mapped_column(Integer, default=3)
+    window_minutes: Mapped[int] = mapped_column(Integer, default=10)
+    unreachable_seconds: Mapped[int] = mapped_column(Integer, default=60)
+    webhook_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    webhook_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # sealed
+    email_to: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AlertFiring(Base):
+    """That a rule fired for a subject (a process or a node): at most once per window."""
+
+    __tablename__ = "alert_firings"
+    __table_args__ = (Index("ix_alert_firings_rule_subject", "rule_id", "subject", "time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(600))
+    time: Mapped[datetime.datetime] = mapped_column(DateTime)

@@ -164,6 +164,24 @@ CONFIG_RESULTS = {"type": "object", "required": ["results"], "properties": {"res
         "group": {"type": "string"}, "change": {"type": "string"}, "ok": {"type": "boolean"},
         "error": {"type": ["string", "null"]}}}}}}
 
+ALERT_INPUT = {"type": "object", "required": ["name", "kind"], "properties": {
+    "name": NAME_PATTERN, "kind": {"enum": ["fatal", "crash", "flapping", "unreachable"]},
+    "environment": {"type": ["string", "null"]}, "group": {"type": ["string", "null"]},
+    "node": {"type": ["string", "null"]},
+    "threshold": {"type": "integer", "minimum": 1, "maximum": 1000,
+                  "description": "flapping: more starts than this in the window"},
+    "window_minutes": {"type": "integer", "minimum": 1, "maximum": 10080,
+                       "description": "also: at most one alert per subject per window"},
+    "unreachable_seconds": {"type": "integer", "minimum": 1, "maximum": 86400},
+    "webhook_url": {"type": ["string", "null"]},
+    "webhook_secret": {"type": ["string", "null"], "writeOnly": True,
+                       "description": "signs the body: X-Cesi-Signature: sha256=HMAC"},
+    "email_to": {"type": ["string", "null"]}, "enabled": {"type": "boolean"}}}
+ALERT = {"type": "object", "properties": {
+    **{k: v for k, v in ALERT_INPUT["properties"].items()  # type: ignore[attr-defined]
+       if k != "webhook_secret"},
+    "id": {"type": "integer"}, "has_webhook_secret": {"type": "boolean"}}}
+
 ERRORS = {status: {"description": text, **_json(ERROR)} for status, text in (
     ("400", "bad input"), ("401", "not logged in / no token"), ("403", "role too low"),
     ("404", "not found (or outside your environments)"), ("409", "conflict"),
@@ -318,6 +336,22 @@ def document() -> dict[str, Any]:
                                 "schema": {"type": "integer", "minimum": 1,
                                            "maximum": 2147483647}}],
                 "post": _op("Cancel before the next batch (operator)", _json(JOB))},
+            "/api/v1/alerts": {
+                "get": _op("Alert rules (admin)", listing(ALERT)),
+                "post": _op("Add an alert rule (admin)", _json(ALERT), ALERT_INPUT, "201")},
+            "/api/v1/alerts/{rule_id}": {
+                "parameters": [{"name": "rule_id", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 1,
+                                           "maximum": 2147483647}}],
+                "delete": {"summary": "Delete an alert rule (admin)",
+                           "responses": {"204": {"description": "deleted"}, **ERRORS}}},
+            "/api/v1/alerts/{rule_id}/test": {
+                "parameters": [{"name": "rule_id", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 1,
+                                           "maximum": 2147483647}}],
+                "post": _op("Deliver a test alert of the rule now (admin): each channel's "
+                            "outcome", _json({"type": "object", "additionalProperties": {
+                                "type": "string"}}))},
             "/api/v1/users": {
                 "get": _op("Every user (admin)", listing(USER)),
                 "post": _op("Add a user (admin)", _json(USER), USER_INPUT, "201")},

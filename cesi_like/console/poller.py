@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..supervisor_rpc.node import NodeAddress, NodeClient, NodeError, Snapshot, Unchanged
 from .models import Lease, Node, utcnow
 from .services import history
+from .services.alerts import Alerter
 from .services.fleet import address, store_poll
 
 log = logging.getLogger("cesi_like.poller")
@@ -124,7 +125,7 @@ class Poller:
     def __init__(self, sessions: sessionmaker[Session], client: NodeClient,
                  interval: float = 2.0, concurrency: int = 32,
                  shards: frozenset[int] = frozenset(range(SHARDS)),
-                 history_days: float = 30.0) -> None:
+                 history_days: float = 30.0, alerter: Alerter | None = None) -> None:
         self.sessions = sessions
         self.client = client
         self.interval = interval
@@ -140,6 +141,7 @@ class Poller:
         self._thread: threading.Thread | None = None
         self.rounds = 0  # polls written, for tests and the log
         self.history_days = history_days
+        self.alerter = alerter
         self._pruned = 0.0
 
     # -- running ---------------------------------------------------------------------------
@@ -280,7 +282,7 @@ class Poller:
             return
         renew: set[int] = set()
         try:
-            renew = write_results(self.sessions, batch)
+            renew = write_results(self.sessions, batch, self.alerter)
         except Exception:
             renew = {result.node_id for result in batch}
             raise
@@ -310,29 +312,43 @@ class Poller:
         futures = [self._pool.submit(self._poll, node_id, schedule)
                    for node_id, schedule in self._nodes.items()]
         results = [future.result() for future in futures]
-        write_results(self.sessions, results)
+        write_results(self.sessions, results, self.alerter)
         return len(results)
 
 
-def write_results(sessions: sessionmaker[Session], batch: list[_Result]) -> set[int]:
-    """Store a batch in one transaction; a node deleted meanwhile is skipped. Returns the
-    nodes whose Unchanged answer found no stored snapshot to renew."""
+def write_results(sessions: sessionmaker[Session], batch: list[_Result],
+                  alerter: Alerter | None = None) -> set[int]:
+    """Store a batch in one transaction (a node deleted meanwhile is skipped), judging the
+    alert rules on what it changed. Returns the nodes whose Unchanged answer found no stored
+    snapshot to renew."""
     for attempt in range(4):
         try:
-            return _store(sessions, batch)
+            return _store(sessions, batch, alerter)
         except OperationalError:  # SQLite: another writer got in between; go again
             time.sleep(0.05 * (attempt + 1))
-    return _store(sessions, batch)  # the last try: its error goes to the caller
+    return _store(sessions, batch, alerter)  # the last try: its error goes to the caller
 
 
-def _store(sessions: sessionmaker[Session], batch: list[_Result]) -> set[int]:
+def _store(sessions: sessionmaker[Session], batch: list[_Result],
+           alerter: Alerter | None) -> set[int]:
     with sessions() as db:
         alive = set(db.scalars(select(Node.id).where(Node.id.in_([r.node_id for r in batch]))))
         renew: set[int] = set()
+        events = []
+        failing = []
         for result in batch:
-            if result.node_id in alive and store_poll(
-                    db, result.node_id, result.name, result.outcome, result.finished,
-                    result.milliseconds) is None:
+            if result.node_id not in alive:
+                continue
+            stored = store_poll(db, result.node_id, result.name, result.outcome,
+                                result.finished, result.milliseconds)
+            if stored is None:
                 renew.add(result.node_id)
+            else:
+                events += stored
+            if isinstance(result.outcome, NodeError):
+                failing.append(result.node_id)
+        alerts = alerter.judge(db, events, failing) if alerter is not None else []
         db.commit()
+    if alerts and alerter is not None:
+        alerter.send(alerts)
     return renew

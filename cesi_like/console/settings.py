@@ -60,6 +60,12 @@ class Settings:
     login_window: float = 900.0  # seconds
     metrics_allow: str = ""  # addresses/networks that may read /metrics without a token
     history_days: float = 30.0  # state changes and finished jobs are kept this long
+    smtp_host: str | None = None  # alert email: the SMTP server (none: no email)
+    smtp_port: int = 25
+    smtp_from: str = "cesi-like@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: str = "false"
     login_backoff: float = 1.0  # seconds before a pair's retry, doubling per failure
     nodes: tuple[NodeSpec, ...] = ()
     environments: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -72,7 +78,8 @@ _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "node_ke
               "poll_concurrency", "poll_processes", "node_max_bytes", "action_timeout",
               "remember_days", "trusted_proxies", "login_limit", "login_limit_per_address",
               "login_window", "login_backoff", "metrics_allow",
-              "history_days"}
+              "history_days", "smtp_host", "smtp_port", "smtp_from", "smtp_username",
+              "smtp_password", "smtp_starttls"}
 _FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days", "login_window",
            "login_backoff", "history_days"}
 _INTS = {"poll_concurrency", "poll_processes", "node_max_bytes", "trusted_proxies",
@@ -111,7 +118,7 @@ def apply_environment(settings: Settings, environ: Mapping[str, str]) -> Setting
 
 def _convert(key: str, value: str, error: type[ConfigError], where: str) -> object:
     try:
-        if key == "port":
+        if key in ("port", "smtp_port"):
             port = int(value)
             if not 0 <= port < 65536:
                 raise ValueError
@@ -124,6 +131,9 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
             if not lowest <= number <= highest:
                 raise ValueError
             return number
+        if key == "smtp_starttls" and value.strip().lower() not in (
+                "true", "false", "yes", "no", "1", "0", "on", "off"):
+            raise ValueError
         if key == "metrics_allow":
             from .metrics import parse_allow
 

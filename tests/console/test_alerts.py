@@ -1,0 +1,241 @@
+"""#10.5 alerts against real nodes: a flapping program on cesi-agentd alerts exactly once per
+window to a real webhook server (HMAC-signed) and a real SMTP sink (aiosmtpd), with its
+stderr tail; a node down for long enough alerts once per episode; a hanging webhook never
+holds up the poller; rules are admin-only and checked."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask import Flask
+from sqlalchemy import select
+
+from cesi_like.console import create_app, make_poller
+from cesi_like.console import db as database
+from cesi_like.console.models import ActivityLog, Node
+from cesi_like.console.services import alerts
+from cesi_like.console.settings import Settings
+from tests.agent.conftest import daemons, wait_for
+
+from .conftest import PASSWORD, token_for
+
+PROGRAMS = """
+[program:flappy]
+command=/bin/sh -c 'echo "boom from flappy" >&2; sleep 0.3; exit 1'
+startsecs=0
+autorestart=true
+
+[program:steady]
+command=sleep 1000
+startsecs=0
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Webhook:
+    """A real HTTP server that keeps what it is sent (and may answer slowly)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        received: list[tuple[dict[str, str], bytes]] = []
+        self.received = received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(delay)
+                received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope.content)
+        return "250 OK"
+
+
+@pytest.fixture
+def mail() -> Iterator[tuple[Sink, int]]:
+    sink, port = Sink(), free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink, port
+    controller.stop()
+
+
+@pytest.fixture
+def hook() -> Iterator[Webhook]:
+    server = Webhook()
+    yield server
+    server.close()
+
+
+def make(tmp_path: Path, smtp_port: int) -> Flask:
+    settings = Settings(database=f"sqlite:///{tmp_path / 'console.db'}",
+                        admin_password=PASSWORD, node_timeout=2.0, login_backoff=0.0,
+                        smtp_host="127.0.0.1", smtp_port=smtp_port,
+                        smtp_from="alerts@example.org")
+    return create_app({"CESI_SETTINGS": settings, "TESTING": True})
+
+
+def rule(app: Flask, **fields: Any) -> dict[str, Any]:
+    answer = app.test_client().post("/api/v1/alerts", json=fields, headers={
+        "Authorization": f"Bearer {token_for(app, 'admin')}"})
+    assert answer.status_code == 201, answer.get_json()
+    created: dict[str, Any] = answer.get_json()
+    return created
+
+
+def test_flapping_alerts_once_per_window_by_webhook_and_email(
+        tmp_path: Path, hook: Webhook, mail: tuple[Sink, int]) -> None:
+    sink, smtp_port = mail
+    app = make(tmp_path, smtp_port)
+    with daemons(tmp_path) as start:
+        agent = start(PROGRAMS, name="agent")
+        with database.standalone(app) as db:
+            db.add(Node(name="web1", url=agent.url))
+            db.commit()
+        created = rule(app, name="flaps", kind="flapping", threshold=2, window_minutes=1,
+                       webhook_url=hook.url, webhook_secret="s3cret", email_to="ops@example.org")
+        assert created["has_webhook_secret"] is True and "webhook_secret" not in created
+        app.config["CESI_POLL_INTERVAL"] = 0.3
+        poller = make_poller(app)
+        poller.start()
+        try:
+            wait_for(lambda: hook.received and sink.messages, 30, "the alert")
+            time.sleep(4)  # it keeps flapping: still one alert in the window
+        finally:
+            poller.stop()
+        assert len(hook.received) == 1 and len(sink.messages) == 1
+    headers, body = hook.received[0]
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert headers["X-Cesi-Signature"] == f"sha256={expected}"
+    payload = json.loads(body)
+    assert (payload["rule"], payload["kind"], payload["node"], payload["process"]) == (
+        "flaps", "flapping", "web1", "flappy")
+    assert "boom from flappy" in payload["stderr_tail"]
+    email = message_from_bytes(sink.messages[0])
+    assert email["To"] == "ops@example.org" and "flappy" in email["Subject"]
+    assert "boom from flappy" in email.get_payload()
+    with database.standalone(app) as db:
+        delivered = {(e.action, e.result) for e in db.scalars(
+            select(ActivityLog).where(ActivityLog.action.like("alert.%")))}
+    assert {("alert.webhook", "ok"), ("alert.email", "ok"), ("alert.create", "ok")} <= delivered
+    app.extensions["cesi_engine"].dispose()
+
+
+def test_unreachable_node_alerts_once_per_episode(tmp_path: Path, hook: Webhook,
+                                                  mail: tuple[Sink, int]) -> None:
+    app = make(tmp_path, mail[1])
+    with database.standalone(app) as db:
+        db.add(Node(name="gone", url=f"http://127.0.0.1:{free_port()}"))
+        db.commit()
+    rule(app, name="down", kind="unreachable", unreachable_seconds=1, webhook_url=hook.url)
+    poller = make_poller(app)
+    poller.poll_now()  # down since now: not yet for a second
+    time.sleep(1.2)
+    poller.poll_now()
+    poller.poll_now()
+    wait_for(lambda: hook.received, 10, "the alert")
+    time.sleep(0.5)
+    assert len(hook.received) == 1
+    assert "node gone is unreachable" in json.loads(hook.received[0][1])["text"]
+    app.extensions["cesi_engine"].dispose()
+
+
+def test_a_hanging_webhook_does_not_hold_the_poller(tmp_path: Path, mail: tuple[Sink, int],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(alerts, "TIMEOUT", 0.5)  # the retries, quicker than in production
+    slow = Webhook(delay=30)
+    app = make(tmp_path, mail[1])
+    try:
+        with database.standalone(app) as db:
+            db.add(Node(name="gone", url=f"http://127.0.0.1:{free_port()}"))
+            db.commit()
+        rule(app, name="down", kind="unreachable", unreachable_seconds=1, webhook_url=slow.url)
+        poller = make_poller(app)
+        poller.poll_now()
+        time.sleep(1.1)
+        began = time.monotonic()
+        for _ in range(5):  # the alert fires on the first; the webhook hangs meanwhile
+            poller.poll_now()
+        assert time.monotonic() - began < 5  # polls never waited on the webhook
+        with database.standalone(app) as db:
+            wait_for(lambda: db.scalar(select(ActivityLog).where(
+                ActivityLog.action == "alert.webhook")), 20, "the failed delivery recorded")
+            entry = db.scalar(select(ActivityLog).where(ActivityLog.action == "alert.webhook"))
+            assert entry is not None and entry.result == "failed"
+            assert "failed after 3 tries" in entry.detail
+    finally:
+        slow.server.server_close()
+        app.extensions["cesi_engine"].dispose()
+
+
+def test_rules_are_checked_admin_only_and_testable(tmp_path: Path, hook: Webhook,
+                                                   mail: tuple[Sink, int]) -> None:
+    app = make(tmp_path, mail[1])
+    admin = {"Authorization": f"Bearer {token_for(app, 'admin')}"}
+    client = app.test_client()
+    for body, error in (({"name": "x", "kind": "sometimes", "webhook_url": hook.url}, "kind"),
+                        ({"name": "x", "kind": "fatal"}, "give webhook_url, email_to"),
+                        ({"name": "x", "kind": "fatal", "webhook_url": "ftp://h"},
+                         "webhook_url"),
+                        ({"name": "x", "kind": "flapping", "threshold": 0,
+                          "webhook_url": hook.url}, "threshold"),
+                        ({"name": "x", "kind": "fatal", "email_to": "a@b\nBcc: c@d"},
+                         "email_to"),
+                        ({"name": "x y", "kind": "fatal", "webhook_url": hook.url}, "name"),
+                        ({"name": "x", "kind": "fatal", "webhook_url": hook.url, "x": 1},
+                         "unknown fields")):
+        answer = client.post("/api/v1/alerts", json=body, headers=admin)
+        assert answer.status_code == 400 and error in answer.get_json()["error"], body
+    created = rule(app, name="fatal", kind="fatal", webhook_url=hook.url,
+                   email_to="ops@example.org")
+    tested = client.post(f"/api/v1/alerts/{created['id']}/test", headers=admin)
+    assert tested.get_json() == {"webhook": "ok", "email": "ok"}
+    assert json.loads(hook.received[0][1])["text"] == "test of alert rule fatal"
+    assert len(mail[0].messages) == 1
+    from cesi_like.console.models import User
+    from cesi_like.console.security import hash_password
+
+    with database.standalone(app) as db:
+        db.add(User(username="op", role="operator", password_hash=hash_password(PASSWORD)))
+        db.commit()
+    operator = {"Authorization": f"Bearer {token_for(app, 'op')}"}
+    assert client.get("/api/v1/alerts", headers=operator).status_code == 403
+    assert client.post(f"/api/v1/alerts/{created['id']}/test",
+                       headers=operator).status_code == 403
+    assert client.delete(f"/api/v1/alerts/{created['id']}", headers=admin).status_code == 204
+    assert client.get("/api/v1/alerts", headers=admin).get_json() == []
+    app.extensions["cesi_engine"].dispose()
