@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-fleet bench-login bench-scale-out bench-bulk clean
+.PHONY: run test lint bench bench-fleet bench-login bench-scale-out bench-bulk bench-alerts clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-scale-out: $(BIN)/.installed
 ## bench-bulk: a bulk restart on 100 nodes vs one node after another (bench/bulk.py)
 bench-bulk: $(BIN)/.installed
 	$(BIN)/python bench/bulk.py
+
+## bench-alerts: time from a crash to its webhook alert (bench/alerts.py)
+bench-alerts: $(BIN)/.installed
+	$(BIN)/python bench/alerts.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache run

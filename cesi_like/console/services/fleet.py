@@ -93,13 +93,14 @@ def _changes(node: str, before: list[dict[str, Any]], after: list[dict[str, Any]
              when: datetime.datetime) -> list[ProcessEvent]:
     """The state changes between two polls. A process RUNNING both times under another pid
     was restarted between them (quicker than a poll interval): recorded as a change from
-    STOPPED, so restart counts and history do not miss it."""
+    STOPPED, so restart counts and history do not miss it. Whether that restart followed a
+    crash a snapshot cannot tell (Supervisor clears `exitstatus` when it spawns)."""
     previous = {(p["group"], p["name"]): p for p in before}
     events = []
     for process in after:
         old = previous.get((process["group"], process["name"]))
         from_state = None if old is None else old["state"]
-        if from_state == process["state"] == ProcessState.RUNNING and old is not None \
+        if old is not None and from_state == process["state"] == ProcessState.RUNNING \
                 and old["pid"] != process["pid"]:
             from_state = ProcessState.STOPPED
         elif from_state == process["state"]:
