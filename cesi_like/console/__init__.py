@@ -161,6 +161,7 @@ def _register(app: Flask) -> None:
     from . import (
         activity,
         admin,
+        alerts_views,
         api,
         api_alerts,  # noqa: F401 - adds the alert routes to api.bp
         api_fleet,  # noqa: F401 - adds the fleet routes to api.bp
@@ -178,7 +179,7 @@ def _register(app: Flask) -> None:
     app.after_request(_secure_remember_cookie)
     auth.init_app(app)
     for blueprint in (auth.bp, fleet_views.bp, admin.bp, activity.bp, api.bp, health.bp,
-                      jobs_views.bp, metrics.bp):
+                      jobs_views.bp, metrics.bp, alerts_views.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # the API checks the CSRF header itself for session clients
     errors.init_app(app)

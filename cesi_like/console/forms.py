@@ -81,5 +81,27 @@ class RolloutForm(FlaskForm):
     keep_going = BooleanField("Go on when a node fails")
 
 
+class AlertForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64), NAME])
+    kind = SelectField("When", choices=[
+        SelectChoice("crash", "a process exits unexpectedly or fails to start"),
+        SelectChoice("fatal", "a process enters FATAL"),
+        SelectChoice("flapping", "a process starts more than N times in the window"),
+        SelectChoice("unreachable", "a node does not answer for T seconds")])
+    environment = StringField("Environment (empty: any)", validators=[Optional(), Length(max=64)])
+    group = StringField("Process group (empty: any)", validators=[Optional(), Length(max=255)])
+    node = StringField("Node (empty: any)", validators=[Optional(), Length(max=64)])
+    threshold = IntegerField("N: starts (flapping)", default=3,
+                             validators=[DataRequired(), NumberRange(1, 1000)])
+    window_minutes = IntegerField("Window, minutes (at most one alert per process or node in it)",
+                                  default=10, validators=[DataRequired(), NumberRange(1, 10080)])
+    unreachable_seconds = IntegerField("T: seconds (unreachable)", default=60,
+                                       validators=[DataRequired(), NumberRange(1, 86400)])
+    webhook_url = StringField("Webhook URL", validators=[Optional(), Length(max=512)])
+    webhook_secret = PasswordField("Webhook secret (signs the body)",
+                                   validators=[Optional(), Length(max=256)])
+    email_to = StringField("Email to", validators=[Optional(), Length(max=512)])
+
+
 class ConfirmForm(FlaskForm):
     """An empty form: a POST with nothing but the CSRF token (delete, disable, clear...)."""

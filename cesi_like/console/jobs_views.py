@@ -9,6 +9,7 @@ import json
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from . import db as database
 from .activity import actor
@@ -33,7 +34,7 @@ def new_rollout() -> Response | str:
     form = RolloutForm()
     environments = [env.name for env in db.scalars(select(Environment).order_by(Environment.name))
                     if not user.scope or user.has_role(Role.ADMIN) or env in user.scope]
-    form.environment.choices = [(name, name) for name in environments]
+    form.environment.choices = [SelectChoice(name, name) for name in environments]
     if request.method == "GET":
         form.group.data = form.group.data or request.args.get("group", "")[:255]
         if request.args.get("environment") in environments:

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from cesi_like.console import create_app, make_poller
 from cesi_like.console import db as database
-from cesi_like.console.models import ActivityLog, Node
+from cesi_like.console.models import ActivityLog, AlertRule, Node
 from cesi_like.console.services import alerts
 from cesi_like.console.settings import Settings
 from tests.agent.conftest import daemons, wait_for
@@ -238,4 +238,31 @@ def test_rules_are_checked_admin_only_and_testable(tmp_path: Path, hook: Webhook
                        headers=operator).status_code == 403
     assert client.delete(f"/api/v1/alerts/{created['id']}", headers=admin).status_code == 204
     assert client.get("/api/v1/alerts", headers=admin).get_json() == []
+    app.extensions["cesi_engine"].dispose()
+
+
+def test_the_alerts_page_adds_tests_and_deletes(tmp_path: Path, hook: Webhook,
+                                                mail: tuple[Sink, int]) -> None:
+    from .conftest import csrf_from, login
+
+    app = make(tmp_path, mail[1])
+    client = app.test_client()
+    login(client)
+    page = client.get("/admin/alerts").get_data(as_text=True)
+    form = {"csrf_token": csrf_from(page), "name": "crashes", "kind": "crash",
+            "threshold": 3, "window_minutes": 10, "unreachable_seconds": 60}
+    refused = client.post("/admin/alerts", data=form).get_data(as_text=True)
+    assert "give webhook_url, email_to or both" in refused  # the form comes back, says why
+    answer = client.post("/admin/alerts", data={**form, "webhook_url": hook.url,
+                                                "webhook_secret": "k"})
+    assert answer.status_code == 302
+    page = client.get("/admin/alerts").get_data(as_text=True)
+    assert "crashes" in page and "(signed)" in page and ">k<" not in page
+    with database.standalone(app) as db:
+        rule_id = db.scalars(select(AlertRule.id)).one()
+    client.post(f"/admin/alerts/{rule_id}/test", data={"csrf_token": csrf_from(page)})
+    assert "Test webhook: ok" in client.get("/admin/alerts").get_data(as_text=True)
+    assert len(hook.received) == 1
+    client.post(f"/admin/alerts/{rule_id}/delete", data={"csrf_token": csrf_from(page)})
+    assert "No alert rules yet." in client.get("/admin/alerts").get_data(as_text=True)
     app.extensions["cesi_engine"].dispose()
