@@ -274,3 +274,20 @@ def test_job_ids_beyond_the_database_are_not_found(rollout_app: Flask) -> None:
                       headers=bearer(rollout_app)).status_code == 404
     assert client.post("/api/v1/jobs/425841455147855380480/cancel",
                        headers=bearer(rollout_app)).status_code == 404
+
+
+def test_a_job_of_a_disabled_user_is_interrupted_not_run(rollout_app: Flask,
+                                                         nodes: list[Daemon]) -> None:
+    before = pids(nodes[0])
+    job = start_rollout(rollout_app)
+    with database.standalone(rollout_app) as db:
+        user = db.scalar(select(User).where(User.username == "op"))
+        assert user is not None
+        user.active = False
+        db.commit()
+    make_job_runner(rollout_app).run_once()
+    with database.standalone(rollout_app) as db:
+        found = db.get(Job, job["id"])
+        assert found is not None and found.state == "interrupted"
+        assert "disabled" in found.message and found.owner is None
+    assert pids(nodes[0]) == before

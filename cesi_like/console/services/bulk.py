@@ -116,22 +116,12 @@ def _runs(db: Session, node: Node, spec: str) -> bool:
 def run(job_id: int, ctx: jobs.Context) -> None:
     """Act on every target not yet answered, all at once; write each node's result as it
     comes, and record the whole action once."""
-    with ctx.sessions() as db:
-        job = db.get(Job, job_id)
-        if job is None:
-            return
-        spec, steps = json.loads(job.spec), json.loads(job.steps)
-        user = job.user
-        if user is None or not user.active or not user.has_role(Role.OPERATOR):
-            jobs.save(db, job_id, ctx.owner, state=JobState.INTERRUPTED.value,
-                      message="cannot go on: the user who started it no longer exists, is "
-                              "disabled or is no longer an operator")
-            return
-        actor = Actor(user, "", ctx.activity_file)
-        if job.cancel_requested:
-            todo = []
-        else:
-            todo = [step for step in steps if step["state"] in ("pending", "running")]
+    job = jobs.resume(ctx, job_id)
+    if job is None:
+        return
+    spec, steps, actor = job.spec, job.steps, job.actor
+    todo = [] if job.cancel_requested else [
+        step for step in steps if step["state"] in ("pending", "running")]
     for step in todo:
         step.update(state="running", started=jobs.stamp(), detail="")
     with ctx.sessions() as db:

@@ -57,6 +57,35 @@ class Context:
     stopping: threading.Event
 
 
+@dataclass
+class Resumed:
+    """A job as its runner picks it up: what was asked, how far it got, on whose behalf."""
+
+    spec: dict[str, Any]
+    steps: list[dict[str, Any]]
+    actor: Actor
+    cancel_requested: bool
+    takeovers: int
+
+
+def resume(ctx: Context, job_id: int) -> Resumed | None:
+    """Load a claimed job to run it; None (and the job marked interrupted) when its user is
+    gone, disabled or no longer an operator: a job acts with its user's rights only."""
+    with ctx.sessions() as db:
+        job = db.get(Job, job_id)
+        if job is None:
+            return None
+        user = job.user
+        if user is None or not user.active or not user.has_role(Role.OPERATOR):
+            save(db, job_id, ctx.owner, state=JobState.INTERRUPTED.value,
+                 message="cannot go on: the user who started it no longer exists, is "
+                         "disabled or is no longer an operator")
+            return None
+        return Resumed(json.loads(job.spec), json.loads(job.steps),
+                       Actor(user, "", ctx.activity_file), job.cancel_requested,
+                       job.takeovers)
+
+
 def stamp() -> str:
     """Now, as the steps record it (to the millisecond: steps of a bulk action are apart by
     less than a second)."""

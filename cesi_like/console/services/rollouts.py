@@ -84,19 +84,10 @@ def _groups(db: Session, node_id: int) -> set[str]:
 def run(job_id: int, ctx: jobs.Context) -> None:
     """Carry the job on from its recorded steps: a step that was under way when an earlier
     holder died is done again (a restart of a group is safe to repeat)."""
-    with ctx.sessions() as db:
-        job = db.get(Job, job_id)
-        if job is None:
-            return
-        spec, steps = json.loads(job.spec), json.loads(job.steps)
-        user = job.user
-        if user is None or not user.active or not user.has_role(Role.OPERATOR):
-            jobs.save(db, job_id, ctx.owner, state=JobState.INTERRUPTED.value,
-                      message="cannot go on: the user who started it no longer exists, is "
-                              "disabled or is no longer an operator")
-            return
-        actor = Actor(user, "", ctx.activity_file)
-        resumed = job.takeovers > 0
+    job = jobs.resume(ctx, job_id)
+    if job is None:
+        return
+    spec, steps, actor, resumed = job.spec, job.steps, job.actor, job.takeovers > 0
     for step in steps:
         if resumed and step["state"] == "running":
             step["detail"] = "again: the console process running it stopped answering"
