@@ -186,8 +186,10 @@ def evaluate(db: Session, events: list[ProcessEvent], failing: list[int],
              reveal: Any, now: datetime.datetime | None = None) -> list[Alert]:
     """The alerts `events` (just stored, not yet committed) and the failing nodes' ids
     call for; their firings are added to `db` (committed with the poll)."""
+    if not (events or failing):  # most batches: nothing changed, no query
+        return []
     rules = list(db.scalars(select(AlertRule).where(AlertRule.enabled.is_(True))))
-    if not rules or not (events or failing):
+    if not rules:
         return []
     now = now or utcnow()
     environments = _environments(db, {e.node for e in events}, failing)
