@@ -23,7 +23,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check cesi_like tests bench demo
 	$(BIN)/mypy
 
-## bench: agent vs supervisord, side by side (see bench/README.md)
+## bench: agent vs supervisord, side by side (results: docs/benchmarks.md)
 bench: $(BIN)/.installed
 	$(BIN)/python bench/agent_vs_supervisord.py
 
