@@ -64,7 +64,13 @@ def test_hostile_nodes_cannot_stall_crash_or_bloat_the_console(tmp_path: Path) -
                       ("GET", f"/nodes/{mode}/log", False),
                       ("GET", f"/api/v1/nodes/{mode}/processes/g:p/log", True),
                       ("GET", f"/api/v1/nodes/{mode}/log", True),
-                      ("POST", f"/api/v1/nodes/{mode}/processes/g:p/stop", True)]
+                      ("POST", f"/api/v1/nodes/{mode}/processes/g:p/stop", True),
+                      ("GET", f"/api/v1/nodes/{mode}/stats", True),
+                      ("GET", f"/api/v1/nodes/{mode}/config", True),
+                      ("GET", f"/nodes/{mode}/config", True),
+                      ("POST", f"/api/v1/nodes/{mode}/config/apply", True),
+                      ("GET", f"/api/v1/nodes/{mode}/history", False),
+                      ("GET", f"/api/v1/nodes/{mode}/processes/g:p/history", False)]
 
         def one_round() -> None:
             for method, path, reaches in calls:
