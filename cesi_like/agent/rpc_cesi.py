@@ -35,11 +35,14 @@ class CesiNamespace:
 
     async def getChangesSince(self, token: str) -> dict[str, Any]:
         """The daemon's state and version, its clock, and every process's info unless
-        nothing but the clock has changed since the answer that carried `token`.
+        nothing but the clock has changed since the answer that carried `token`; with them,
+        every process state change since that answer (oldest first), unless `token` is ""
+        or from another run, or the changes are no longer all kept.
 
         @param string token  the token of the caller's last answer ("" for a full answer)
         @return struct result  {token, statecode, statename, version, now, changed,
-            processes (only when changed)}
+            processes (only when changed), transitions (when changed and complete:
+            [{time, group, name, from_state, to_state, pid, exitstatus, expected}])}
         """
         if not isinstance(token, str) or len(token) > MAX_TOKEN:
             raise RPCError(Fault.INCORRECT_PARAMETERS, "token: a string from a previous answer")
@@ -50,6 +53,11 @@ class CesiNamespace:
                                   "now": int(time.time()), "changed": token != current}
         if answer["changed"]:
             answer["processes"] = await self._processes.getAllProcessInfo()
+            run, _, count = token.partition(":")
+            if run == self._run and count.isdigit():
+                since = self._sup.transitions.since(int(count))
+                if since is not None:
+                    answer["transitions"] = [t.wire() for t in since]
         return answer
 
     async def getProcessStats(self) -> dict[str, Any]:

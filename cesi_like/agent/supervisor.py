@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ..supervisor_rpc.states import ProcessState, SupervisorState
+from ..supervisor_rpc.states import SIGNALLABLE_STATES, ProcessState, SupervisorState
 from .capture import CaptureMode, Channel, PipeReader, channel_path
 from .config import AUTO, ChannelConfig, Config, GroupConfig, ProcessConfig
 from .events import EventBus, ListenerPool, process_state_payload
@@ -24,6 +24,7 @@ from .loglevel import LogLevel
 from .logs import MainLog
 from .process import Process, TimerHandle
 from .spawn import child_environment, fork_exec, resolve_command
+from .transitions import TransitionLog
 
 
 def server_url(config: Config) -> str | None:
@@ -75,6 +76,7 @@ class Supervisor:
         # bumped whenever what getAllProcessInfo shows changes other than by the clock: the
         # console's change feed (`cesi.getChangesSince`) answers "nothing new" from it
         self.changes = 0
+        self.transitions = TransitionLog()  # and what each process change was, for the feed
         self.events = EventBus()
         self._tick_timer: asyncio.TimerHandle | None = None
 
@@ -146,6 +148,10 @@ class Supervisor:
 
     def state_changed(self, process: Process, old: ProcessState, expected: bool) -> None:
         self.changes += 1
+        # a child that was just reaped is still the one the change is about
+        pid = process.pid or (process.last_pid if old in SIGNALLABLE_STATES else 0)
+        self.transitions.add(self.changes, process.group, process.name, old, process.state,
+                             pid, process.exitstatus, expected)
         self.events.publish(f"PROCESS_STATE_{process.state.name}",
                             process_state_payload(process, old, expected))
         pool = self.events.pools.get(process.group)

@@ -109,6 +109,13 @@ class _Schedule:
         """The next poll asks afresh and gets a full answer."""
         self.feed, self.token = None, ""
 
+    def remember(self, outcome: Snapshot | Unchanged | NodeError) -> None:
+        """What the next poll asks, after this one's `outcome`."""
+        if isinstance(outcome, NodeError):
+            self.forget_feed()
+        else:
+            self.feed, self.token = bool(outcome.token), outcome.token
+
 
 @dataclass(frozen=True)
 class _Result:
@@ -246,10 +253,7 @@ class Poller:
                 return
             result = future.result()
             failed = isinstance(result.outcome, NodeError)
-            if isinstance(result.outcome, NodeError):
-                schedule.forget_feed()
-            else:  # taken back by _write if the result cannot be stored
-                schedule.feed, schedule.token = bool(result.outcome.token), result.outcome.token
+            schedule.remember(result.outcome)  # taken back by _write if it cannot be stored
             schedule.failures = schedule.failures + 1 if failed else 0
             backoff = min(2 ** max(schedule.failures - 1, 0), MAX_BACKOFF) if failed else 1
             schedule.due = time.monotonic() + self.interval * backoff
@@ -312,7 +316,10 @@ class Poller:
         futures = [self._pool.submit(self._poll, node_id, schedule)
                    for node_id, schedule in self._nodes.items()]
         results = [future.result() for future in futures]
-        write_results(self.sessions, results, self.alerter)
+        for result in results:
+            self._nodes[result.node_id].remember(result.outcome)
+        for node_id in write_results(self.sessions, results, self.alerter):
+            self._nodes[node_id].forget_feed()
         return len(results)
 
 

@@ -77,6 +77,10 @@ class Snapshot:
     supervisor_state: int
     processes: list[schema.ProcessInfo]
     token: str = ""  # the change feed's, for the next poll; "" from supervisord
+    # the feed's process state changes since the last poll, when the node kept them all
+    # (None from supervisord, on a first poll, or when the node forgot some)
+    transitions: list[schema.Transition] | None = None
+    now: int | None = None  # the node's clock, with transitions (their times are on it)
 
 
 @dataclass(frozen=True)
@@ -270,9 +274,11 @@ class NodeClient:
             if token and current == token:
                 return Unchanged(version, state, now, current)
             processes = schema.process_list(answer.get("processes"), f"{method}.processes")
+            transitions = None if "transitions" not in answer else schema.transitions(
+                answer["transitions"], f"{method}.transitions")
         except schema.BadAnswer as exc:
             raise NodeError(NodeState.ERROR, str(exc)) from None
-        return Snapshot(version, state, processes, current)
+        return Snapshot(version, state, processes, current, transitions, now)
 
 
     def process_stats(self, node: NodeAddress) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from typing import Any
 from .states import ProcessState
 
 MAX_PROCESSES = 10_000  # per node; supervisord on a big host runs a few thousand at most
+MAX_TRANSITIONS = 1024  # per change-feed answer; cesi-agentd keeps 512
 MAX_NAME = 255
 MAX_TEXT = 4096
 
@@ -139,6 +140,46 @@ def action_results(value: Any, where: str) -> list[dict[str, Any]]:
                         "description": _string(item.get("description", ""),
                                                f"{at}.description", MAX_TEXT)})
     return results
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One process state change from cesi-agentd's change feed, as the agent saw it."""
+
+    time: float  # the node's wall clock
+    group: str
+    name: str
+    from_state: int
+    to_state: int
+    pid: int
+    exitstatus: int
+    expected: bool
+
+
+def transitions(value: Any, where: str) -> list[Transition]:
+    """The feed's `transitions`: checked, oldest first."""
+    if not isinstance(value, list) or len(value) > MAX_TRANSITIONS:
+        raise BadAnswer(f"{where}: expected an array of at most {MAX_TRANSITIONS} changes")
+    found = []
+    for index, item in enumerate(value):
+        at = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            raise BadAnswer(f"{at}: expected a struct")
+        states = []
+        for key in ("from_state", "to_state"):
+            code = integer(item.get(key), f"{at}.{key}")
+            if code not in ProcessState._value2member_map_:
+                raise BadAnswer(f"{at}.{key}: unknown state {code}")
+            states.append(code)
+        if not isinstance(item.get("expected"), bool):
+            raise BadAnswer(f"{at}.expected: expected a boolean")
+        found.append(Transition(
+            number(item.get("time"), f"{at}.time"),
+            _string(item.get("group"), f"{at}.group", MAX_NAME),
+            _string(item.get("name"), f"{at}.name", MAX_NAME), states[0], states[1],
+            integer(item.get("pid"), f"{at}.pid"),
+            integer(item.get("exitstatus"), f"{at}.exitstatus"), item["expected"]))
+    return found
 
 
 def number(value: Any, where: str) -> float:

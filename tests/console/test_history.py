@@ -5,18 +5,19 @@ after history_days."""
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import select
 
 from cesi_like.console import db as database
 from cesi_like.console import make_poller
-from cesi_like.console.models import Job, NodeEvent, ProcessEvent, utcnow
-from cesi_like.console.services import history
+from cesi_like.console.models import Job, Node, NodeEvent, ProcessEvent, utcnow
+from cesi_like.console.services import fleet, history
 from cesi_like.supervisor_rpc.states import ProcessState as S
-from tests.agent.conftest import Daemon
+from tests.agent.conftest import Daemon, daemons, wait_for
 
-from .conftest import token_for
+from .conftest import make_app, token_for
 from .test_metrics import metrics_app, nodes  # the fixtures, shared
 
 __all__ = ["metrics_app", "nodes"]
@@ -108,3 +109,43 @@ def test_history_from_real_polls(metrics_app: Flask, nodes: list[Daemon]) -> Non
     page = client.get("/nodes/sup/processes/web:web").get_data(as_text=True)
     assert "<h2>History</h2>" in page and "Crashes" in page
     assert "online 1h: 100.00 %" in client.get("/nodes/sup").get_data(as_text=True)
+
+
+def test_a_crash_repaired_between_two_polls(tmp_path: Path) -> None:
+    """A program that crashes and is restarted by autorestart between two polls: the agent's
+    change feed lists both, so the console counts the crash (exit status 3, at its time);
+    from supervisord's snapshot the console can only see a restart under a new pid."""
+    marker = tmp_path / "crashed-once"
+    programs = (f"[program:flaky]\ncommand=/bin/sh -c 'test -e {marker}-%(ENV_KIND)s || "
+                f"{{ touch {marker}-%(ENV_KIND)s; exit 3; }}; exec sleep 1000'\n"
+                "startsecs=0\nautostart=false\nautorestart=unexpected\n")
+    (tmp_path / "daemons").mkdir()
+    with daemons(tmp_path / "daemons") as start:
+        agent = start(programs.replace("%(ENV_KIND)s", "agent"), name="agent")
+        sup = start(programs.replace("%(ENV_KIND)s", "sup"), kind="supervisord", name="sup")
+        app = make_app(tmp_path)
+        with database.standalone(app) as db:
+            db.add_all([Node(name="agent", url=agent.url), Node(name="sup", url=sup.url)])
+            db.commit()
+        poller = make_poller(app)
+        poller.poll_now()  # the first poll: a full answer and a token
+        for daemon in (agent, sup):
+            daemon.rpc().startProcess("flaky:flaky")
+            wait_for(lambda d=daemon: Path(f"{marker}-{d.dir.name}").exists()  # type: ignore[misc]
+                     and d.info("flaky:flaky")["statename"] == "RUNNING"
+                     and d.info("flaky:flaky")["description"].startswith("pid"))
+        first_pid = {d.dir.name: d.info("flaky:flaky")["pid"] for d in (agent, sup)}
+        poller.poll_now()
+        with database.standalone(app) as db:
+            counts = {name: history.process_counts(db, name, "flaky", "flaky")["1h"]
+                      for name in ("agent", "sup")}
+            crash = db.scalar(select(ProcessEvent).where(
+                ProcessEvent.node == "agent", ProcessEvent.to_state == S.EXITED))
+            changes = [(e.from_state, e.to_state) for e in reversed(
+                fleet.state_changes(db, "agent", "flaky", "flaky"))]
+        app.extensions["cesi_engine"].dispose()
+    assert counts["agent"] == {"starts": 2, "crashes": 1, "fatals": 0}
+    assert counts["sup"] == {"starts": 1, "crashes": 0, "fatals": 0}  # the limitation
+    assert crash is not None and crash.exitstatus == 3 and crash.pid not in (0, first_pid["agent"])
+    assert changes == [(None, S.STOPPED), (S.STOPPED, S.STARTING), (S.STARTING, S.RUNNING),
+                       (S.RUNNING, S.EXITED), (S.EXITED, S.STARTING), (S.STARTING, S.RUNNING)]

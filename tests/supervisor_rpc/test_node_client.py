@@ -24,7 +24,7 @@ from cesi_like.supervisor_rpc.node import (
     Unchanged,
     endpoint,
 )
-from cesi_like.supervisor_rpc.states import Fault
+from cesi_like.supervisor_rpc.states import Fault, ProcessState
 from tests.agent.conftest import StartDaemon, wait_for
 from tests.hostile import BODIES, XSS, hostile_node
 from tests.tlsproxy import tls_proxy
@@ -87,9 +87,17 @@ def test_change_feed_of_the_agent(start_daemon: StartDaemon, client: NodeClient)
     moved = client.changes(node, first.token)
     assert isinstance(moved, Snapshot) and moved.token != first.token
     assert {p.full_name: p.statename for p in moved.processes}["web:web_1"] == "STOPPED"
+    # with every state change since the token, as the agent made them
+    assert first.transitions is None and moved.transitions is not None
+    assert [(t.group, t.name, t.from_state, t.to_state, t.expected)
+            for t in moved.transitions] == [
+        ("web", "web_1", ProcessState.RUNNING, ProcessState.STOPPING, True),
+        ("web", "web_1", ProcessState.STOPPING, ProcessState.STOPPED, True)]
+    assert moved.transitions[1].pid == {p.full_name: p.pid for p in first.processes}[
+        "web:web_1"] and moved.now is not None and moved.now >= int(moved.transitions[1].time)
     # a token from another run of the agent is never taken for "unchanged"
-    assert isinstance(client.changes(node, "feedbeef0000:" + first.token.split(":")[1]),
-                      Snapshot)
+    other_run = client.changes(node, "feedbeef0000:" + first.token.split(":")[1])
+    assert isinstance(other_run, Snapshot) and other_run.transitions is None
     with pytest.raises(xmlrpc.client.Fault) as refused:
         client.call(node, "cesi.getChangesSince", "x" * 65)
     assert refused.value.faultCode == Fault.INCORRECT_PARAMETERS

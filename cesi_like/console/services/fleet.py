@@ -66,7 +66,10 @@ def store_poll(db: Session, node_id: int, node_name: str,
     if isinstance(result, Snapshot):
         processes = [{key: getattr(info, key) for key in PROCESS_KEYS}
                      for info in result.processes]
-        events = _changes(node_name, json.loads(status.processes), processes, finished)
+        events = _changes(node_name, json.loads(status.processes), processes, finished,
+                          result.transitions is None)
+        if result.transitions is not None:  # what happened between the polls, as it did
+            events += _transitions(node_name, result, finished)
         db.add_all(events)
     else:
         processes = _renewed(json.loads(status.processes), result.now)
@@ -90,15 +93,19 @@ def _renewed(processes: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
 
 
 def _changes(node: str, before: list[dict[str, Any]], after: list[dict[str, Any]],
-             when: datetime.datetime) -> list[ProcessEvent]:
-    """The state changes between two polls. A process RUNNING both times under another pid
-    was restarted between them (quicker than a poll interval): recorded as a change from
-    STOPPED, so restart counts and history do not miss it. Whether that restart followed a
-    crash a snapshot cannot tell (Supervisor clears `exitstatus` when it spawns)."""
+             when: datetime.datetime, compare: bool = True) -> list[ProcessEvent]:
+    """The state changes between two polls (with `compare` false, only the processes seen
+    for the first time: the node listed the changes itself). A process RUNNING both times
+    under another pid was restarted between them (quicker than a poll interval): recorded as
+    a change from STOPPED, so restart counts and history do not miss it. Whether that
+    restart followed a crash a snapshot cannot tell (Supervisor clears `exitstatus` when it
+    spawns); cesi-agentd's list of changes can."""
     previous = {(p["group"], p["name"]): p for p in before}
     events = []
     for process in after:
         old = previous.get((process["group"], process["name"]))
+        if old is not None and not compare:
+            continue
         from_state = None if old is None else old["state"]
         if old is not None and from_state == process["state"] == ProcessState.RUNNING \
                 and old["pid"] != process["pid"]:
@@ -110,6 +117,20 @@ def _changes(node: str, before: list[dict[str, Any]], after: list[dict[str, Any]
                                    to_state=process["state"], pid=process["pid"],
                                    exitstatus=process["exitstatus"]))
     return events
+
+
+def _transitions(node: str, result: Snapshot, finished: datetime.datetime
+                 ) -> list[ProcessEvent]:
+    """The node's own list of state changes since the last poll, timed on the console's
+    clock (the node's may be off: each change is placed as long before `finished` as it was
+    before the node's `now`)."""
+    assert result.transitions is not None
+    # `now` is whole seconds: a change in the current second may be a little after it
+    now = max([result.now or 0, *(t.time for t in result.transitions)])
+    return [ProcessEvent(
+        time=finished - datetime.timedelta(seconds=min(max(now - t.time, 0.0), 86400.0)),
+        node=node, group=t.group, name=t.name, from_state=t.from_state, to_state=t.to_state,
+        pid=t.pid, exitstatus=t.exitstatus) for t in result.transitions]
 
 
 @dataclass

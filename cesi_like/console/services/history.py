@@ -2,8 +2,10 @@
 FATAL over the last hour, day and week; per node, how long it has been in its state and how
 much of each window it answered. Old records are pruned after `history_days`.
 
-Everything here is what the poller saw: a restart quicker than a poll interval still counts
-(it is recorded under the new pid), a crash and restart both between two polls does not.
+Everything here is what the poller recorded: every change of a cesi-agentd (its change feed
+lists them); of a supervisord, what its snapshots show: a restart quicker than a poll interval
+still counts (it is recorded under the new pid), a crash and restart both between two polls
+does not.
 """
 
 from __future__ import annotations
