@@ -26,7 +26,7 @@ from .api_fleet import views as snapshot_views
 from .forms import ConfirmForm
 from .models import ActivityLog, Environment, Role
 from .security import safe_next
-from .services import ServiceError, actions, config_updates, history, logs
+from .services import Invalid, ServiceError, actions, bulk, config_updates, history, logs
 from .services import fleet as snapshot
 from .services.actions import SIGNALS, Target
 from .services.fleet import STATE_CLASSES, NodeView, ProcessFilter
@@ -144,13 +144,18 @@ def node_log(name: str) -> Response:
     return make_response(render_template("fleet/main_log.html", name=found.name))
 
 
+def _filter(values: Any) -> ProcessFilter:
+    """The processes page's filters, from its query (or from its bulk form's copy of it)."""
+    return ProcessFilter(node=values.get("node", ""), environment=values.get("environment", ""),
+                         group=values.get("group", ""), state=values.get("state", ""),
+                         search=values.get("q", "")[:200])
+
+
 @bp.get("/processes")
 def processes() -> Response:
     db = database.session()
     args = request.args
-    where = ProcessFilter(node=args.get("node", ""), environment=args.get("environment", ""),
-                          group=args.get("group", ""), state=args.get("state", ""),
-                          search=args.get("q", "")[:200])
+    where = _filter(args)
     visible = snapshot.visible(db, _user())
     rows = snapshot.processes(snapshot_views(db, where.nodes(visible)), where)
     sort = args.get("sort", "node") if args.get("sort") in SORTS else "node"
@@ -164,7 +169,44 @@ def processes() -> Response:
                  node_names=[n.name for n in visible], environments=environments,
                  states=[*STATE_CLASSES, "RUNNING", "STARTING", "BACKOFF", "STOPPING",
                          "STOPPED", "EXITED", "FATAL", "UNKNOWN"],
-                 query={k: v for k, v in args.items() if k != "page"}, **_common())
+                 query={k: v for k, v in args.items() if k != "page"}, signals=SIGNALS,
+                 **_common())
+
+
+@bp.post("/processes/bulk")
+def bulk_action() -> Response:
+    """The processes page's bulk form: start, stop, restart or signal the ticked rows, or
+    every process its filters match, on all their nodes at once, as one bulk job whose page
+    shows each node's results as they arrive."""
+    back = safe_next(request.form.get("next"), url_for("fleet.processes"))
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; reload the page and try again.", "error")
+        return redirect(back)
+    db = database.session()
+    form = request.form
+    action = form.get("action", "")
+    try:
+        if form.get("scope") == "matching":
+            where = _filter(form)
+            rows = snapshot.processes(snapshot_views(
+                db, where.nodes(snapshot.visible(db, _user()))), where)
+            if not rows:
+                raise Invalid("no process matches the filters")
+            chosen = [f"{row['node']}/{row['group']}:{row['name']}" for row in rows]
+        else:
+            chosen = form.getlist("target")
+        job = bulk.start(db, actor(), action, bulk.picked(db, actor(), chosen),
+                         signal=form.get("signal") if action == "signal" else None)
+    except ServiceError as exc:
+        db.rollback()
+        if exc.status == 403:
+            raise  # the error page, as for any action out of reach
+        flash(f"Bulk {action[:32]}: {exc.message}", "error")
+        return redirect(back)
+    if runner := current_app.extensions.get("cesi_jobs"):
+        runner.wake()  # this process may run it at once
+    flash(f"Bulk action queued: {job.title}.", "success")
+    return redirect(url_for("jobs.show", job_id=job.id))
 
 
 @bp.get("/groups/<group>")

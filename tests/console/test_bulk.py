@@ -3,6 +3,7 @@ down: every node at once, each node's per-process results, one activity entry.""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from cesi_like.console import make_job_runner, make_poller
 from cesi_like.console.models import ActivityLog, Environment, Job, Node
 from tests.agent.conftest import Daemon, daemons
 
-from .conftest import make_app, token_for
+from .conftest import csrf_from, login, make_app, token_for
 
 PROGRAMS = """
 [program:web]
@@ -138,3 +139,72 @@ def test_viewers_may_not(bulk_app: Flask) -> None:
         db.commit()
     answer = post(bulk_app, {"action": "stop", "spec": "*", "nodes": ["a1"]}, "viewer")
     assert answer.status_code == 403
+
+
+def test_the_processes_page_bulk_form(bulk_app: Flask, nodes: list[Daemon]) -> None:
+    """Ticked rows become one bulk job (a wholly ticked group becomes `group:*`, one call
+    per node); "all matching" takes the page's filters; a bad choice comes back as a message
+    and starts nothing; the form is an operator's."""
+    client = bulk_app.test_client()
+    login(client)
+    page = client.get("/processes?group=web").get_data(as_text=True)
+    assert 'id="bulk"' in page and 'value="a1/web:web_0"' in page and 'form="bulk"' in page
+    token = csrf_from(page)
+    before = [pids(daemon) for daemon in nodes]
+
+    def submit(**fields: Any) -> Any:
+        return client.post("/processes/bulk", data={"csrf_token": token,
+                                                    "next": "/processes?group=web", **fields})
+
+    ticked = submit(action="restart", scope="selected",
+                    target=["a1/web:web_0", "a1/web:web_1", "s1/web:web_1"])
+    assert ticked.status_code == 302 and "/jobs/" in ticked.headers["Location"]
+    job_id = make_job_runner(bulk_app).run_once()
+    with database.standalone(bulk_app) as db:
+        job = db.get(Job, job_id)
+        assert job is not None and job.state == "succeeded", job.message
+        assert [(s["node"], s["spec"]) for s in json.loads(job.steps)] == [
+            ("a1", "web:*"), ("s1", "web:web_1")]
+    after = [pids(daemon) for daemon in nodes]
+    assert after[0]["web_0"] != before[0]["web_0"] and after[0]["web_1"] != before[0]["web_1"]
+    assert after[1]["web_1"] != before[1]["web_1"] and after[1]["web_0"] == before[1]["web_0"]
+    shown = client.get(ticked.headers["Location"]).get_data(as_text=True)
+    assert "Bulk action queued: restart web:*, web:web_1 on 2 nodes" in shown
+
+    matching = submit(action="signal", signal="CONT", scope="matching", group="web",
+                      node="s1")
+    assert matching.status_code == 302
+    make_job_runner(bulk_app).run_once()
+    with database.standalone(bulk_app) as db:
+        job = db.scalars(select(Job).order_by(Job.id.desc())).first()
+        assert job is not None and job.state == "succeeded", job.message
+        assert [(s["node"], s["spec"]) for s in json.loads(job.steps)] == [("s1", "web:*")]
+
+    for fields, message in (
+            ({"action": "restart", "scope": "selected"}, "select at least one process"),
+            ({"action": "restart", "scope": "matching", "group": "no"}, "no process matches"),
+            ({"action": "reboot", "scope": "selected", "target": "a1/web:web_0"}, "one of"),
+            ({"action": "stop", "scope": "selected", "target": "a1/web"}, "not a process"),
+            ({"action": "stop", "scope": "selected", "target": "ghost/web:web_0"}, "no node")):
+        answer = submit(**fields)
+        assert answer.status_code == 302, fields
+        assert message in client.get(answer.headers["Location"]).get_data(as_text=True), fields
+    with database.standalone(bulk_app) as db:
+        assert len(db.scalars(select(Job)).all()) == 2  # the bad ones started nothing
+    assert client.post("/processes/bulk", data={"action": "stop", "scope": "selected",
+                                                "target": "a1/web:web_0"}).status_code == 400
+    assert pids(nodes[0]) == after[0]  # no CSRF token: refused, nothing done
+
+    from cesi_like.console.models import User
+    from cesi_like.console.security import hash_password
+
+    with database.standalone(bulk_app) as db:
+        db.add(User(username="looker", role="viewer", password_hash=hash_password("x" * 12)))
+        db.commit()
+    viewer = bulk_app.test_client()
+    login(viewer, "looker", "x" * 12)
+    listed = viewer.get("/processes").get_data(as_text=True)
+    assert 'id="bulk"' not in listed and 'name="target"' not in listed
+    assert viewer.post("/processes/bulk", data={
+        "csrf_token": csrf_from(listed), "action": "stop", "scope": "selected",
+        "target": "a1/web:web_0"}).status_code == 403

@@ -102,6 +102,36 @@ def _targets(db: Session, actor: Actor, targets: Any, spec: Any, environment: An
     return pairs
 
 
+def picked(db: Session, actor: Actor, chosen: list[str]) -> list[dict[str, str]]:
+    """Targets from a page's ticked rows (`node/group:name` each): one `group:*` target where
+    every process of a group on a node is ticked (one call to the node instead of one per
+    process), the processes themselves otherwise."""
+    if not chosen:
+        raise Invalid("select at least one process (or act on every matching one)")
+    if len(chosen) > MAX_TARGETS:
+        raise Invalid(f"at most {MAX_TARGETS} targets at once")
+    wanted: dict[str, dict[str, set[str]]] = {}
+    for item in chosen:
+        node, slash, spec = str(item).partition("/")
+        target = actions.Target.parse(spec) if slash and ":" in spec else None
+        if target is None or target.group is None or target.name is None:
+            raise Invalid(f"not a process of a node: {str(item)[:80]!r}")
+        wanted.setdefault(node, {}).setdefault(target.group, set()).add(target.name)
+    targets = []
+    for node, groups in wanted.items():
+        found = actions.node_for(db, actor, node)  # NotFound for unknown or out-of-scope
+        status = db.get(NodeStatus, found.id)
+        known: dict[str, set[str]] = {}
+        for process in json.loads(status.processes) if status is not None else []:
+            known.setdefault(process["group"], set()).add(process["name"])
+        for group, names in groups.items():
+            if names == known.get(group):
+                targets.append({"node": node, "spec": f"{group}:*"})
+            else:
+                targets += [{"node": node, "spec": f"{group}:{name}"} for name in sorted(names)]
+    return targets
+
+
 def _runs(db: Session, node: Node, spec: str) -> bool:
     """Whether the node's last snapshot has the target (a group, a process, or anything)."""
     target = actions.Target.parse(spec)

@@ -7,7 +7,18 @@
 //    with data-log-whole (a node's main log, which has no offsets) re-read the tail instead.
 //  - [data-stats]: sample a cesi-agentd node's per-process CPU and memory while the page is
 //    open; CPU % from two samples, a small chart of each since the page opened.
+//  - input[data-pick-all]: tick or untick every row box of its table (the bulk form's rows);
+//    ticked row boxes stay ticked when a live refresh swaps the table.
 "use strict";
+
+document.addEventListener("change", (event) => {
+  const all = event.target.closest("input[data-pick-all]");
+  if (all) {
+    all.closest("table").querySelectorAll("input[name=target]").forEach((box) => {
+      box.checked = all.checked;
+    });
+  }
+});
 
 document.addEventListener("submit", (event) => {
   const form = event.target.closest("form[data-confirm]");
@@ -28,7 +39,12 @@ function live(element) {
       const response = await fetch(url, { headers, credentials: "same-origin", cache: "no-cache" });
       if (response.status === 200) {
         etag = response.headers.get("ETag");
+        const ticked = new Set(Array.from(element.querySelectorAll("input[name=target]:checked"),
+                                          (box) => box.value));
         element.innerHTML = await response.text();  // server-rendered, escaped by Jinja
+        element.querySelectorAll("input[name=target]").forEach((box) => {
+          box.checked = ticked.has(box.value);
+        });
         element.dispatchEvent(new CustomEvent("live:updated", { bubbles: true }));
         document.body.classList.remove("offline");
       } else if (response.status === 401) {
