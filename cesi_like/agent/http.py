@@ -24,6 +24,10 @@ MAX_BODY = 2 * 1024 * 1024
 
 MAX_HEAD = 64 * 1024
 
+MAX_STREAM_BEHIND = 512 * 1024
+"""Unsent bytes of a stream (`/logtail`) past which its client is disconnected: a follower
+that stops reading costs this much, not everything the program writes meanwhile."""
+
 
 @dataclass
 class Request:
@@ -216,11 +220,16 @@ class _Connection:
         self.writer.write(out)
         await self.writer.drain()
         stream = response.stream
+        transport = self.writer.transport
         try:
+            # no drain() here: a follower that stops reading would hold this loop there while
+            # its stream's queue grows; instead its unsent output is capped and it is cut off
             async for chunk in stream:
                 if chunk:
                     self.writer.write(self.conn.send(h11.Data(data=chunk)) or b"")
-                    await self.writer.drain()
+                    if transport.get_write_buffer_size() > MAX_STREAM_BEHIND:
+                        transport.abort()  # frees the buffer; the client sees the stream end
+                        raise ConnectionAbortedError("the follower fell too far behind")
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:

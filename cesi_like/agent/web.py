@@ -18,8 +18,9 @@ from .xmlrpc import Dispatcher
 TAIL_START = 1024
 """Bytes of history a new follower gets first, as supervisord sends."""
 
-FOLLOWER_BACKLOG = 8 * 1024 * 1024
-"""A follower that falls this far behind is disconnected rather than buffered without bound."""
+FOLLOWER_BACKLOG = 1024 * 1024
+"""A follower whose queue holds this much (its connection's writes are capped too) is
+disconnected rather than buffered without bound."""
 
 
 def _last_bytes(path: str | None, count: int) -> bytes:
@@ -44,7 +45,11 @@ async def follow(
     def listener(data: bytes) -> None:
         nonlocal backlog
         backlog += len(data)
-        queue.put_nowait(data if backlog <= FOLLOWER_BACKLOG else None)
+        if backlog <= FOLLOWER_BACKLOG:
+            queue.put_nowait(data)
+        else:  # the stream ends at the None: stop feeding it
+            listeners.remove(listener)
+            queue.put_nowait(None)
 
     listeners.append(listener)
     try:
@@ -63,7 +68,8 @@ async def follow(
             backlog -= len(data)
             yield data
     finally:
-        listeners.remove(listener)
+        if listener in listeners:
+            listeners.remove(listener)
 
 
 STREAM_HEADERS = [("X-Accel-Buffering", "no")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import os
@@ -12,6 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.procfs import rss_kb
 
 from .conftest import StartDaemon, program, wait_for
 
@@ -83,3 +86,36 @@ def test_a_crash_loop_restarts_once_a_second(start_daemon: StartDaemon) -> None:
     assert all(gap >= 0.9 for gap in gaps[1:]), gaps
     span = (times[-1] - times[1]).total_seconds()
     assert used < 0.05 * span + 0.05, (used, span)  # well under 5% of a core
+
+
+def test_stuck_logtail_readers_are_cut_off(start_daemon: StartDaemon) -> None:
+    """Followers of /logtail that stop reading used to be buffered 8 MB each, and never cut
+    off while their writes waited (20 of them: 21 -> 69 MB). Now a follower more than a
+    little behind is disconnected and its buffer freed; the log itself loses nothing."""
+    daemon = start_daemon(f"[program:noisy]\ncommand={program('noisy.py')} 30000000 1000\n"
+                          "autostart=false\nstartsecs=0\nstdout_logfile=%(here)s/noisy.log\n"
+                          "stdout_logfile_maxbytes=0\n")
+    stuck = []
+    for _ in range(20):
+        reader = socket.socket(socket.AF_UNIX)
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect(str(daemon.sock))
+        reader.sendall(b"GET /logtail/noisy/stdout HTTP/1.1\r\nHost: x\r\n\r\n")
+        stuck.append(reader)
+    try:
+        before = rss_kb(daemon.proc.pid)
+        daemon.rpc().startProcess("noisy")
+        log = daemon.dir / "noisy.log"
+        wait_for(lambda: log.exists() and log.stat().st_size >= 30_000_005,
+                 timeout=60, what="the whole output in the log")
+        grown = rss_kb(daemon.proc.pid) - before
+        assert grown < 15_000, f"the agent grew {grown} kB with 20 stuck followers"
+        for reader in stuck:  # each was disconnected: its stream ends, it is not held open
+            reader.settimeout(10)
+            with contextlib.suppress(ConnectionResetError):
+                while reader.recv(1 << 20):
+                    pass
+    finally:
+        for reader in stuck:
+            reader.close()
+    assert daemon.rpc().getState()["statename"] == "RUNNING"
