@@ -101,7 +101,7 @@ class Agent:
                 self.log.critical(
                     f"Server '{name}' running without any HTTP authentication checking"
                 )
-            server = HttpServer(routes, creds, name, self.log.critical)
+            server = HttpServer(routes, creds, name, self.log)
             await server.start(sock.dup())  # closing a generation keeps the socket
             servers.append(server)
             if sock.family != socket.AF_UNIX:  # tells the real port when port 0 was asked

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -161,7 +162,9 @@ def daemons(tmp_path: Path) -> Iterator[StartDaemon]:
         extra_args: tuple[str, ...] = ("-n",),
         name: str | None = None,
         wait: bool = True,
+        open_files: int | None = None,
     ) -> Daemon:
+        """`open_files`: the daemon's RLIMIT_NOFILE (soft and hard), else the tests' own."""
         directory = tmp_path / (name or f"{kind}{len(started)}")
         directory.mkdir()
         conf = directory / "daemon.conf"
@@ -173,6 +176,8 @@ def daemons(tmp_path: Path) -> Iterator[StartDaemon]:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=directory,
+                preexec_fn=None if open_files is None else lambda: resource.setrlimit(
+                    resource.RLIMIT_NOFILE, (open_files, open_files)),
             )
         daemon = Daemon(kind, directory, conf, proc)
         started.append(daemon)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import http.client
 import re
 import socket
 import xmlrpc.client
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,3 +207,66 @@ def test_logtail_streams_new_output(start_daemon: StartDaemon) -> None:
     assert response.read1(65536) == b"got: second\n"  # then live
     connection.close()
     assert raw(daemon, "GET", "/logtail/nope")[0] == 404
+
+
+def test_a_refused_body_may_still_arrive(start_daemon: StartDaemon) -> None:
+    """A client that sends its head, then its body (http.client does so in two writes), gets
+    the 401 and may still write the body: the connection is half-closed and what arrives is
+    dropped, not reset under the client (a broken pipe instead of the answer)."""
+    daemon = start_daemon(AUTH.format(password="s3cret"), wait=False)
+    wait_for(lambda: daemon.sock.exists())
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(str(daemon.sock))
+        client.sendall(b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"Unauthorized\n"):
+            answer += client.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 401 ")
+        client.sendall(b"x" * 200_000)  # refused, and still no broken pipe
+        assert client.recv(4096) == b""  # then the end of the connection
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def critical(self, message: str) -> None:
+        self.lines.append(message)
+
+    error = warn = info = critical
+
+
+def test_idle_connections_are_closed(tmp_path: Path) -> None:
+    """A connection silent since it connected, or idle since its last answer, is closed
+    after the idle timeout; one whose request is still being answered is not."""
+    from cesi_like.agent.http import HttpServer, Request, Response
+    from cesi_like.agent.listen import bind_unix
+
+    path = str(tmp_path / "s.sock")
+
+    async def handler(request: Request) -> Response:
+        if request.path == "/slow":
+            await asyncio.sleep(1.0)  # longer than the idle timeout
+        return Response(200, b"ok")
+
+    async def answer(reader: asyncio.StreamReader) -> bytes:
+        head = await reader.readuntil(b"\r\n\r\n")
+        return head + await reader.readexactly(2)
+
+    async def scenario() -> None:
+        server = HttpServer(handler, None, "test", _Log(), idle_timeout=0.3)
+        await server.start(bind_unix(path, 0o700, None))
+        silent, _silent = await asyncio.open_unix_connection(path)
+        used, used_writer = await asyncio.open_unix_connection(path)
+        used_writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await answer(used)).endswith(b"ok")
+        slow, slow_writer = await asyncio.open_unix_connection(path)
+        slow_writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await asyncio.wait_for(silent.read(), 2) == b""
+        assert await asyncio.wait_for(used.read(), 2) == b""
+        assert (await asyncio.wait_for(answer(slow), 3)).endswith(b"ok")
+        for writer in (_silent, used_writer, slow_writer):
+            writer.close()
+        await server.close()
+
+    asyncio.run(scenario())
