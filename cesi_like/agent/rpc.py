@@ -176,8 +176,11 @@ class SupervisorNamespace(LogMethods):
         if process.state == ProcessState.UNKNOWN:
             raise RPCError(Fault.FAILED, f"{name} is in an unknown process state")
         process.spawn()
-        self._sup.reap()
-        if process.spawnerr:
+        # supervisord reaps here too, but its child has not even exec'd yet: an exit is only
+        # seen later, and startProcess(name, False) returns True for a program that fails
+        # once started; ours has exec'd (the spawn waits for it), so reaping now would turn
+        # a quick exit into SPAWN_ERROR where supervisord says True
+        if process.spawnerr:  # the spawn itself failed (pipes, fork)
             raise RPCError(Fault.SPAWN_ERROR, name)
         process.transition()
         while wait and process.state != ProcessState.RUNNING:

@@ -103,6 +103,11 @@ CALLS: dict[str, Call] = {
         {"methodName": "supervisor.getProcessInfo", "params": ["nope"]},
         {"methodName": "supervisor.stopProcess", "params": ["idle"]},
         {"methodName": "supervisor.nope", "params": []}]),
+    # last (they leave a program starting): without waiting, what fails before the fork is
+    # a fault and what fails once it runs is not seen (supervisord's reap right after the
+    # fork comes before its child has run)
+    "no file, no wait": lambda rpc: rpc.supervisor.startProcess("missing", False),
+    "dies later, no wait": lambda rpc: rpc.supervisor.startProcess("dies:dies", False),
 }
 
 
@@ -248,3 +253,14 @@ def test_trace_level_logs_each_call_as_supervisord(start_daemon: StartDaemon) ->
         "XML-RPC method supervisor.getState() returned successfully",
         "XML-RPC method called: supervisor.getProcessInfo()",
         "XML-RPC method supervisor.getProcessInfo() returned fault: [10] BAD_NAME: nosuch"]
+
+
+def test_start_without_waiting_ignores_a_quick_exit(start_daemon: StartDaemon) -> None:
+    """supervisord's startProcess(name, False) reaps right after its fork, before the child
+    has run, so a program that exits at once is still "started" (True); the agent's spawn
+    returns once the child has exec'd, and must not reap it there (it answered SPAWN_ERROR).
+    supervisord itself gives SPAWN_ERROR now and then, when its child wins the race."""
+    daemon = start_daemon(PROGRAMS)
+    for _ in range(5):
+        assert daemon.rpc().startProcess("exits", False) is True
+        daemon.wait_state("exits", "EXITED")
