@@ -29,6 +29,10 @@ class RotatingFile:
 
     Writes go straight to the file descriptor (no userspace buffer), so what a program wrote is
     on disk as soon as it was read from the pipe, and a crash of the agent loses nothing.
+
+    A write that fails (a full disk) takes back the line it left unfinished, and the rest of
+    that line is dropped when writing works again: output is lost while the disk is full,
+    but no half line is ever glued to the next one.
     """
 
     def __init__(self, path: str, maxbytes: int = 0, backups: int = 0,
@@ -39,6 +43,8 @@ class RotatingFile:
         self.mode = mode  # for a file it creates (umask applies)
         self._fd = -1
         self._size = 0
+        self._line_start = 0  # the size just after the last newline written
+        self._torn = False  # a failed write lost part of a line: drop up to its newline
         self.open()
 
     def open(self) -> None:
@@ -46,7 +52,7 @@ class RotatingFile:
         self.close()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                            self.mode)
-        self._size = os.fstat(self._fd).st_size
+        self._size = self._line_start = os.fstat(self._fd).st_size
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -58,35 +64,61 @@ class RotatingFile:
         return self._size
 
     def write(self, data: bytes) -> None:
-        """Append `data`, rotating first wherever the next piece would not fit."""
+        """Append `data`, rotating first wherever the next piece would not fit. On OSError
+        the file is left ending with a whole line."""
+        if self._torn:  # the rest of the line a failed write took back
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            data, self._torn = data[end + 1:], False
         if self._fd < 0:
             self.open()
+        try:
+            self._write(data)
+        except OSError:
+            self._take_back_partial_line()
+            self._torn = not data.endswith(b"\n")
+            raise
+
+    def _take_back_partial_line(self) -> None:
+        try:
+            os.ftruncate(self._fd, self._line_start)
+        except OSError:
+            return  # the partial line stays; nothing else can be done about it
+        self._size = self._line_start
+
+    def _write(self, data: bytes) -> None:
         maxbytes = self.maxbytes
-        view = memoryview(data)
-        while view:
+        begin, end = 0, len(data)
+        while begin < end:
             if maxbytes <= 0:
-                self._write_all(view)
+                self._write_all(data, begin, end)
                 return
             room = maxbytes - self._size
-            if len(view) <= room:
-                self._write_all(view)
+            if end - begin <= room:
+                self._write_all(data, begin, end)
                 return
-            cut = bytes(view[:room]).rfind(b"\n") + 1 if room > 0 else 0
+            cut = data.rfind(b"\n", begin, begin + room) + 1 if room > 0 else 0
             if cut == 0 and self._size == 0:
-                cut = room  # one line longer than a whole file: split it hard
+                cut = begin + room  # one line longer than a whole file: split it hard
             if cut:
-                self._write_all(view[:cut])
-                view = view[cut:]
+                self._write_all(data, begin, cut)
+                begin = cut
             self.rotate()
 
-    def _write_all(self, view: memoryview) -> None:
-        while view:
+    def _write_all(self, data: bytes, begin: int, end: int) -> None:
+        """Write `data[begin:end]` whole, noting where its last complete line ends."""
+        view = memoryview(data)
+        while begin < end:
             try:
-                written = os.write(self._fd, view)
+                written = os.write(self._fd, view[begin:end])
             except InterruptedError:
                 continue
+            newline = data.rfind(b"\n", begin, begin + written)
+            if newline >= 0:
+                self._line_start = self._size + newline - begin + 1
             self._size += written
-            view = view[written:]
+            begin += written
 
     def rotate(self) -> None:
         """Shift `path.i` to `path.i+1`, `path` to `path.1`, start an empty `path`."""

@@ -216,3 +216,42 @@ def test_idle_connections_cost_little(start_daemon: StartDaemon, kind: str) -> N
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     # supervisord here: about 1.9 MB held and kept
     assert held < 4000 and kept < 4000, (kind, held, kept)
+
+
+def test_a_full_disk_corrupts_no_line(start_daemon: StartDaemon, tmp_path: Path) -> None:
+    """A write cut short by a full disk left half a line, and the first write after space
+    came back was glued to it (one corrupted line per episode; supervisord had none). Lines
+    are lost while the disk is full, but every line in the file is whole."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode()[:200]}")
+    try:
+        daemon = start_daemon(f"[program:lines]\ncommand={program('lines.py')}\n"
+                              f"startsecs=0\nstdout_logfile={disk}/lines.log\n"
+                              "stdout_logfile_maxbytes=0\n")
+        log = disk / "lines.log"
+        for episode in range(3):
+            grown = log.stat().st_size + 50_000 if log.exists() else 50_000
+            wait_for(lambda g=grown: log.exists() and log.stat().st_size > g,  # type: ignore[misc]
+                     what="the log to grow")
+            filler = disk / f"filler{episode}"
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+            with contextlib.suppress(OSError):
+                while True:  # take every free block: the agent's writes now fail
+                    os.write(fd, b"\0" * 4096)
+            os.close(fd)
+            full_at = log.stat().st_size
+            wait_for(lambda: "cannot write the stdout log" in daemon.log(),
+                     what="the agent to see the full disk")
+            filler.unlink()  # space comes back
+        wait_for(lambda: log.stat().st_size > full_at + 50_000, what="writing again")
+        daemon.rpc().stopProcess("lines")
+        lines = log.read_bytes().split(b"\n")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+    bad = [line for line in lines[:-1] if not re.fullmatch(rb"\d{8} x{90}", line)]
+    assert not bad, bad[:5]
+    assert lines[-1] == b""  # the last line is whole too
