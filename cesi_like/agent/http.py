@@ -401,10 +401,12 @@ class _Connection:
             h11.Response(status_code=response.status, headers=headers, reason=reason)
         ) or b""
         if response.stream is None:
-            if response.body and not head_only:
-                out += self.conn.send(h11.Data(data=response.body)) or b""
-            out += self.conn.send(h11.EndOfMessage()) or b""
-            self.writer.write(out)
+            parts = [out]
+            if response.body and not head_only:  # passed through, not copied by h11
+                parts += self.conn.send_with_data_passthrough(h11.Data(data=response.body)) \
+                    or []
+            parts.append(self.conn.send(h11.EndOfMessage()) or b"")
+            self.writer.write(b"".join(parts))  # one copy of a big answer, not two
             await self.writer.drain()
             return
         self.writer.write(out)

@@ -22,6 +22,7 @@ from .config import Config, find_config, load, search_paths  # noqa: E402
 from .daemon import Agent  # noqa: E402
 from .listen import bind_servers  # noqa: E402
 from .logs import MainLog, RotatingFile  # noqa: E402
+from .memory import give_back_freed_memory  # noqa: E402
 from .supervisor import clear_auto_logs  # noqa: E402
 
 EXIT_BAD_CONFIG = 2
@@ -226,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         log.critical(f"could not write pidfile {server.pidfile}: {exc.strerror}")
     log.info(f"cesi-agentd started with pid {os.getpid()}")
+    give_back_freed_memory()
     try:
         asyncio.run(Agent(config, log, reread, listeners).run())
     finally:
