@@ -223,6 +223,9 @@ class NodeStatus(Base):
     processes: Mapped[str] = mapped_column(Text, default="[]")
     process_count: Mapped[int] = mapped_column(Integer, default=0)
     poll_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # cesi-agentd's change-feed token for `processes`: whoever polls next (a poller, another
+    # console host after a takeover, an action's re-poll) asks what changed since it
+    feed_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ProcessEvent(Base):

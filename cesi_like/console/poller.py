@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..supervisor_rpc.node import NodeAddress, NodeClient, NodeError, Snapshot, Unchanged
-from .models import Lease, Node, utcnow
+from .models import Lease, Node, NodeStatus, utcnow
 from .services import history
 from .services.alerts import Alerter
 from .services.fleet import address, store_poll
@@ -124,6 +124,7 @@ class _Result:
     outcome: Snapshot | Unchanged | NodeError
     finished: datetime.datetime
     milliseconds: int
+    asked: str = ""  # the change-feed token the poll sent
 
 
 class Poller:
@@ -224,13 +225,17 @@ class Poller:
             query = query.where((Node.id % SHARDS).in_(sorted(self.held)))
         with self.sessions() as db:
             fresh = {node.id: address(node) for node in db.scalars(query)}
+            new = [node_id for node_id in fresh if node_id not in self._nodes]
+            # a node new to this poller (a start, a takeover) goes on from the stored token
+            tokens = dict(db.execute(select(NodeStatus.node_id, NodeStatus.feed_token).where(
+                NodeStatus.feed_token.is_not(None))).tuples().all()) if new else {}
         for node_id in list(self._nodes):
             if node_id not in fresh:
                 del self._nodes[node_id]
         for node_id, where in fresh.items():
             schedule = self._nodes.get(node_id)
             if schedule is None:
-                self._nodes[node_id] = _Schedule(where)
+                self._nodes[node_id] = _Schedule(where, token=tokens.get(node_id) or "")
             elif schedule.address != where:  # edited by an admin: poll the new address now
                 schedule.address, schedule.due, schedule.failures = where, 0.0, 0
                 schedule.forget_feed()
@@ -262,18 +267,18 @@ class Poller:
         return done
 
     def _poll(self, node_id: int, schedule: _Schedule) -> _Result:
-        where = schedule.address
+        where, asked = schedule.address, schedule.token
         began = time.monotonic()
         outcome: Snapshot | Unchanged | NodeError | None = None
         try:
             if schedule.feed is not False:
-                outcome = self.client.changes(where, schedule.token)
+                outcome = self.client.changes(where, asked)
             if outcome is None:
                 outcome = self.client.snapshot(where)
         except NodeError as exc:
             outcome = exc
         elapsed = int((time.monotonic() - began) * 1000)
-        return _Result(node_id, where.name, outcome, utcnow(), elapsed)
+        return _Result(node_id, where.name, outcome, utcnow(), elapsed, asked)
 
     def _write(self) -> None:
         batch: list[_Result] = []
@@ -347,7 +352,7 @@ def _store(sessions: sessionmaker[Session], batch: list[_Result],
             if result.node_id not in alive:
                 continue
             stored = store_poll(db, result.node_id, result.name, result.outcome,
-                                result.finished, result.milliseconds)
+                                result.finished, result.milliseconds, result.asked)
             if stored is None:
                 renew.add(result.node_id)
             else:

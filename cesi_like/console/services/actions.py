@@ -24,10 +24,11 @@ from ...supervisor_rpc.node import (
     NodeError,
     NodeState,
     Snapshot,
+    Unchanged,
     fault_state,
 )
 from ...supervisor_rpc.states import Fault
-from ..models import Node, Role, utcnow
+from ..models import Node, NodeStatus, Role, utcnow
 from . import Conflict, Forbidden, Invalid, NodeFailed, NotFound
 from .activity import Actor, Result, record
 from .fleet import address, store_poll
@@ -139,16 +140,34 @@ def _unrecorded(*_args: Any, **_kwargs: Any) -> None:
 
 
 def refresh(db: Session, client: NodeClient, node: Node,
-            known: Snapshot | NodeError | None = None) -> Snapshot | NodeError:
-    """Poll `node` now (unless the caller just did: `known`) and store it; the poller would,
-    but the user is looking right now."""
+            known: NodeError | None = None) -> Snapshot | Unchanged | NodeError:
+    """Poll `node` now (unless the caller just found it failing: `known`) and store it; the
+    poller would, but the user is looking right now. A cesi-agentd is asked for its changes
+    since the stored snapshot, so the action's own state changes are recorded as it made
+    them (and the poller's next answer does not count them again)."""
     began = time.monotonic()
-    result = known
-    if result is None:
-        try:
-            result = client.snapshot(address(node))
-        except NodeError as exc:
-            result = exc
+    status = db.get(NodeStatus, node.id)
+    asked = (status.feed_token if status is not None else None) or ""
+    result: Snapshot | Unchanged | NodeError | None = known
+    try:
+        if result is None:
+            result = client.changes(address(node), asked) or client.snapshot(address(node))
+    except NodeError as exc:
+        result = exc
+    elapsed = int((time.monotonic() - began) * 1000)
+    if store_poll(db, node.id, node.name, result, utcnow(), elapsed, asked) is None:
+        return refresh_in_full(db, client, node)
+    return result
+
+
+def refresh_in_full(db: Session, client: NodeClient, node: Node) -> Snapshot | NodeError:
+    """Poll `node` with a whole snapshot and store it."""
+    began = time.monotonic()
+    result: Snapshot | NodeError
+    try:
+        result = client.snapshot(address(node))
+    except NodeError as exc:
+        result = exc
     store_poll(db, node.id, node.name, result, utcnow(), int((time.monotonic() - began) * 1000))
     return result
 

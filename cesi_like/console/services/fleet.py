@@ -38,11 +38,15 @@ def address(node: Node) -> NodeAddress:
 
 def store_poll(db: Session, node_id: int, node_name: str,
                result: Snapshot | Unchanged | NodeError, finished: datetime.datetime,
-               poll_ms: int | None = None) -> list[ProcessEvent] | None:
-    """Write one poll's outcome and the state changes it shows (not committed). None when
-    `result` is Unchanged but there is no stored snapshot to renew: poll that node in full."""
+               poll_ms: int | None = None, asked: str = "") -> list[ProcessEvent] | None:
+    """Write one poll's outcome and the state changes it shows (not committed). `asked`:
+    the change-feed token the poll sent; the node's list of changes since it is used only
+    if the stored snapshot is the one that token stands for (an action's re-poll may have
+    stored a newer one meanwhile, whose changes the list repeats). None when `result` is
+    Unchanged but the stored snapshot is not the one it renews: poll that node in full."""
     status = db.get(NodeStatus, node_id)
-    if isinstance(result, Unchanged) and (status is None or status.last_ok is None):
+    if isinstance(result, Unchanged) and (status is None or status.last_ok is None
+                                          or status.feed_token != result.token):
         return None
     state = result.state if isinstance(result, NodeError) else NodeState.ONLINE
     reason = result.reason if isinstance(result, NodeError) else ""
@@ -61,19 +65,23 @@ def store_poll(db: Session, node_id: int, node_name: str,
     status.poll_ms = poll_ms
     if isinstance(result, NodeError):
         status.reason = result.reason  # the last good processes stay, shown as stale
+        status.feed_token = None
         return []
     events: list[ProcessEvent] = []
     if isinstance(result, Snapshot):
         processes = [{key: getattr(info, key) for key in PROCESS_KEYS}
                      for info in result.processes]
+        listed = result.transitions is not None and bool(asked) \
+            and status.feed_token == asked
         events = _changes(node_name, json.loads(status.processes), processes, finished,
-                          result.transitions is None)
-        if result.transitions is not None:  # what happened between the polls, as it did
+                          not listed)
+        if listed:  # what happened between the polls, as it did
             events += _transitions(node_name, result, finished)
         db.add_all(events)
     else:
         processes = _renewed(json.loads(status.processes), result.now)
     status.reason = ""
+    status.feed_token = result.token or None
     status.last_ok = finished
     status.version = result.version
     status.supervisor_state = result.supervisor_state

@@ -19,7 +19,7 @@ from ..models import Environment, Node, Role
 from ..node_secrets import NodeSecrets
 from ..settings import node_url
 from . import Conflict, Forbidden, Invalid, NotFound, validate
-from .actions import refresh
+from .actions import refresh_in_full
 from .activity import Actor, Result, record
 
 NODE_FIELDS = {"name", "url", "host", "port", "username", "password", "notes", "ca_file",
@@ -107,7 +107,7 @@ def create_node(db: Session, client: NodeClient | None, secrets: NodeSecrets, ac
     record(db, actor, "node.create", node.name, detail=node.url)
     db.flush()
     if client is not None:
-        refresh(db, client, node)  # its state at once, not at the next poll
+        refresh_in_full(db, client, node)  # its state at once, not at the next poll
     return node
 
 
@@ -118,7 +118,7 @@ def update_node(db: Session, client: NodeClient | None, secrets: NodeSecrets, ac
     _apply_node(db, node, fields, creating=False, secrets=secrets)
     record(db, actor, "node.update", node.name, detail=node.url)
     if client is not None and node.enabled:
-        refresh(db, client, node)
+        refresh_in_full(db, client, node)
     return node
 
 
@@ -132,7 +132,7 @@ def test_node(db: Session, client: NodeClient, actor: Actor, node: Node
               ) -> Snapshot | NodeError:
     """Poll the node now and record what came back."""
     _admin(db, actor, "node.test", node.name)
-    found = refresh(db, client, node)
+    found = refresh_in_full(db, client, node)
     if isinstance(found, NodeError):
         record(db, actor, "node.test", node.name, Result.FAILED,
                f"{found.state} {found.reason}")
