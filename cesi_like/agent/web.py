@@ -1,4 +1,5 @@
-"""The agent's HTTP routes: `/RPC2` (XML-RPC), `/logtail/...` and `/mainlogtail` (streams).
+"""The agent's HTTP routes: `/RPC2` (XML-RPC), `/logtail/...` and `/mainlogtail` (streams),
+and the status page (`webui.py`).
 
 Streams follow the writer, not the file: a follower subscribes to the channel and gets each
 chunk as it is captured, so rotation and truncation never lose or repeat a byte for it.
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 from .http import Request, Response
 from .supervisor import Supervisor
+from .webui import WebUI
 from .xmlrpc import Dispatcher
 
 TAIL_START = 1024
@@ -82,6 +84,7 @@ class Routes:
     def __init__(self, supervisor: Supervisor, dispatcher: Dispatcher) -> None:
         self.supervisor = supervisor
         self.dispatcher = dispatcher
+        self.page = WebUI(dispatcher.methods)
 
     async def __call__(self, request: Request) -> Response:
         path = urllib.parse.urlsplit(request.path).path
@@ -94,7 +97,8 @@ class Routes:
             return self._logtail(request, path[len("/logtail/"):])
         if path == "/mainlogtail":
             return self._mainlogtail(request)
-        return Response(404, b"Not Found\n")
+        page = await self.page(request, path)
+        return page if page is not None else Response(404, b"Not Found\n")
 
     def _logtail(self, request: Request, rest: str) -> Response:
         if request.method != "GET":
