@@ -1,4 +1,5 @@
-"""One running agent: a Supervisor generation plus its HTTP servers and signal handling.
+"""The daemon: becoming its user, lifting its limits, going into the background, and then one
+running agent: a Supervisor generation plus its HTTP servers and signal handling.
 
 A restart (SIGHUP or `supervisor.restart`) ends the generation after an orderly stop and begins a
 new one from a freshly read config. If that config is broken, the old one is kept and the error
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import socket
 from collections.abc import Callable
@@ -16,13 +18,71 @@ from typing import TYPE_CHECKING
 
 from ..inifile import ConfigError
 from ..supervisor_rpc.states import SupervisorState
+from . import datatypes as dt
 from .config import Config
-from .listen import Listeners, bind_servers
 from .logs import MainLog
 from .supervisor import Supervisor
+from .web.listen import Listeners, bind_servers
 
 if TYPE_CHECKING:
-    from .http import HttpServer
+    from .web.server import HttpServer
+
+
+def raise_limits(minfds: int, minprocs: int, processes: int) -> str | None:
+    """Lift the fd and process limits to what the config needs; an error message if we can't."""
+    wanted_fds = max(minfds, 8 * processes + 64)
+    for name, limit, wanted, needed in (
+        ("file descriptors", resource.RLIMIT_NOFILE, wanted_fds, minfds),
+        ("processes", resource.RLIMIT_NPROC, minprocs, minprocs),
+    ):
+        soft, hard = resource.getrlimit(limit)
+        if soft == resource.RLIM_INFINITY or soft >= wanted:
+            continue
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(limit, (target, hard))
+        except (ValueError, OSError):
+            target = soft
+        if target < needed:
+            return (
+                f"The minimum number of {name} required to run this process is {needed} as per "
+                f"the config file setting. The current environment will only allow {target}. "
+                "Raise the limit in your environment or lower the setting in the config file."
+            )
+    return None
+
+
+def drop_privileges(user: str | None) -> str | None:
+    """Become `user` when running as root; the reason as text when that is impossible."""
+    if user is None:
+        return None
+    try:
+        uid, gid = dt.user_to_uid(user)
+    except ValueError as exc:
+        return str(exc)
+    if os.getuid() == uid:
+        return None
+    if os.getuid() != 0:
+        return "Can't drop privilege as nonroot user"
+    import pwd
+
+    os.initgroups(pwd.getpwuid(uid).pw_name, gid)
+    os.setgid(gid)
+    os.setuid(uid)
+    return None
+
+
+def daemonize(directory: str | None) -> None:
+    """Fork into the background: the parent exits, the child leads a new session."""
+    if os.fork():
+        os._exit(0)
+    if directory:
+        os.chdir(directory)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    os.setsid()
 
 
 class Agent:
@@ -83,11 +143,11 @@ class Agent:
 
     async def _start_servers(self, supervisor: Supervisor) -> list[HttpServer]:
         # imported here, after the programs are spawned: see run()
-        from .http import HttpServer
-        from .rpc import SupervisorNamespace
-        from .rpc_cesi import CesiNamespace
-        from .web import Routes
-        from .xmlrpc import Dispatcher
+        from .rpc.cesi import CesiNamespace
+        from .rpc.dispatch import Dispatcher
+        from .rpc.namespace import SupervisorNamespace
+        from .web.routes import Routes
+        from .web.server import HttpServer
 
         dispatcher = Dispatcher(self.log)
         processes = SupervisorNamespace(supervisor, self.reread)

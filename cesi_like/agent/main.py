@@ -11,7 +11,6 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import dataclasses  # noqa: E402
 import os  # noqa: E402
-import resource  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -19,11 +18,11 @@ from .. import __version__  # noqa: E402
 from ..inifile import ConfigError  # noqa: E402
 from . import datatypes as dt  # noqa: E402
 from .config import Config, find_config, load, search_paths  # noqa: E402
-from .daemon import Agent  # noqa: E402
-from .listen import bind_servers  # noqa: E402
+from .daemon import Agent, daemonize, drop_privileges, raise_limits  # noqa: E402
 from .logs import MainLog, RotatingFile  # noqa: E402
 from .memory import give_back_freed_memory  # noqa: E402
 from .supervisor import clear_auto_logs  # noqa: E402
+from .web.listen import bind_servers  # noqa: E402
 
 EXIT_BAD_CONFIG = 2
 
@@ -98,63 +97,6 @@ def sample_config() -> str:
     from importlib import resources
 
     return resources.files("cesi_like.agent").joinpath("sample.conf").read_text("utf-8")
-
-
-def raise_limits(minfds: int, minprocs: int, processes: int) -> str | None:
-    """Lift the fd and process limits to what the config needs; an error message if we can't."""
-    wanted_fds = max(minfds, 8 * processes + 64)
-    for name, limit, wanted, needed in (
-        ("file descriptors", resource.RLIMIT_NOFILE, wanted_fds, minfds),
-        ("processes", resource.RLIMIT_NPROC, minprocs, minprocs),
-    ):
-        soft, hard = resource.getrlimit(limit)
-        if soft == resource.RLIM_INFINITY or soft >= wanted:
-            continue
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        try:
-            resource.setrlimit(limit, (target, hard))
-        except (ValueError, OSError):
-            target = soft
-        if target < needed:
-            return (
-                f"The minimum number of {name} required to run this process is {needed} as per "
-                f"the config file setting. The current environment will only allow {target}. "
-                "Raise the limit in your environment or lower the setting in the config file."
-            )
-    return None
-
-
-def drop_privileges(user: str | None) -> str | None:
-    """Become `user` when running as root; the reason as text when that is impossible."""
-    if user is None:
-        return None
-    try:
-        uid, gid = dt.user_to_uid(user)
-    except ValueError as exc:
-        return str(exc)
-    if os.getuid() == uid:
-        return None
-    if os.getuid() != 0:
-        return "Can't drop privilege as nonroot user"
-    import pwd
-
-    os.initgroups(pwd.getpwuid(uid).pw_name, gid)
-    os.setgid(gid)
-    os.setuid(uid)
-    return None
-
-
-def daemonize(directory: str | None) -> None:
-    """Fork into the background: the parent exits, the child leads a new session."""
-    if os.fork():
-        os._exit(0)
-    if directory:
-        os.chdir(directory)
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-    os.setsid()
 
 
 def make_log(config: Config) -> MainLog:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cesi_like.agent.xmlrpc import dump_response
+from cesi_like.agent.rpc.dispatch import dump_response
 from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
 
 from .conftest import Daemon, StartDaemon, program, wait_for
@@ -239,8 +239,8 @@ class _Log:
 def test_idle_connections_are_closed(tmp_path: Path) -> None:
     """A connection silent since it connected, or idle since its last answer, is closed
     after the idle timeout; one whose request is still being answered is not."""
-    from cesi_like.agent.http import HttpServer, Request, Response
-    from cesi_like.agent.listen import bind_unix
+    from cesi_like.agent.web.listen import bind_unix
+    from cesi_like.agent.web.server import HttpServer, Request, Response
 
     path = str(tmp_path / "s.sock")
 

@@ -10,9 +10,9 @@ import xmlrpc.client
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ..supervisor_rpc.states import Fault
-from ..supervisor_rpc.xmlrpc_client import server_proxy
-from .config import CtlConfig
+from ...supervisor_rpc.states import Fault
+from ...supervisor_rpc.xmlrpc_client import server_proxy
+from ..config import CtlConfig
 
 # supervisorctl's exit statuses (LSB init-script conventions)
 SUCCESS, GENERIC, INVALID_ARGS, UNIMPLEMENTED, NO_PRIVILEGE, NOT_INSTALLED, NOT_RUNNING = (
@@ -84,7 +84,8 @@ HELP = {
 
 
 class CommandBase(cmd.Cmd):
-    """State and helpers of the interpreter; the commands live in mixins (ctl_*.py)."""
+    """State and helpers of the interpreter; the commands live in mixins (`processes`,
+    `logs`, `groups`)."""
 
     def __init__(self, options: CtlConfig, interactive: bool, stdout: TextIO | None = None):
         super().__init__(stdout=stdout)

@@ -10,7 +10,7 @@ import socket
 import stat
 from dataclasses import dataclass
 
-from .config import Config
+from ..config import Config
 
 
 @dataclass(frozen=True)

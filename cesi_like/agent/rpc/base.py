@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..supervisor_rpc.states import Fault, SupervisorState
-from .config import Config
-from .groups import ProcessGroup
-from .process import Process
-from .supervisor import Supervisor
-from .xmlrpc import RPCError
+from ...supervisor_rpc.states import Fault, SupervisorState
+from ..config import Config
+from ..groups import ProcessGroup
+from ..process import Process
+from ..supervisor import Supervisor
+from .dispatch import RPCError
 
 MAX_INT = 2**31 - 1
 

@@ -15,10 +15,10 @@ import xmlrpc.client
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..supervisor_rpc.states import Fault
-from ..supervisor_rpc.wire import parse_request
-from .loglevel import LogLevel
-from .logs import MainLog
+from ...supervisor_rpc.states import Fault
+from ...supervisor_rpc.wire import parse_request
+from ..loglevel import LogLevel
+from ..logs import MainLog
 
 Method = Callable[..., Awaitable[Any]]
 

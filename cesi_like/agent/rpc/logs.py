@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..supervisor_rpc.states import Fault
-from .logs import BadArguments, read_range, tail
-from .rpc_base import NamespaceBase, Result, text
-from .xmlrpc import RPCError
+from ...supervisor_rpc.states import Fault
+from ..logs import BadArguments, read_range, tail
+from .base import NamespaceBase, Result, text
+from .dispatch import RPCError
 
 
 class LogMethods(NamespaceBase):

@@ -1,5 +1,5 @@
 """The agent's HTTP routes: `/RPC2` (XML-RPC), `/logtail/...` and `/mainlogtail` (streams),
-and the status page (`webui.py`).
+and the status page (`page.py`).
 
 Streams follow the writer, not the file: a follower subscribes to the channel and gets each
 chunk as it is captured, so rotation and truncation never lose or repeat a byte for it.
@@ -12,10 +12,10 @@ import os
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 
-from .http import Request, Response
-from .supervisor import Supervisor
-from .webui import WebUI
-from .xmlrpc import Dispatcher
+from ..rpc.dispatch import Dispatcher
+from ..supervisor import Supervisor
+from .page import WebUI
+from .server import Request, Response
 
 TAIL_START = 1024
 """Bytes of history a new follower gets first, as supervisord sends."""

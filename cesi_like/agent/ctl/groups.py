@@ -6,8 +6,8 @@ from __future__ import annotations
 import errno
 import xmlrpc.client
 
-from ..supervisor_rpc.states import Fault
-from .ctl_base import GENERIC, CommandBase, make_namespec
+from ...supervisor_rpc.states import Fault
+from .base import GENERIC, CommandBase, make_namespec
 
 
 class ConfigCommands(CommandBase):

@@ -14,11 +14,11 @@ import secrets
 import time
 from typing import Any
 
-from ..supervisor_rpc.states import Fault
-from . import procstats
-from .rpc import SUPERVISOR_VERSION, SupervisorNamespace
-from .supervisor import Supervisor
-from .xmlrpc import RPCError
+from ...supervisor_rpc.states import Fault
+from .. import procstats
+from ..supervisor import Supervisor
+from .dispatch import RPCError
+from .namespace import SUPERVISOR_VERSION, SupervisorNamespace
 
 MAX_TOKEN = 64
 

@@ -19,10 +19,10 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..supervisor_rpc.states import Fault, ProcessState
-from .http import Request, Response
-from .rpc import SUPERVISOR_VERSION
-from .xmlrpc import RPCError
+from ...supervisor_rpc.states import Fault, ProcessState
+from ..rpc.dispatch import RPCError
+from ..rpc.namespace import SUPERVISOR_VERSION
+from .server import Request, Response
 
 Call = Callable[..., Awaitable[Any]]
 

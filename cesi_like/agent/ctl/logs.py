@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import xmlrpc.client
 
-from ..supervisor_rpc.states import Fault, ProcessState
-from . import ctl_stream
-from .ctl_base import GENERIC, CommandBase
+from ...supervisor_rpc.states import Fault, ProcessState
+from . import stream
+from .base import GENERIC, CommandBase
 
 
 class LogCommands(CommandBase):
@@ -89,7 +89,7 @@ class LogCommands(CommandBase):
         """Stream a /logtail or /mainlogtail URL until Ctrl-C."""
         self.output("==> Press Ctrl-C to exit <==")
         try:
-            ctl_stream.copy_stream(self.options, path, self.out)
+            stream.copy_stream(self.options, path, self.out)
         except KeyboardInterrupt:
             self.output("")
 
@@ -118,5 +118,5 @@ class LogCommands(CommandBase):
             self.exitstatus = GENERIC
             return
         self.output("==> Press Ctrl-C to exit <==")
-        self.output(ctl_stream.foreground(self.options, self.supervisor, name, self.out))
+        self.output(stream.foreground(self.options, self.supervisor, name, self.out))
 

@@ -2,7 +2,7 @@
 
 It talks XML-RPC to cesi-agentd or to any supervisord 3.x/4.x. Outputs and exit statuses are
 supervisorctl 4.3's (the test suite replays one session through both clients and compares);
-help texts are our own. The commands live in ctl_process, ctl_logs and ctl_config.
+help texts are our own. The commands live in processes, logs and groups.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..inifile import ConfigError
-from .config import CtlConfig, find_config, load_ctl
-from .ctl_base import GENERIC, INVALID_ARGS, SUCCESS
-from .ctl_config import ConfigCommands
-from .ctl_logs import LogCommands
-from .ctl_process import ProcessCommands
+from ...inifile import ConfigError
+from ..config import CtlConfig, find_config, load_ctl
+from .base import GENERIC, INVALID_ARGS, SUCCESS
+from .groups import ConfigCommands
+from .logs import LogCommands
+from .processes import ProcessCommands
 
 
 class Controller(ProcessCommands, LogCommands, ConfigCommands):
@@ -103,10 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return SUCCESS
 
 
-if __name__ == "__main__":
+def run() -> int:
+    """The `cesi-agentctl` script: `main`, with a closed pipe (`| head`) or a timeout as
+    supervisorctl's plain error status instead of a traceback."""
     try:
-        sys.exit(main())
-    except BrokenPipeError:
-        sys.exit(GENERIC)
-    except TimeoutError:
-        sys.exit(GENERIC)
+        return main()
+    except (BrokenPipeError, TimeoutError):
+        return GENERIC

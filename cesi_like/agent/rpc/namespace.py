@@ -10,8 +10,8 @@ import os
 import time
 from typing import Any
 
-from ..inifile import ConfigError
-from ..supervisor_rpc.states import (
+from ...inifile import ConfigError
+from ...supervisor_rpc.states import (
     RUNNING_STATES,
     SIGNALLABLE_STATES,
     STOPPED_STATES,
@@ -19,13 +19,13 @@ from ..supervisor_rpc.states import (
     ProcessState,
     SupervisorState,
 )
-from .config import AUTO
-from .datatypes import signal_number
-from .process import Process
-from .rpc_base import Result, capped
-from .rpc_logs import LogMethods
-from .spawn import NotFound, SpawnError
-from .xmlrpc import RPCError
+from ..config import AUTO
+from ..datatypes import signal_number
+from ..process import Process
+from ..spawn import NotFound, SpawnError
+from .base import Result, capped
+from .dispatch import RPCError
+from .logs import LogMethods
 
 API_VERSION = "3.0"
 SUPERVISOR_VERSION = "4.3.0"

@@ -12,9 +12,9 @@ import threading
 import xmlrpc.client
 from typing import Any, TextIO
 
-from ..supervisor_rpc.states import Fault, ProcessState
-from ..supervisor_rpc.xmlrpc_client import UnixHTTPConnection
-from .config import CtlConfig
+from ...supervisor_rpc.states import Fault, ProcessState
+from ...supervisor_rpc.xmlrpc_client import UnixHTTPConnection
+from ..config import CtlConfig
 
 
 def _connect(options: CtlConfig) -> http.client.HTTPConnection:

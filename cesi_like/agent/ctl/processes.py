@@ -7,8 +7,8 @@ import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
 
-from ..supervisor_rpc.states import STOPPED_STATES, Fault
-from .ctl_base import (
+from ...supervisor_rpc.states import STOPPED_STATES, Fault
+from .base import (
     CLEAR_ERRORS,
     GENERIC,
     INVALID_ARGS,
