@@ -28,6 +28,26 @@ class TimerHandle(Protocol):
 
 MIN_RESTART_INTERVAL = 1.0  # seconds: a crash loop's automatic restarts come this far apart
 
+_S = ProcessState
+TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
+    # supervisord 4.3's, as its _assertInState calls guard them
+    _S.STOPPED: frozenset({_S.STARTING}),
+    _S.STARTING: frozenset({_S.RUNNING, _S.BACKOFF, _S.STOPPING, _S.UNKNOWN}),
+    _S.RUNNING: frozenset({_S.STOPPING, _S.EXITED, _S.UNKNOWN}),
+    _S.BACKOFF: frozenset({_S.STARTING, _S.FATAL, _S.STOPPED}),
+    _S.STOPPING: frozenset({_S.STOPPED, _S.UNKNOWN}),
+    _S.EXITED: frozenset({_S.STARTING}),
+    _S.FATAL: frozenset({_S.STARTING}),
+    # a child whose signal failed still exits some day: supervisord's finish() asserts there
+    # (and leaves the process UNKNOWN for good); we record how it ended
+    _S.UNKNOWN: frozenset({_S.STOPPED, _S.EXITED}),
+}
+"""Every change a process may make, from each state; any other is a bug, refused."""
+
+
+class InvalidTransition(RuntimeError):
+    """A change the state machine does not allow (the state is left as it was)."""
+
 
 class ProcessHost(Protocol):
     """What a Process needs from its daemon."""
@@ -117,6 +137,9 @@ class Process:
         old = self.state
         if new == old:
             return
+        if new not in TRANSITIONS[old]:
+            raise InvalidTransition(f"{self.namespec}: {old.name} -> {new.name} is not a "
+                                    "change Supervisor makes")
         self.state = new
         if new == ProcessState.BACKOFF:
             self.backoff += 1
