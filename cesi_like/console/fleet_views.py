@@ -4,7 +4,6 @@ parts re-fetch their fragment (`X-Fragment`) with an ETag, so an unchanged table
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from flask import (
@@ -24,6 +23,7 @@ from . import db as database
 from .activity import actor
 from .api_fleet import views as snapshot_views
 from .forms import ConfirmForm
+from .fragments import live_page
 from .models import ActivityLog, Environment, Role
 from .security import safe_next
 from .services import Invalid, ServiceError, actions, bulk, config_updates, history, logs
@@ -44,17 +44,6 @@ SORTS = {
 
 def _user() -> Any:
     return actor().user
-
-
-def _page(template: str, fragment: str, **context: Any) -> Response:
-    """The whole page, or for a live refresh only its fragment, as a conditional response."""
-    if request.headers.get("X-Fragment"):
-        html = render_template(fragment, **context)
-        response = make_response(html)
-        response.set_etag(hashlib.sha256(html.encode()).hexdigest()[:32])
-        response.headers["Cache-Control"] = "no-cache"
-        return response.make_conditional(request)
-    return make_response(render_template(template, fragment=fragment, **context))
 
 
 def _common() -> dict[str, Any]:
@@ -82,7 +71,7 @@ def dashboard() -> Response:
         activity = list(db.scalars(select(ActivityLog).order_by(
             ActivityLog.time.desc(), ActivityLog.id.desc()).limit(8)))
     down = [v for v in views if v.state not in ("online", "disabled")]
-    return _page("fleet/dashboard.html", "fleet/_dashboard.html", views=views, totals=totals,
+    return live_page("fleet/dashboard.html", "fleet/_dashboard.html", views=views, totals=totals,
                  environments=environments, down=down, activity=activity, **_common())
 
 
@@ -102,7 +91,7 @@ def node(name: str) -> Response:
     view = snapshot_views(db, [found])[0]
     changes = snapshot.state_changes(db, found.name, limit=20)
     reachability = history.node_reachability(db, found.name, view.state, view.since)
-    return _page("fleet/node.html", "fleet/_node.html", view=view, changes=changes,
+    return live_page("fleet/node.html", "fleet/_node.html", view=view, changes=changes,
                  reachability=reachability, **_common())
 
 
@@ -163,7 +152,7 @@ def processes() -> Response:
     pages = max(1, (len(rows) + PAGE_SIZE - 1) // PAGE_SIZE)
     page = min(max(1, args.get("page", 1, type=int) or 1), pages)
     environments = sorted({env.name for n in visible for env in n.environments})
-    return _page("fleet/processes.html", "fleet/_processes.html",
+    return live_page("fleet/processes.html", "fleet/_processes.html",
                  rows=rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE], total=len(rows),
                  page=page, pages=pages, sort=sort, filters=where,
                  node_names=[n.name for n in visible], environments=environments,
@@ -216,7 +205,7 @@ def group(group: str) -> Response:
     views = [v for v in snapshot_views(db, snapshot.visible(db, _user()))
              if any(p["group"] == group for p in v.processes)]
     rows = snapshot.processes(views, where)
-    return _page("fleet/group.html", "fleet/_group.html", group=group, views=views, rows=rows,
+    return live_page("fleet/group.html", "fleet/_group.html", group=group, views=views, rows=rows,
                  **_common())
 
 
@@ -230,7 +219,7 @@ def process(name: str, spec: str) -> Response:
                  if p["group"] == target.group and p["name"] == target.name), None)
     changes = snapshot.state_changes(db, found.name, target.group, target.name, limit=30)
     counts = history.process_counts(db, found.name, target.group or "", target.name or "")
-    return _page("fleet/process.html", "fleet/_process.html", view=view, info=info,
+    return live_page("fleet/process.html", "fleet/_process.html", view=view, info=info,
                  spec=target.spec, changes=changes, counts=counts, signals=SIGNALS,
                  **_common())
 

@@ -13,8 +13,8 @@ from wtforms.fields.choices import SelectChoice
 
 from . import db as database
 from .activity import actor
-from .fleet_views import _page
 from .forms import ConfirmForm, RolloutForm
+from .fragments import live_page
 from .models import Environment, Role, User
 from .services import ServiceError, jobs, rollouts
 
@@ -59,14 +59,14 @@ def new_rollout() -> Response | str:
 @bp.get("/jobs")
 def index() -> Response:
     listed = jobs.listed(database.session(), _user())
-    return _page("jobs/index.html", "jobs/_index.html", jobs=listed,
+    return live_page("jobs/index.html", "jobs/_index.html", jobs=listed,
                  interval=_interval(), may_act=_user().has_role(Role.OPERATOR))
 
 
 @bp.get("/jobs/<int:job_id>")
 def show(job_id: int) -> Response:
     job = jobs.get(database.session(), _user(), job_id)
-    return _page("jobs/show.html", "jobs/_show.html", job=job, steps=json.loads(job.steps),
+    return live_page("jobs/show.html", "jobs/_show.html", job=job, steps=json.loads(job.steps),
                  spec=json.loads(job.spec), finished=jobs.JobState(job.state).finished,
                  confirm=ConfirmForm(), interval=_interval(),
                  may_act=_user().has_role(Role.OPERATOR))

@@ -191,9 +191,10 @@ def test_a_claimed_job_is_not_run_twice(rollout_app: Flask) -> None:
 @pytest.mark.parametrize(("body", "status", "error"), [
     ({"group": "nosuch"}, 400, "runs a group 'nosuch'"),
     ({"environment": "staging"}, 404, "no environment"),
-    ({"batch_size": 0}, 400, "batch_size: a number from 1 to 100"),
+    ({"batch_size": 0}, 400, "batch_size must be from 1 to 100"),
     ({"batch_size": True}, 400, "batch_size"),
-    ({"pause": "soon"}, 400, "pause: a number"),
+    ({"pause": "soon"}, 400, "pause must be a number"),
+    ({"pause": float("nan")}, 400, "pause must be from 0 to"),
     ({"pause": float("inf")}, 400, "pause"),
     ({"keep_going": "yes"}, 400, "keep_going"),
     ({"group": "*"}, 400, "group"),

@@ -91,10 +91,12 @@ def fault_text(fault: xmlrpc.client.Fault) -> str:
 
 def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec: str,
             action: str, signal: str | None = None, wait_seconds: float = 60.0,
-            recorded: bool = True) -> Outcome:
+            recorded: bool = True, repoll: bool = True) -> Outcome:
     """Run `action` on `spec` of `node_name` for `actor`; records it (unless a bulk action
-    records all its targets in one entry: `recorded=False`) and re-polls the node. Raises
-    ServiceError subclasses for what the rules refuse and NodeFailed for a dead node."""
+    records all its targets in one entry: `recorded=False`) and re-polls the node (unless
+    the poller's next round is soon enough: `repoll=False`, for a bulk action on many nodes,
+    whose re-polls would each be a write). Raises ServiceError subclasses for what the rules
+    refuse and NodeFailed for a dead node."""
     node = node_for(db, actor, node_name)
     where = f"{node.name}/{spec}"
     note = record if recorded else _unrecorded
@@ -124,13 +126,15 @@ def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec:
             raise NodeError(NodeState.ERROR, str(bad)) from None
     except NodeError as exc:
         note(db, actor, f"process.{action}", where, Result.FAILED, f"{exc.state}: {exc.reason}")
-        refresh(db, client, node, exc)
+        if repoll:
+            refresh(db, client, node, exc)
         db.commit()
         raise NodeFailed(f"node {node.name} is {exc.state}: {exc.reason}") from None
     detail = "; ".join(f"{r['name']}: {r['error']}" for r in outcome.results if not r["ok"])
     note(db, actor, f"process.{action}" + (f" {signal}" if signal else ""), where,
          Result.OK if outcome.ok else Result.FAILED, detail)
-    refresh(db, client, node)
+    if repoll:
+        refresh(db, client, node)
     db.commit()
     return outcome
 

@@ -103,10 +103,7 @@ def create_rule(db: Session, actor: Actor, fields: dict[str, Any], seal: Any) ->
             setattr(rule, key, validate.text(value, key, required=True)[:255])
     for key, low, high, default in (("threshold", 1, 1000, 3), ("window_minutes", 1, 10080, 10),
                                     ("unreachable_seconds", 1, 86400, 60)):
-        value = fields.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise Invalid(f"{key}: a whole number from {low} to {high}")
-        setattr(rule, key, value)
+        setattr(rule, key, validate.whole(fields.get(key, default), key, low, high))
     url = fields.get("webhook_url") or None
     if url is not None and (not isinstance(url, str) or not url.startswith(
             ("http://", "https://")) or len(url) > 512):

@@ -202,8 +202,12 @@ def _act(ctx: jobs.Context, actor: Actor, node: str, target: str, action: str,
                             "error": r["error"]} for r in config_updates.apply(
                     db, ctx.client, actor, node, recorded=False)]
             else:
+                # the poller's next round shows the outcome (and, from a cesi-agentd,
+                # records each change as the node made it): a re-poll per node here was a
+                # write per node, 100 of them queueing for the database's write lock
                 results = actions.perform(db, ctx.client, actor, node, target, action, signal,
-                                          ctx.action_timeout, recorded=False).results
+                                          ctx.action_timeout, recorded=False,
+                                          repoll=False).results
         except ServiceError as exc:
             db.rollback()
             return exc.message, []

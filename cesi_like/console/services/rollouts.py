@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.states import ProcessState
 from ..models import Environment, Job, NodeStatus, Role
-from . import Forbidden, Invalid, NotFound, ServiceError, actions, jobs
+from . import Forbidden, Invalid, NotFound, ServiceError, actions, jobs, validate
 from .activity import Actor, Result, record
 from .jobs import JobState
 
@@ -39,10 +39,9 @@ def start(db: Session, actor: Actor, environment: str, group: str, batch_size: A
     if not isinstance(group, str) or not group or group == "*":
         raise Invalid("group: the name of a process group, e.g. web")
     actions.Target.parse(f"{group}:*")  # the same names the process actions accept
-    batch = _number(batch_size, "batch_size", int, 1, MAX_BATCH)
-    wait = _number(pause, "pause", float, 0.0, MAX_PAUSE)
-    if not isinstance(keep_going, bool):
-        raise Invalid("keep_going: true or false")
+    batch = validate.whole(batch_size, "batch_size", 1, MAX_BATCH)
+    wait = validate.number(pause, "pause", 0.0, MAX_PAUSE)
+    validate.flag(keep_going, "keep_going")
     env = db.scalar(select(Environment).where(Environment.name == str(environment)))
     if env is None:
         raise NotFound(f"no environment {str(environment)[:64]!r}")
@@ -60,18 +59,6 @@ def start(db: Session, actor: Actor, environment: str, group: str, batch_size: A
     job = jobs.create(db, actor, KIND, title, spec, steps)
     db.commit()
     return job
-
-
-def _number(value: Any, name: str, kind: type, low: float, high: float) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise Invalid(f"{name}: a number from {low:g} to {high:g}")
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise Invalid(f"{name}: a number from {low:g} to {high:g}") from None
-    if not low <= number <= high or number != number:  # NaN too
-        raise Invalid(f"{name}: a number from {low:g} to {high:g}")
-    return number
 
 
 def _groups(db: Session, node_id: int) -> set[str]:

@@ -72,6 +72,19 @@ def names(value: Any, what: str) -> list[str]:
     return [name(n, what) for n in value]
 
 
+def number(value: Any, what: str, low: float, high: float) -> float:
+    """A number (a fraction too) from `low` to `high`; not NaN, not a boolean."""
+    if isinstance(value, bool):
+        raise Invalid(f"{what} must be a number")
+    try:
+        found = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise Invalid(f"{what} must be a number") from None
+    if not low <= found <= high:  # NaN compares false: refused here too
+        raise Invalid(f"{what} must be from {low:g} to {high:g}")
+    return found
+
+
 def whole(value: Any, what: str, low: int, high: int) -> int:
     """A whole number from `low` to `high` (JSON numbers, form strings)."""
     if isinstance(value, bool):
