@@ -208,3 +208,26 @@ def test_the_processes_page_bulk_form(bulk_app: Flask, nodes: list[Daemon]) -> N
     assert viewer.post("/processes/bulk", data={
         "csrf_token": csrf_from(listed), "action": "stop", "scope": "selected",
         "target": "a1/web:web_0"}).status_code == 403
+
+
+def test_nodes_are_checked_again_when_the_job_runs(bulk_app: Flask) -> None:
+    """A node disabled or removed between queueing and running is a clear failure, and the
+    others go ahead."""
+    answer = post(bulk_app, {"action": "signal", "signal": "CONT", "spec": "web:*",
+                             "nodes": ["a1", "s1", "down"]})
+    assert answer.status_code == 202
+    with database.standalone(bulk_app) as db:
+        s1 = db.scalar(select(Node).where(Node.name == "s1"))
+        down = db.scalar(select(Node).where(Node.name == "down"))
+        assert s1 is not None and down is not None
+        s1.enabled = False
+        db.delete(down)
+        db.commit()
+    make_job_runner(bulk_app).run_once()
+    with database.standalone(bulk_app) as db:
+        job = db.get(Job, answer.get_json()["id"])
+        assert job is not None
+        steps = {step["node"]: step for step in json.loads(job.steps)}
+    assert steps["a1"]["state"] == "done"
+    assert (steps["s1"]["state"], steps["s1"]["detail"]) == ("failed", "node s1 is disabled")
+    assert (steps["down"]["state"], steps["down"]["detail"]) == ("failed", "no node 'down'")

@@ -91,12 +91,10 @@ def fault_text(fault: xmlrpc.client.Fault) -> str:
 
 def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec: str,
             action: str, signal: str | None = None, wait_seconds: float = 60.0,
-            recorded: bool = True, repoll: bool = True) -> Outcome:
-    """Run `action` on `spec` of `node_name` for `actor`; records it (unless a bulk action
-    records all its targets in one entry: `recorded=False`) and re-polls the node (unless
-    the poller's next round is soon enough: `repoll=False`, for a bulk action on many nodes,
-    whose re-polls would each be a write). Raises ServiceError subclasses for what the rules
-    refuse and NodeFailed for a dead node."""
+            recorded: bool = True) -> Outcome:
+    """Run `action` on `spec` of `node_name` for `actor`; records it (unless the caller
+    records it with others in one entry: `recorded=False`) and re-polls the node. Raises
+    ServiceError subclasses for what the rules refuse and NodeFailed for a dead node."""
     node = node_for(db, actor, node_name)
     where = f"{node.name}/{spec}"
     note = record if recorded else _unrecorded
@@ -112,31 +110,37 @@ def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec:
     if not node.enabled:
         raise Conflict(f"node {node.name} is disabled")
     peer = address(node)
-    # end the read transaction: the node may take a minute, and its connection is wanted by
-    # the other actions of a bulk restart meanwhile (and SQLite's WAL by its checkpoints)
+    # end the read transaction: the node may take a minute (and SQLite's WAL wants its
+    # checkpoints meanwhile)
     db.commit()
     try:
-        try:  # a hung node fails here, within node_timeout
-            client.call(peer, "supervisor.getState")
-        except xmlrpc.client.Fault as fault:  # no supervisor interface, shutting down...
-            raise fault_state(fault, "supervisor.getState") from None
-        try:
-            outcome = _run(client, peer, target, action, signal, wait_seconds)
-        except schema.BadAnswer as bad:
-            raise NodeError(NodeState.ERROR, str(bad)) from None
+        outcome = act_on(client, peer, target, action, signal, wait_seconds)
     except NodeError as exc:
         note(db, actor, f"process.{action}", where, Result.FAILED, f"{exc.state}: {exc.reason}")
-        if repoll:
-            refresh(db, client, node, exc)
+        refresh(db, client, node, exc)
         db.commit()
         raise NodeFailed(f"node {node.name} is {exc.state}: {exc.reason}") from None
     detail = "; ".join(f"{r['name']}: {r['error']}" for r in outcome.results if not r["ok"])
     note(db, actor, f"process.{action}" + (f" {signal}" if signal else ""), where,
          Result.OK if outcome.ok else Result.FAILED, detail)
-    if repoll:
-        refresh(db, client, node)
+    refresh(db, client, node)
     db.commit()
     return outcome
+
+
+def act_on(client: NodeClient, peer: NodeAddress, target: Target, action: str,
+           signal: str | None, wait_seconds: float) -> Outcome:
+    """The node's part of an action whose rules were checked: a probe that fails a hung node
+    within node_timeout, then the calls. No database: a bulk action runs hundreds at once.
+    Raises NodeError."""
+    try:
+        client.call(peer, "supervisor.getState")
+    except xmlrpc.client.Fault as fault:  # no supervisor interface, shutting down...
+        raise fault_state(fault, "supervisor.getState") from None
+    try:
+        return _run(client, peer, target, action, signal, wait_seconds)
+    except schema.BadAnswer as bad:
+        raise NodeError(NodeState.ERROR, str(bad)) from None
 
 
 def _unrecorded(*_args: Any, **_kwargs: Any) -> None:

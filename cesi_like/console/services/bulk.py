@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...supervisor_rpc.node import NodeAddress, NodeError
 from ..models import Environment, Job, Node, NodeStatus, Role
 from . import Forbidden, Invalid, NotFound, ServiceError, actions, config_updates, jobs
 from .activity import Actor, Result, record
+from .fleet import address
 from .jobs import JobState
 
 KIND = "bulk-action"
@@ -157,10 +159,12 @@ def run(job_id: int, ctx: jobs.Context) -> None:
     with ctx.sessions() as db:
         if not jobs.save(db, job_id, ctx.owner, steps=steps):
             return
+        peers = _peers(db, actor, {step["node"] for step in todo})
     if todo:
         with ThreadPoolExecutor(max_workers=min(len(todo), MAX_PARALLEL)) as pool:
-            futures = {pool.submit(_act, ctx, actor, step["node"], step["spec"],
-                                   spec["action"], spec["signal"]): step for step in todo}
+            futures = {pool.submit(_act, ctx, actor, peers[step["node"]], step["node"],
+                                   step["spec"], spec["action"], spec["signal"]): step
+                       for step in todo}
             saved = time.monotonic()
             for done, future in enumerate(as_completed(futures), 1):
                 step = futures[future]
@@ -193,23 +197,44 @@ def run(job_id: int, ctx: jobs.Context) -> None:
             db.commit()
 
 
-def _act(ctx: jobs.Context, actor: Actor, node: str, target: str, action: str,
-         signal: str | None) -> tuple[str | None, list[dict[str, Any]]]:
-    with ctx.sessions() as db:
-        try:
-            if action == "update":
+def _peers(db: Session, actor: Actor, names: set[str]) -> dict[str, NodeAddress | str]:
+    """How to reach each named node, checked again now (it may have been disabled, removed
+    or taken out of the user's scope since the job was queued), or why not; one query."""
+    assert actor.user is not None
+    found = {node.name: node for node in db.scalars(select(Node).where(Node.name.in_(names)))}
+    peers: dict[str, NodeAddress | str] = {}
+    for name in names:
+        node = found.get(name)
+        if node is None or not actor.user.may_see(node):
+            peers[name] = f"no node {name[:64]!r}"
+        elif not node.enabled:
+            peers[name] = f"node {name} is disabled"
+        else:
+            peers[name] = address(node)
+    return peers
+
+
+def _act(ctx: jobs.Context, actor: Actor, peer: NodeAddress | str, node: str, target: str,
+         action: str, signal: str | None) -> tuple[str | None, list[dict[str, Any]]]:
+    """One target's outcome: (what went wrong or None, per-process results). Process actions
+    touch no database here (hundreds run at once); the poller's next round shows their
+    outcome and, from a cesi-agentd, records each change as the node made it."""
+    if isinstance(peer, str):
+        return peer, []
+    if action == "update":
+        with ctx.sessions() as db:
+            try:
                 results = [{"name": f"{r['change']} {r['group']}", "ok": r["ok"],
                             "error": r["error"]} for r in config_updates.apply(
                     db, ctx.client, actor, node, recorded=False)]
-            else:
-                # the poller's next round shows the outcome (and, from a cesi-agentd,
-                # records each change as the node made it): a re-poll per node here was a
-                # write per node, 100 of them queueing for the database's write lock
-                results = actions.perform(db, ctx.client, actor, node, target, action, signal,
-                                          ctx.action_timeout, recorded=False,
-                                          repoll=False).results
-        except ServiceError as exc:
-            db.rollback()
-            return exc.message, []
+            except ServiceError as exc:
+                db.rollback()
+                return exc.message, []
+    else:
+        try:
+            results = actions.act_on(ctx.client, peer, actions.Target.parse(target), action,
+                                     signal, ctx.action_timeout).results
+        except NodeError as exc:
+            return f"node {node} is {exc.state}: {exc.reason}", []
     errors = [f"{r['name']}: {r['error']}" for r in results if not r["ok"]]
     return ("; ".join(errors)[:1000] or None), results
