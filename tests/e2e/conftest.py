@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 
 @contextlib.contextmanager
@@ -56,3 +60,23 @@ def serve_console_process(tmp_path: Path, admin_password: str, config: str | Non
             os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
         log.close()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not "
+                                    "installed (.ci/run installs it with apt)")
+
+
+def launch(playwright: Any) -> Any:
+    """Debian's chromium, headless, without the background traffic this machine refuses."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"])
+
+
+def log_in(page: Any, console: str, password: str, username: str = "admin") -> None:
+    """Through the console's login form."""
+    page.goto(f"{console}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button.primary")

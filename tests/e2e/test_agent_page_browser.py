@@ -5,17 +5,14 @@ with supervisord's messages; no JavaScript needed (it is turned off here)."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
-
-import pytest
 
 from tests.agent.conftest import daemons
 from tests.agent.test_reliability import free_port
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
-                                "(.ci/run installs it with apt)")
+from .conftest import launch, needs_chromium
+
+pytestmark = needs_chromium
 
 PROGRAMS = """
 [program:web]
@@ -35,8 +32,7 @@ def test_drive_the_agents_page(tmp_path: Path) -> None:
     with daemons(tmp_path) as start, sync_playwright() as pw:
         agent = start(PROGRAMS + f"[inet_http_server]\nport=127.0.0.1:{port}\n"
                       "username=admin\npassword=agent pw\n")
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        browser = launch(pw)
         context = browser.new_context(java_script_enabled=False, http_credentials={
             "username": "admin", "password": "agent pw"})
         page = context.new_page()

@@ -4,17 +4,14 @@ by gunicorn exactly as `cesi-like serve` runs it. Screenshots land in the test's
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import serve_console
+from .conftest import launch, needs_chromium, serve_console
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
-                                "(.ci/run installs it with apt)")
+pytestmark = needs_chromium
 
 ADMIN_PASSWORD = "browser admin pw"
 
@@ -31,10 +28,7 @@ def test_admin_and_viewer_journeys(console: str, tmp_path: Path) -> None:
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
-                                            "--disable-background-networking",
-                                            "--disable-component-update", "--no-first-run"])
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(f"{console}/admin/users")
         expect(page).to_have_url(re.compile(r"/login\?next=/admin/users"))
@@ -107,8 +101,7 @@ def test_hostile_text_is_inert_and_tokens_on_the_account_page(console: str) -> N
 
     hostile = "x'+alert(document.domain)+'<img src=x onerror=alert(2)><script>alert(3)</script>"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        browser = launch(playwright)
         page = browser.new_page()
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))

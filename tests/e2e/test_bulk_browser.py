@@ -5,18 +5,13 @@ job's per-node results arrive, against two real cesi-agentd."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
-
-import pytest
 
 from tests.agent.conftest import daemons
 
-from .conftest import serve_console
+from .conftest import launch, log_in, needs_chromium, serve_console
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
-                                "(.ci/run installs it with apt)")
+pytestmark = needs_chromium
 
 PASSWORD = "bulk admin pw"
 PROGRAMS = """
@@ -43,13 +38,9 @@ def test_tick_rows_and_restart_them_everywhere(tmp_path: Path) -> None:
                   + "".join(f"[node:web{index}]\nurl = {agent.url}\n"
                             for index, agent in enumerate(agents, 1)))
         with serve_console(tmp_path, PASSWORD, config) as console, sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            browser = launch(pw)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"{console}/login")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button.primary")
+            log_in(page, console, PASSWORD)
             page.goto(f"{console}/processes")
             table = page.locator("[data-live] table")
             expect(table.locator("tbody tr")).to_have_count(6, timeout=10_000)

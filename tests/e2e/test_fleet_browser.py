@@ -5,19 +5,14 @@ work from the page, the log tail follows new lines, and a hostile node's names s
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
-
-import pytest
 
 from tests.agent.conftest import daemons, program
 from tests.hostile import hostile_node
 
-from .conftest import serve_console
+from .conftest import launch, log_in, needs_chromium, serve_console
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
-                                "(.ci/run installs it with apt)")
+pytestmark = needs_chromium
 
 PASSWORD = "fleet admin pw"
 PROGRAMS = f"""
@@ -41,15 +36,11 @@ def test_live_fleet_actions_and_log(tmp_path: Path) -> None:
         config = (f"[cesi]\npoll_interval = 0.5\nnode_timeout = 2\n"
                   f"[node:local]\nurl = {agent.url}\n[node:evil]\nurl = {hostile}\n")
         with serve_console(tmp_path, PASSWORD, config) as console, sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            browser = launch(pw)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             dialogs: list[str] = []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
-            page.goto(f"{console}/login")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button.primary")
+            log_in(page, console, PASSWORD)
             expect(page.locator("h1")).to_have_text("Dashboard")
 
             page.goto(f"{console}/processes?node=local")

@@ -5,18 +5,13 @@ job run by the console's own runners inside gunicorn."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
-
-import pytest
 
 from tests.agent.conftest import daemons
 
-from .conftest import serve_console
+from .conftest import launch, log_in, needs_chromium, serve_console
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
-                                "(.ci/run installs it with apt)")
+pytestmark = needs_chromium
 
 PASSWORD = "rollout admin pw"
 PROGRAMS = """
@@ -42,13 +37,9 @@ def test_start_a_rolling_restart_and_watch_it_finish(tmp_path: Path) -> None:
                             for index, agent in enumerate(agents, 1))
                   + "[environment:prod]\nmembers = web1, web2\n")
         with serve_console(tmp_path, PASSWORD, config) as console, sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            browser = launch(pw)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"{console}/login")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button.primary")
+            log_in(page, console, PASSWORD)
             page.goto(f"{console}/processes?group=web")
             expect(page.locator("table")).to_contain_text("RUNNING", timeout=10_000)
 
