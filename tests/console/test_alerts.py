@@ -217,7 +217,11 @@ def test_rules_are_checked_admin_only_and_testable(tmp_path: Path, hook: Webhook
                          "email_to"),
                         ({"name": "x y", "kind": "fatal", "webhook_url": hook.url}, "name"),
                         ({"name": "x", "kind": "fatal", "webhook_url": hook.url, "x": 1},
-                         "unknown fields")):
+                         "unknown fields"),
+                        ({"name": "x", "kind": "fatal", "webhook_url": hook.url,
+                          "environment": "prdo"}, "there is no environment 'prdo'"),
+                        ({"name": "x", "kind": "fatal", "webhook_url": hook.url,
+                          "node": "ghost"}, "there is no node 'ghost'")):
         answer = client.post("/api/v1/alerts", json=body, headers=admin)
         assert answer.status_code == 400 and error in answer.get_json()["error"], body
     created = rule(app, name="fatal", kind="fatal", webhook_url=hook.url,

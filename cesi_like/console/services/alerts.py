@@ -30,7 +30,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ...supervisor_rpc.node import NodeClient, NodeError
 from ...supervisor_rpc.states import ProcessState
-from ..models import AlertFiring, AlertRule, Node, NodeStatus, ProcessEvent, Role, utcnow
+from ..models import (
+    AlertFiring,
+    AlertRule,
+    Environment,
+    Node,
+    NodeStatus,
+    ProcessEvent,
+    Role,
+    utcnow,
+)
 from . import Forbidden, Invalid, NotFound, validate
 from .activity import Actor, Result, record
 from .fleet import address
@@ -101,6 +110,12 @@ def create_rule(db: Session, actor: Actor, fields: dict[str, Any], seal: Any) ->
         value = fields.get(key)
         if value not in (None, ""):
             setattr(rule, key, validate.text(value, key, required=True)[:255])
+    # a scope that names nothing would never fire, silently: environments and nodes must
+    # exist (a group is whatever the nodes run, so any name may come to exist)
+    for key, model in (("environment", Environment), ("node", Node)):
+        wanted = getattr(rule, key)
+        if wanted and db.scalar(select(model).where(model.name == wanted)) is None:
+            raise Invalid(f"{key}: there is no {key} {wanted[:64]!r}")
     for key, low, high, default in (("threshold", 1, 1000, 3), ("window_minutes", 1, 10080, 10),
                                     ("unreachable_seconds", 1, 86400, 60)):
         setattr(rule, key, validate.whole(fields.get(key, default), key, low, high))
