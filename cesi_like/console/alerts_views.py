@@ -1,9 +1,10 @@
-"""Alert rules in the browser (admins): the list with Test and Delete, and a form to add one.
+"""Alert rules in the browser (admins): the list with Test, Turn off / on and Delete, and a
+form to add one.
 The rules are `services/alerts.py`."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -55,6 +56,22 @@ def test(rule_id: int) -> Response:
             outcome = current_app.extensions["cesi_alerts"].sender.deliver(alert)
             for channel, result in outcome.items():
                 flash(f"Test {channel}: {result}", "success" if result == "ok" else "error")
+    return redirect(url_for("alerts.index"))
+
+
+@bp.post("/<int:rule_id>/enabled")
+@require_role(Role.ADMIN)
+def switch(rule_id: int) -> Response:
+    db = database.session()
+    if ConfirmForm().validate_on_submit():
+        try:
+            rule = alerts.set_enabled(db, actor(), rule_id,
+                                      {"enabled": request.form.get("enabled") == "1"})
+            db.commit()
+            flash(f"Alert rule {rule.name} {'on' if rule.enabled else 'off'}.", "success")
+        except ServiceError as exc:
+            db.rollback()
+            flash(exc.message, "error")
     return redirect(url_for("alerts.index"))
 
 

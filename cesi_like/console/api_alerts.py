@@ -1,4 +1,5 @@
-"""`/api/v1/alerts`: alert rules (admin): list, add, delete, and send a test alert. Routes on
+"""`/api/v1/alerts`: alert rules (admin): list, add, turn off or on, delete, and send a test
+alert. Routes on
 the API blueprint (its auth, CSRF and JSON errors)."""
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ def create_alert() -> tuple[Response, int]:
                               current_app.extensions["cesi_secrets"].encrypt)
     db.commit()
     return jsonify(alerts.rule_json(rule)), 201
+
+
+@bp.patch("/alerts/<int:rule_id>")
+def switch_alert(rule_id: int) -> Response:
+    db = database.session()
+    rule = alerts.set_enabled(db, actor(), rule_id, _body())
+    db.commit()
+    return jsonify(alerts.rule_json(rule))
 
 
 @bp.delete("/alerts/<int:rule_id>")

@@ -343,6 +343,9 @@ def document() -> dict[str, Any]:
                 "parameters": [{"name": "rule_id", "in": "path", "required": True,
                                 "schema": {"type": "integer", "minimum": 1,
                                            "maximum": 2147483647}}],
+                "patch": _op("Turn an alert rule off or on (admin)", _json(ALERT), {
+                    "type": "object", "required": ["enabled"], "additionalProperties": False,
+                    "properties": {"enabled": {"type": "boolean"}}}),
                 "delete": {"summary": "Delete an alert rule (admin)",
                            "responses": {"204": {"description": "deleted"}, **ERRORS}}},
             "/api/v1/alerts/{rule_id}/test": {

@@ -227,8 +227,9 @@ class Poller:
             fresh = {node.id: address(node) for node in db.scalars(query)}
             new = [node_id for node_id in fresh if node_id not in self._nodes]
             # a node new to this poller (a start, a takeover) goes on from the stored token
-            tokens = dict(db.execute(select(NodeStatus.node_id, NodeStatus.feed_token).where(
-                NodeStatus.feed_token.is_not(None))).tuples().all()) if new else {}
+            tokens = {node_id: token for node_id, token in db.execute(
+                select(NodeStatus.node_id, NodeStatus.feed_token).where(
+                    NodeStatus.feed_token.is_not(None)))} if new else {}
         for node_id in list(self._nodes):
             if node_id not in fresh:
                 del self._nodes[node_id]

@@ -24,9 +24,10 @@ from sqlalchemy import select
 
 from cesi_like.console import create_app, make_poller
 from cesi_like.console import db as database
-from cesi_like.console.models import ActivityLog, AlertRule, Node
+from cesi_like.console.models import ActivityLog, AlertRule, Node, ProcessEvent, utcnow
 from cesi_like.console.services import alerts
 from cesi_like.console.settings import Settings
+from cesi_like.supervisor_rpc.states import ProcessState
 from tests.agent.conftest import daemons, wait_for
 
 from .conftest import PASSWORD, token_for
@@ -269,4 +270,35 @@ def test_the_alerts_page_adds_tests_and_deletes(tmp_path: Path, hook: Webhook,
     assert len(hook.received) == 1
     client.post(f"/admin/alerts/{rule_id}/delete", data={"csrf_token": csrf_from(page)})
     assert "No alert rules yet." in client.get("/admin/alerts").get_data(as_text=True)
+    app.extensions["cesi_engine"].dispose()
+
+
+def test_a_rule_turned_off_keeps_its_settings_and_stays_quiet(
+        tmp_path: Path, hook: Webhook, mail: tuple[Sink, int]) -> None:
+    from .conftest import csrf_from, login
+
+    app = make(tmp_path, mail[1])
+    created = rule(app, name="fatals", kind="fatal", webhook_url=hook.url)
+    admin = {"Authorization": f"Bearer {token_for(app, 'admin')}"}
+    client = app.test_client()
+    url = f"/api/v1/alerts/{created['id']}"
+    for body in ({}, {"enabled": "no"}, {"enabled": False, "kind": "crash"}):
+        assert client.patch(url, json=body, headers=admin).status_code == 400, body
+    off = client.patch(url, json={"enabled": False}, headers=admin)
+    assert off.status_code == 200 and off.get_json() == {**created, "enabled": False}
+    fatal = ProcessEvent(time=utcnow(), node="n", group="g", name="p",
+                         from_state=ProcessState.BACKOFF, to_state=ProcessState.FATAL, pid=0,
+                         exitstatus=0)
+    with database.standalone(app) as db:
+        assert alerts.evaluate(db, [fatal], [], lambda s: s) == []  # off: quiet
+    login(client)
+    page = client.get("/admin/alerts").get_data(as_text=True)
+    assert "Turn on" in page
+    assert client.post(f"/admin/alerts/{created['id']}/enabled", data={
+        "csrf_token": csrf_from(page), "enabled": "1"}).status_code == 302
+    with database.standalone(app) as db:
+        assert [a.rule for a in alerts.evaluate(db, [fatal], [], lambda s: s)] == ["fatals"]
+        actions = [entry.action for entry in db.scalars(select(ActivityLog).where(
+            ActivityLog.action.like("alert.%")).order_by(ActivityLog.id))]
+    assert actions == ["alert.create", "alert.disable", "alert.enable"]
     app.extensions["cesi_engine"].dispose()

@@ -105,7 +105,8 @@ def create_rule(db: Session, actor: Actor, fields: dict[str, Any], seal: Any) ->
     kind = fields.get("kind")
     if kind not in KINDS:
         raise Invalid(f"kind: one of {', '.join(KINDS)}")
-    rule = AlertRule(name=name, kind=kind, enabled=bool(fields.get("enabled", True)))
+    rule = AlertRule(name=name, kind=kind,
+                     enabled=validate.flag(fields.get("enabled", True), "enabled"))
     for key in ("environment", "node", "group"):
         value = fields.get(key)
         if value not in (None, ""):
@@ -137,6 +138,18 @@ def create_rule(db: Session, actor: Actor, fields: dict[str, Any], seal: Any) ->
     db.add(rule)
     db.flush()
     record(db, actor, "alert.create", name, Result.OK, f"{kind}")
+    return rule
+
+
+def set_enabled(db: Session, actor: Actor, rule_id: int, fields: dict[str, Any]) -> AlertRule:
+    """Turn a rule off or on again (admin): a noisy rule silenced for a maintenance keeps
+    its settings, where deleting it would lose them."""
+    _admin(db, actor)
+    if set(fields) != {"enabled"}:
+        raise Invalid("give enabled (true or false), and nothing else")
+    rule = _rule(db, rule_id)
+    rule.enabled = validate.flag(fields["enabled"], "enabled")
+    record(db, actor, "alert.enable" if rule.enabled else "alert.disable", rule.name)
     return rule
 
 
