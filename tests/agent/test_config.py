@@ -227,6 +227,9 @@ def test_inline_comments_need_a_space(tmp_path: Path) -> None:
          'requires an "events" line'),
         ("[eventlistener:e]\ncommand=/bin/cat\nevents=NOT_AN_EVENT\n", 5, "eventlistener:e",
          "events", "Unknown event type"),
+        ("[eventlistener:e]\ncommand=/bin/cat\nevents=TICK_5\nredirect_stderr=true\n", 6,
+         "eventlistener:e", "redirect_stderr", "sets redirect_stderr=true but this is not "
+         "allowed because it will interfere with the eventlistener protocol"),
         ("[inet_http_server]\nport=localhost:\n", 4, "inet_http_server", "port",
          "no port number"),
         ("[program:bad name]\ncommand=/bin/true\n", 3, "", "", "Invalid name"),

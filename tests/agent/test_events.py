@@ -36,9 +36,10 @@ def normal(payload: str) -> str:
     return re.sub(r"pid:\d+", "pid:N", payload)
 
 
-def run(start: StartDaemon, kind: str, tmp_path: Path) -> list[list[str]]:
+def run(start: StartDaemon, kind: str, tmp_path: Path, events: str | None = None
+        ) -> list[list[str]]:
     out = tmp_path / f"{kind}.events"
-    daemon = start(config(out), kind=kind)
+    daemon = start(config(out) if events is None else config(out, events=events), kind=kind)
     rpc = daemon.rpc()
     wait_for(lambda: any("EXITED" in e[0] for e in received(out)), what=f"{kind}: EXITED")
     rpc.sendRemoteCommEvent("deploy", "hello\nworld")
@@ -64,6 +65,17 @@ def test_the_same_events_as_supervisord(start_daemon: StartDaemon, tmp_path: Pat
                                                  "PROCESS_STATE_STOPPED")]
         assert tail == ["REMOTE_COMMUNICATION", "PROCESS_STATE_STOPPING",
                         "PROCESS_STATE_STOPPED"]
+
+
+def test_the_event_supertype_is_every_event(start_daemon: StartDaemon, tmp_path: Path) -> None:
+    """`events=EVENT` subscribes to every type: the same events as supervisord's (TICK_*
+    aside, whose count and `when` depend on the clock)."""
+    seen = {kind: {(e[0], normal(e[5])) for e in run(start_daemon, kind, tmp_path, "EVENT")
+                   if not e[0].startswith("TICK_")} for kind in ("supervisord", "agent")}
+    assert seen["agent"] == seen["supervisord"], (sorted(seen["agent"] - seen["supervisord"]),
+                                                  sorted(seen["supervisord"] - seen["agent"]))
+    assert {"PROCESS_GROUP_ADDED", "PROCESS_STATE_EXITED", "REMOTE_COMMUNICATION",
+            "SUPERVISOR_STATE_CHANGE_RUNNING"} <= {name for name, _ in seen["agent"]}
 
 
 @pytest.mark.parametrize("kind", ["supervisord", "agent"])
