@@ -128,6 +128,8 @@ def test_actions_are_posts_with_the_runs_token(pair: dict[str, str]) -> None:
     assert requests.post(f"{url}/index.html", data={"action": "stop", "processname": "web",
                                                     "token": token},
                          timeout=10).status_code == 401  # the same authentication
+    assert requests.post(f"{url}/index.html", data={f"f{n}": "x" for n in range(20)},
+                         auth=("u", "p"), timeout=10).status_code == 400
     done = requests.post(f"{url}/index.html", data={"action": "stop", "processname": "web",
                                                     "token": token}, auth=("u", "p"),
                          timeout=30, allow_redirects=False)

@@ -142,8 +142,11 @@ class WebUI:
             return Response(403, b"Forbidden: the form came from another site\n")
         if len(request.body) > MAX_FORM:
             return Response(413, b"Request Entity Too Large\n")
-        form = {key: values[0] for key, values in urllib.parse.parse_qs(
-            request.body.decode("latin-1"), max_num_fields=8).items()}
+        try:
+            form = {key: values[0] for key, values in urllib.parse.parse_qs(
+                request.body.decode("latin-1"), max_num_fields=8).items()}
+        except ValueError:  # more fields than any of the page's forms has
+            return Response(400, b"Bad Request: not one of this page's forms\n")
         if not hmac.compare_digest(form.get("token", "").encode(), self._token.encode()):
             return Response(403, b"Forbidden: the form has expired; reload the page\n")
         message = await self._run(form.get("action", ""), form.get("processname", ""))
