@@ -80,15 +80,20 @@ def _string(value: Any, where: str, limit: int) -> str:
     return value
 
 
+def _name(value: Any, where: str) -> str:
+    """A process or group name: what a namespec (`group:name`) can carry."""
+    name = _string(value, where, MAX_NAME)
+    if not name or ":" in name:
+        raise BadAnswer(f"{where}: not a valid name: {name!r}")
+    return name
+
+
 def process_info(value: Any, where: str = "process") -> ProcessInfo:
     """A checked ProcessInfo from one struct; BadAnswer names what is wrong."""
     if not isinstance(value, dict):
         raise BadAnswer(f"{where}: expected a struct, got {type(value).__name__}")
-    fields: dict[str, Any] = {}
-    for key in ("name", "group"):
-        fields[key] = _string(value.get(key), f"{where}.{key}", MAX_NAME)
-        if not fields[key] or ":" in fields[key]:
-            raise BadAnswer(f"{where}.{key}: not a valid name: {fields[key]!r}")
+    fields: dict[str, Any] = {key: _name(value.get(key), f"{where}.{key}")
+                              for key in ("name", "group")}
     for key in _INT_KEYS:
         fields[key] = integer(value.get(key), f"{where}.{key}")
     for key in _STR_KEYS:
@@ -175,8 +180,8 @@ def transitions(value: Any, where: str) -> list[Transition]:
             raise BadAnswer(f"{at}.expected: expected a boolean")
         found.append(Transition(
             number(item.get("time"), f"{at}.time"),
-            _string(item.get("group"), f"{at}.group", MAX_NAME),
-            _string(item.get("name"), f"{at}.name", MAX_NAME), states[0], states[1],
+            _name(item.get("group"), f"{at}.group"), _name(item.get("name"), f"{at}.name"),
+            states[0], states[1],
             integer(item.get("pid"), f"{at}.pid"),
             integer(item.get("exitstatus"), f"{at}.exitstatus"), item["expected"]))
     return found

@@ -28,7 +28,7 @@ GOOD = {"time": 1.5, "group": "g", "name": "p", "from_state": 20, "to_state": 10
 
 @pytest.mark.parametrize("bad", [
     {"to_state": 55}, {"expected": 1}, {"pid": "7"}, {"time": -1}, {"group": "x" * 300},
-    {"name": None}])
+    {"name": None}, {"name": "a:b"}, {"group": ""}])
 def test_the_console_checks_every_transition(bad: dict[str, object]) -> None:
     assert schema.transitions([GOOD], "t")[0].exitstatus == 3
     with pytest.raises(schema.BadAnswer):
