@@ -84,11 +84,7 @@ class FakeHost:
     def advance(self, seconds: float) -> None:
         """Move the clock, firing each timer that falls due, in order, at its time."""
         end = self.now + seconds
-        while self._timers and self._timers[0][0] <= end:
-            when, _, timer = heapq.heappop(self._timers)
-            if not timer.cancelled:
-                self.now = max(self.now, when)
-                timer.callback()
+        self.until(lambda: False, seconds)
         self.now = end
 
     def until(self, done: Callable[[], bool], limit: float = 60.0) -> None:
