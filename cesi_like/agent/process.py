@@ -36,7 +36,9 @@ TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
     _S.RUNNING: frozenset({_S.STOPPING, _S.EXITED, _S.UNKNOWN}),
     _S.BACKOFF: frozenset({_S.STARTING, _S.FATAL, _S.STOPPED}),
     _S.STOPPING: frozenset({_S.STOPPED, _S.UNKNOWN}),
-    _S.EXITED: frozenset({_S.STARTING}),
+    # EXITED -> STOPPED is ours: a stop while a crash loop waits out its pacing (below) ends
+    # the loop; supervisord restarts at once, so it has no such wait to interrupt
+    _S.EXITED: frozenset({_S.STARTING, _S.STOPPED}),
     _S.FATAL: frozenset({_S.STARTING}),
     # a child whose signal failed still exits some day: supervisord's finish() asserts there
     # (and leaves the process UNKNOWN for good); we record how it ended
@@ -245,9 +247,29 @@ class Process:
         self._cancel_timer()
         self._change_state(ProcessState.FATAL)
 
+    @property
+    def restart_pending(self) -> bool:
+        """EXITED, with an automatic restart waiting out the crash-loop pacing."""
+        return self.state == ProcessState.EXITED and self._timer is not None
+
+    @property
+    def stoppable(self) -> bool:
+        """What a stop acts on: a child, its retries, or its pending automatic restart."""
+        return self.running or self.restart_pending
+
     def stop(self) -> str | None:
-        """Administrative stop: the stop signal, then SIGKILL after stopwaitsecs."""
+        """Administrative stop: the stop signal, then SIGKILL after stopwaitsecs.
+
+        A crash loop spends most of each second EXITED, waiting to be restarted; a stop then
+        cancels the restart, so the loop ends on the first try and the program stays STOPPED.
+        """
         self.administrative_stop = True
+        if self.restart_pending:
+            self._cancel_timer()
+            self._quick_exits = 0
+            self._change_state(ProcessState.STOPPED)
+            self.host.info(f"stopped: {self.name} (its automatic restart was cancelled)")
+            return None
         return self.kill(self.config.stopsignal)
 
     def kill(self, signum: int) -> str | None:

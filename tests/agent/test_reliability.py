@@ -11,13 +11,16 @@ import resource
 import shutil
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from cesi_like.agent.process import MIN_RESTART_INTERVAL
 from tests.procfs import rss_kb
 
-from .conftest import StartDaemon, program, wait_for
+from .conftest import Daemon, StartDaemon, program, wait_for
 
 KINDS = ["supervisord", "agent"]
 
@@ -87,6 +90,38 @@ def test_a_crash_loop_restarts_once_a_second(start_daemon: StartDaemon) -> None:
     assert all(gap >= 0.9 for gap in gaps[1:]), gaps
     span = (times[-1] - times[1]).total_seconds()
     assert used < 0.05 * span + 0.05, (used, span)  # well under 5% of a core
+
+
+def supervisorctl(daemon: Daemon, *args: str) -> tuple[int, str]:
+    result = subprocess.run([sys.executable, "-m", "supervisor.supervisorctl", "-c",
+                             str(daemon.conf), *args], capture_output=True, text=True,
+                            timeout=60, stdin=subprocess.DEVNULL)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_a_crash_loop_is_stopped_on_the_first_try(start_daemon: StartDaemon) -> None:
+    """#18.8: the pacing kept a crash loop EXITED for most of each second, and a stop of an
+    EXITED process was refused (`crash: ERROR (not running)` 60 times out of 60; `stop all`
+    printed nothing) while it went on being restarted. A stop now cancels the pending
+    restart: the first try stops it, by name, group or all, and it stays STOPPED."""
+    daemon = start_daemon("[program:crash]\ncommand=/bin/false\nautorestart=true\n"
+                          "startsecs=0\n")
+    log = daemon.dir / "main.log"
+    for attempt, target in enumerate(["crash", "crash:*", "all"]):
+        if attempt:
+            assert supervisorctl(daemon, "start", "crash")[0] == 0
+        spawned = len(spawn_times(log, "crash"))
+        # into the paced part of the loop, at a different point of it each time
+        wait_for(lambda n=spawned + 1 + attempt: len(spawn_times(log, "crash")) >= n,
+                 what="the crash loop's pacing")
+        code, output = supervisorctl(daemon, "stop", target)
+        assert (code, output) == (0, "crash: stopped\n")
+        assert daemon.state("crash") == "STOPPED"
+        spawned = len(spawn_times(log, "crash"))
+        # the pacing would have restarted it within MIN_RESTART_INTERVAL: wait past it once
+        time.sleep(MIN_RESTART_INTERVAL + 0.2)
+        assert len(spawn_times(log, "crash")) == spawned
+        assert daemon.state("crash") == "STOPPED"
 
 
 def test_stuck_logtail_readers_are_cut_off(start_daemon: StartDaemon) -> None:

@@ -160,6 +160,22 @@ def a_crash_loop_restarts_once_a_second(tmp_path: Path) -> FakeHost:
 
 
 @scenario
+def a_stop_ends_a_crash_loop_while_it_waits(tmp_path: Path) -> FakeHost:
+    process, host = make(tmp_path, startsecs=0, autorestart="true")
+    process.spawn()
+    for _ in range(2):  # the second quick exit in a row waits out the pacing
+        host.advance(0.01)
+        host.exit(process, 1)
+    assert process.state == S.EXITED and process.restart_pending and process.stoppable
+    assert process.stop() is None  # not "not running": the restart is what it stops
+    assert process.state == S.STOPPED and not process.restart_pending
+    assert host.lines[-1] == "INFO stopped: p (its automatic restart was cancelled)"
+    host.advance(5)
+    assert host.states()[-2:] == ["EXITED", "STOPPED"] and len(host.spawns) == 2
+    return host
+
+
+@scenario
 def no_automatic_start_while_shutting_down(tmp_path: Path) -> FakeHost:
     process, host = make(tmp_path, startsecs=0, autorestart="true")
     process.spawn()

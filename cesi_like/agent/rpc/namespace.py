@@ -232,7 +232,7 @@ class SupervisorNamespace(LogMethods):
 
     async def _stop(self, process: Process, wait: Any, name: str | None = None) -> bool:
         name = name or (process.namespec if process.group != process.name else process.name)
-        if process.state not in RUNNING_STATES:
+        if not process.stoppable:
             raise RPCError(Fault.NOT_RUNNING, name)
         message = process.stop()
         if message is not None:
@@ -253,7 +253,7 @@ class SupervisorNamespace(LogMethods):
         group = self._sup.groups.get(name)
         if group is None:
             raise RPCError(Fault.BAD_NAME, name)
-        return await self._each(group.by_priority(), lambda p: p.running,
+        return await self._each(group.by_priority(), lambda p: p.stoppable,
                                 lambda p: self._stop(p, wait))
 
     async def stopAllProcesses(self, wait: bool = True) -> list[Result]:
@@ -263,7 +263,7 @@ class SupervisorNamespace(LogMethods):
         @return array result  an array of process status info structs
         """
         self._update()
-        return await self._each(self._all_processes(), lambda p: p.running,
+        return await self._each(self._all_processes(), lambda p: p.stoppable,
                                 lambda p: self._stop(p, wait))
 
     async def signalProcess(self, name: str, signal: Any) -> Any:
