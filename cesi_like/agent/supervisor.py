@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from ..supervisor_rpc.states import SIGNALLABLE_STATES, ProcessState, SupervisorState
 from .capture import CaptureMode, Channel, PipeReader, channel_path
+from .change_feed import TransitionLog
 from .config import AUTO, ChannelConfig, Config, GroupConfig, ProcessConfig
 from .events import EventBus, ListenerPool, process_state_payload
 from .groups import ProcessGroup
@@ -24,7 +25,6 @@ from .loglevel import LogLevel
 from .logs import MainLog
 from .process import Process, TimerHandle
 from .spawn import child_environment, fork_exec, resolve_command
-from .transitions import TransitionLog
 
 
 def server_url(config: Config) -> str | None:

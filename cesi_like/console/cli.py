@@ -14,14 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..inifile import ConfigError
-from . import db as database
-from .models import Node, Role, User
 from .services.activity import Actor
 from .settings import Settings, find_config, load
+from .storage import db as database
+from .storage.models import Node, Role, User
 
 
 def _app(args: argparse.Namespace) -> Flask:
-    from . import create_app
+    from .app import create_app
 
     return create_app({"CESI_SETTINGS": _settings(args)})
 
@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from . import database_url
+    from .app import database_url
 
     url = database_url(_settings(args))
     if args.action == "upgrade":
@@ -161,7 +161,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from . import seed
+    from .app import seed
 
     settings = load(args.file)  # the environment too: for password_env
     app = _app(args)
@@ -177,7 +177,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_nodes(args: argparse.Namespace) -> int:
     """list (default); rotate-key: seal every node password with a new key; reseal: seal them
     again with the newest configured key; new-key: print a fresh key."""
-    from . import node_secrets
+    from .storage import secrets as node_secrets
 
     if args.action == "new-key":
         print(node_secrets.new_key())
@@ -223,8 +223,8 @@ def _record(app: Flask, db: Session, action: str, detail: str) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Poll the nodes now, then print them and their processes (or JSON)."""
-    from . import make_poller
-    from .services import fleet
+    from .app import make_poller
+    from .services import snapshot as fleet
 
     app = _app(args)
     make_poller(app).poll_now()
@@ -285,8 +285,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from . import create_app, start_poller
-    from .poller import SHARDS, shares
+    from .app import create_app, start_poller
+    from .workers.poller import SHARDS, shares
 
     shards = frozenset(range(SHARDS))
     if args.share:

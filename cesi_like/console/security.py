@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .models import ApiToken, Role, Setting, User, utcnow
+from .storage.models import ApiToken, Role, Setting, User, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -129,8 +129,8 @@ def _record_denied(role: Role) -> None:
     """A refused attempt is activity worth seeing (someone probing, or a role set too low)."""
     from flask import request
 
-    from . import db as database
-    from .activity import record
+    from .storage import db as database
+    from .web.activity import record
 
     db = database.session()
     record(db, "denied", target=f"{request.method} {request.path}"[:256], result="denied",

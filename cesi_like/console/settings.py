@@ -135,7 +135,7 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
                 "true", "false", "yes", "no", "1", "0", "on", "off"):
             raise ValueError
         if key == "metrics_allow":
-            from .metrics import parse_allow
+            from .api.metrics import parse_allow
 
             parse_allow(value)
     except ValueError:

@@ -2,6 +2,6 @@
 (the poller process that `gunicorn_hooks` starts holds the lease; a worker's poller takes over
 only if that process dies)."""
 
-from . import create_app
+from .app import create_app
 
 app = create_app({"CESI_POLLER": "standby"})

@@ -11,11 +11,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cesi_like.console import create_app
-from cesi_like.console import db as database
-from cesi_like.console.models import Environment, Node, User
+from cesi_like.console.app import create_app
 from cesi_like.console.security import hash_password, new_token
 from cesi_like.console.settings import Settings
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import Environment, Node, User
 
 PASSWORD = "correct horse battery"
 
@@ -77,7 +77,7 @@ def login_as(client: FlaskClient) -> Callable[[str], str]:
 def token_for(app: Flask, username: str) -> str:
     from sqlalchemy import select
 
-    from cesi_like.console.models import ApiToken
+    from cesi_like.console.storage.models import ApiToken
 
     with database.standalone(app) as db:
         user = db.scalar(select(User).where(User.username == username))

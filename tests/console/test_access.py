@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from cesi_like.console import db as database
-from cesi_like.console.models import ActivityLog, Node, User
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import ActivityLog, Node, User
 
 from .conftest import PASSWORD, login, make_app, token_for
 
@@ -195,7 +195,7 @@ def test_admins_are_never_limited_to_environments(app: Flask, client: FlaskClien
     assert client.patch("/api/v1/users/devop", headers=admin, json={
         "role": "admin", "environments": []}).status_code == 200
     with database.standalone(app) as db:  # an admin scoped by older data
-        from cesi_like.console.models import Environment
+        from cesi_like.console.storage.models import Environment
 
         legacy = db.scalar(select(User).where(User.username == "devop"))
         dev = db.scalar(select(Environment).where(Environment.name == "dev"))

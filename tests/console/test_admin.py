@@ -7,8 +7,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from cesi_like.console import db as database
-from cesi_like.console.models import ActivityLog, Environment, Node, User
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import ActivityLog, Environment, Node, User
 
 from .conftest import PASSWORD, csrf_from, login, token_for
 

@@ -22,11 +22,11 @@ from aiosmtpd.controller import Controller
 from flask import Flask
 from sqlalchemy import select
 
-from cesi_like.console import create_app, make_poller
-from cesi_like.console import db as database
-from cesi_like.console.models import ActivityLog, AlertRule, Node, ProcessEvent, utcnow
+from cesi_like.console.app import create_app, make_poller
 from cesi_like.console.services import alerts
 from cesi_like.console.settings import Settings
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import ActivityLog, AlertRule, Node, ProcessEvent, utcnow
 from cesi_like.supervisor_rpc.states import ProcessState
 from tests.agent.conftest import daemons, wait_for
 
@@ -231,8 +231,8 @@ def test_rules_are_checked_admin_only_and_testable(tmp_path: Path, hook: Webhook
     assert tested.get_json() == {"webhook": "ok", "email": "ok"}
     assert json.loads(hook.received[0][1])["text"] == "test of alert rule fatal"
     assert len(mail[0].messages) == 1
-    from cesi_like.console.models import User
     from cesi_like.console.security import hash_password
+    from cesi_like.console.storage.models import User
 
     with database.standalone(app) as db:
         db.add(User(username="op", role="operator", password_hash=hash_password(PASSWORD)))

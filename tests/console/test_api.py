@@ -179,7 +179,7 @@ def test_docs_api_md_is_the_openapi_document() -> None:
     changes (python -m cesi_like.console.openapi > docs/api.md)."""
     from pathlib import Path
 
-    from cesi_like.console.openapi import document, markdown
+    from cesi_like.console.api.openapi import document, markdown
 
     committed = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
     assert committed == markdown(document())

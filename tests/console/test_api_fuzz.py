@@ -17,9 +17,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from cesi_like.console import db as database
-from cesi_like.console import make_poller
-from cesi_like.console.models import Environment, Node
+from cesi_like.console.app import make_poller
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import Environment, Node
 from tests.agent.conftest import daemons
 from tests.hostile import hostile_node
 

@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from cesi_like.console import db as database
-from cesi_like.console.models import ActivityLog, Setting, User
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import ActivityLog, Setting, User
 
 from .conftest import PASSWORD, csrf_from, login, make_app
 
@@ -137,7 +137,7 @@ def test_session_cookie_is_secure_over_https(app: Flask) -> None:
 
 
 def test_first_start_without_password_prints_a_random_one(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from cesi_like.console import create_app
+    from cesi_like.console.app import create_app
     from cesi_like.console.settings import Settings
 
     app = create_app({"CESI_SETTINGS": Settings(database=f"sqlite:///{tmp_path}/x.db")})
@@ -230,7 +230,7 @@ def test_remember_cookie_lasts_14_days_and_is_secure_behind_a_trusted_proxy(
 ) -> None:
     """#8.10: Secure when the request is https (directly, or per a trusted proxy's
     X-Forwarded-Proto), and a two-week life by default (was a year)."""
-    from cesi_like.console import create_app
+    from cesi_like.console.app import create_app
     from cesi_like.console.settings import Settings
 
     https = {"X-Forwarded-Proto": "https", "Referer": "https://localhost/login"}

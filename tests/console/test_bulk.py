@@ -13,9 +13,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from cesi_like.console import db as database
-from cesi_like.console import make_job_runner, make_poller
-from cesi_like.console.models import ActivityLog, Environment, Job, Node
+from cesi_like.console.app import make_job_runner, make_poller
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import ActivityLog, Environment, Job, Node
 from tests.agent.conftest import Daemon, daemons
 
 from .conftest import csrf_from, login, make_app, token_for
@@ -131,8 +131,8 @@ def test_bad_requests_start_nothing(bulk_app: Flask, body: dict[str, Any], statu
 
 
 def test_viewers_may_not(bulk_app: Flask) -> None:
-    from cesi_like.console.models import User
     from cesi_like.console.security import hash_password
+    from cesi_like.console.storage.models import User
 
     with database.standalone(bulk_app) as db:
         db.add(User(username="viewer", role="viewer", password_hash=hash_password("x" * 12)))
@@ -195,8 +195,8 @@ def test_the_processes_page_bulk_form(bulk_app: Flask, nodes: list[Daemon]) -> N
                                                 "target": "a1/web:web_0"}).status_code == 400
     assert pids(nodes[0]) == after[0]  # no CSRF token: refused, nothing done
 
-    from cesi_like.console.models import User
     from cesi_like.console.security import hash_password
+    from cesi_like.console.storage.models import User
 
     with database.standalone(bulk_app) as db:
         db.add(User(username="looker", role="viewer", password_hash=hash_password("x" * 12)))

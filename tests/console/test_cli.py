@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cesi_like.console import create_app
-from cesi_like.console import db as database
+from cesi_like.console.app import create_app
 from cesi_like.console.settings import Settings
+from cesi_like.console.storage import db as database
 
 from .test_settings import V1
 

@@ -13,9 +13,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from cesi_like.console import db as database
-from cesi_like.console import make_job_runner, make_poller
-from cesi_like.console.models import ActivityLog, Job, Node
+from cesi_like.console.app import make_job_runner, make_poller
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import ActivityLog, Job, Node
 from tests.agent.conftest import Daemon, StartDaemon, start_daemon, wait_for
 
 from .conftest import make_app, token_for

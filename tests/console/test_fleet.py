@@ -17,10 +17,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from cesi_like.console import db as database
-from cesi_like.console import make_poller
-from cesi_like.console.models import ActivityLog, Environment, Node, ProcessEvent
-from cesi_like.console.poller import SHARDS, shares
+from cesi_like.console.app import make_poller
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import ActivityLog, Environment, Node, ProcessEvent
+from cesi_like.console.workers.poller import SHARDS, shares
 from cesi_like.supervisor_rpc.schema import running_description
 from tests.agent.conftest import Daemon, daemons, program, wait_for
 from tests.hostile import XSS, hostile_node
@@ -87,8 +87,8 @@ def fleet_app(tmp_path: Path, nodes: dict[str, Any]) -> Iterator[Flask]:
             Node(name="drip", url=nodes["drip_url"], environments=[dev]),
         ])
         db.commit()
-        from cesi_like.console.models import User
         from cesi_like.console.security import hash_password
+        from cesi_like.console.storage.models import User
 
         from .conftest import PASSWORD
         db.add_all([User(username="op", role="operator", password_hash=hash_password(PASSWORD)),

@@ -10,10 +10,11 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import select
 
-from cesi_like.console import db as database
-from cesi_like.console import make_poller
-from cesi_like.console.models import Job, Node, NodeEvent, ProcessEvent, utcnow
-from cesi_like.console.services import fleet, history
+from cesi_like.console.app import make_poller
+from cesi_like.console.services import history
+from cesi_like.console.services import snapshot as fleet
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import Job, Node, NodeEvent, ProcessEvent, utcnow
 from cesi_like.supervisor_rpc.states import ProcessState as S
 from tests.agent.conftest import Daemon, daemons, wait_for
 

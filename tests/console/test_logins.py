@@ -14,9 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from cesi_like.console import db as database
 from cesi_like.console import security
-from cesi_like.console.models import User
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import User
 
 from .conftest import PASSWORD, csrf_from
 
@@ -42,7 +42,7 @@ def test_an_attacker_locks_only_their_own_address(app: Flask) -> None:
 
 
 def test_failures_back_off(tmp_path: Path) -> None:
-    from cesi_like.console import create_app
+    from cesi_like.console.app import create_app
     from cesi_like.console.settings import Settings
 
     app = create_app({"CESI_SETTINGS": Settings(

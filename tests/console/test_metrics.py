@@ -13,13 +13,13 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from cesi_like.console import db as database
-from cesi_like.console import make_poller
-from cesi_like.console.metrics import parse_allow
-from cesi_like.console.models import ApiToken, Environment, Node, User
+from cesi_like.console.api.metrics import parse_allow
+from cesi_like.console.app import make_poller
 from cesi_like.console.security import hash_password, new_token
-from cesi_like.console.services.fleet import _changes
+from cesi_like.console.services.snapshot import _changes
 from cesi_like.console.settings import load
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import ApiToken, Environment, Node, User
 from cesi_like.inifile import ConfigError
 from cesi_like.supervisor_rpc.states import ProcessState
 from tests.agent.conftest import Daemon, daemons

@@ -12,8 +12,8 @@ from alembic.runtime.migration import MigrationContext
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, inspect
 
-from cesi_like.console import db as database
-from cesi_like.console.models import Base
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import Base
 from tests.postgres import fresh_database
 
 TABLES = {"users", "environments", "nodes", "node_environments", "user_environments",
@@ -64,7 +64,7 @@ def test_models_match_the_migrations(url: str) -> None:
 
 
 def test_the_console_runs_on_the_database(url: str) -> None:
-    from cesi_like.console import create_app
+    from cesi_like.console.app import create_app
     from cesi_like.console.settings import Settings
 
     # a node key of its own: on PostgreSQL the key file would go to the package's instance

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from cesi_like.console import create_app, make_poller
-from cesi_like.console.node_secrets import NodeSecrets
+from cesi_like.console.app import create_app, make_poller
 from cesi_like.console.settings import Settings
+from cesi_like.console.storage.secrets import NodeSecrets
 from cesi_like.inifile import ConfigError
 from tests.agent.conftest import daemons
 

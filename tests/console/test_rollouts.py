@@ -17,10 +17,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
-from cesi_like.console import db as database
-from cesi_like.console import make_job_runner, make_poller
-from cesi_like.console.models import ActivityLog, Environment, Job, Node, User, utcnow
+from cesi_like.console.app import make_job_runner, make_poller
 from cesi_like.console.security import hash_password
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import ActivityLog, Environment, Job, Node, User, utcnow
 from tests.agent.conftest import Daemon, daemons, wait_for
 
 from .conftest import PASSWORD, make_app, token_for

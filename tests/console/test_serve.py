@@ -9,7 +9,7 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from cesi_like.console.poller import SHARDS
+from cesi_like.console.workers.poller import SHARDS
 from tests.agent.conftest import wait_for
 from tests.e2e.conftest import serve_console
 

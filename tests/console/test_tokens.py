@@ -10,10 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from cesi_like.console import create_app
-from cesi_like.console import db as database
-from cesi_like.console.models import ActivityLog, ApiToken
+from cesi_like.console.app import create_app
 from cesi_like.console.settings import Settings
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import ActivityLog, ApiToken
 
 from .conftest import csrf_from, login, token_for
 from .test_cli import cesi

@@ -28,10 +28,10 @@ from ...supervisor_rpc.node import (
     fault_state,
 )
 from ...supervisor_rpc.states import Fault
-from ..models import Node, NodeStatus, Role, utcnow
+from ..storage.models import Node, NodeStatus, Role, utcnow
 from . import Conflict, Forbidden, Invalid, NodeFailed, NotFound
 from .activity import Actor, Result, record
-from .fleet import address, store_poll
+from .snapshot import address, store_poll
 
 ACTIONS = ("start", "stop", "restart", "signal", "clear-logs")
 SIGNALS = ("HUP", "INT", "QUIT", "KILL", "USR1", "USR2", "TERM", "STOP", "CONT", "WINCH")

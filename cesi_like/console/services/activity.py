@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from ..models import ActivityLog, User, utcnow
+from ..storage.models import ActivityLog, User, utcnow
 
 log = logging.getLogger("cesi_like.activity")
 

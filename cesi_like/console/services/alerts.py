@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ...supervisor_rpc.node import NodeClient, NodeError
 from ...supervisor_rpc.states import ProcessState
-from ..models import (
+from ..storage.models import (
     AlertFiring,
     AlertRule,
     Environment,
@@ -42,7 +42,7 @@ from ..models import (
 )
 from . import Forbidden, Invalid, NotFound, validate
 from .activity import Actor, Result, record
-from .fleet import address
+from .snapshot import address
 
 log = logging.getLogger("cesi_like.alerts")
 

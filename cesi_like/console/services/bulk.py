@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.node import NodeAddress, NodeError
-from ..models import Environment, Job, Node, NodeStatus, Role
+from ..storage.models import Environment, Job, Node, NodeStatus, Role
 from . import Forbidden, Invalid, NotFound, ServiceError, actions, config_updates, jobs
 from .activity import Actor, Result, record
-from .fleet import address
 from .jobs import JobState
+from .snapshot import address
 
 KIND = "bulk-action"
 VERBS = ("start", "stop", "restart", "signal", "update")  # update: the config, per node

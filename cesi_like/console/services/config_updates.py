@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from ...supervisor_rpc import schema
 from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
 from ...supervisor_rpc.states import Fault
-from ..models import Role
+from ..storage.models import Role
 from . import Forbidden, Invalid, NodeFailed
 from .actions import fault_text, node_for, refresh
 from .activity import Actor, Result, record
-from .fleet import address
+from .snapshot import address
 
 
 def preview(db: Session, client: NodeClient, actor: Actor, node_name: str

@@ -18,7 +18,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.states import ProcessState
-from ..models import Job, NodeEvent, ProcessEvent, utcnow
+from ..storage.models import Job, NodeEvent, ProcessEvent, utcnow
 
 WINDOWS = {"1h": datetime.timedelta(hours=1), "24h": datetime.timedelta(days=1),
            "7d": datetime.timedelta(days=7)}

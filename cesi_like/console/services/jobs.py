@@ -24,7 +24,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...supervisor_rpc.node import NodeClient
-from ..models import Job, Role, User, utcnow
+from ..storage.models import Job, Role, User, utcnow
 from . import Conflict, Forbidden, NotFound
 from .activity import Actor, Result, record
 

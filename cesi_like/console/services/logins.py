@@ -20,8 +20,8 @@ from sqlalchemy import and_, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..models import LoginLimit, User, utcnow
 from ..security import verify_password_hash
+from ..storage.models import LoginLimit, User, utcnow
 
 NEVER = datetime.datetime(2000, 1, 1)  # a window start that is always over
 

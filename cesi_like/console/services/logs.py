@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
-from ..models import Role
+from ..storage.models import Role
 from . import Forbidden, Invalid, NodeFailed, NotFound
 from .actions import Target, fault_text, node_for
 from .activity import Actor, Result, record
-from .fleet import address
+from .snapshot import address
 
 STREAMS = ("stdout", "stderr")
 MAX_TAIL = 1024 * 1024  # bytes one tail request may ask for

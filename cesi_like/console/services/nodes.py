@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.node import NodeClient, NodeError, Snapshot
-from ..models import Environment, Node, Role
-from ..node_secrets import NodeSecrets
 from ..settings import node_url
+from ..storage.models import Environment, Node, Role
+from ..storage.secrets import NodeSecrets
 from . import Conflict, Forbidden, Invalid, NotFound, validate
 from .actions import refresh_in_full
 from .activity import Actor, Result, record

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.states import ProcessState
-from ..models import Environment, Job, NodeStatus, Role
+from ..storage.models import Environment, Job, NodeStatus, Role
 from . import Forbidden, Invalid, NotFound, ServiceError, actions, jobs, validate
 from .activity import Actor, Result, record
 from .jobs import JobState

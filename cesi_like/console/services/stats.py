@@ -11,7 +11,7 @@ from ...supervisor_rpc.node import NodeClient, NodeError
 from . import Conflict, NodeFailed
 from .actions import node_for
 from .activity import Actor
-from .fleet import address
+from .snapshot import address
 
 NOT_AVAILABLE = ("n/a: this node does not report CPU and memory per process (supervisord); "
                  "cesi-agentd does")

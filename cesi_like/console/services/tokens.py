@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ..models import ApiToken, Role, User, utcnow
 from ..security import new_token
+from ..storage.models import ApiToken, Role, User, utcnow
 from . import Forbidden, NotFound, validate
 from .activity import Actor, Result, record
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..models import Environment, Role, User
 from ..security import hash_password, password_problem
+from ..storage.models import Environment, Role, User
 from . import Conflict, Invalid, NotFound, tokens
 from .activity import Actor, Result, record
 

@@ -11,12 +11,12 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from . import db as database
+from ..services import ServiceError, jobs, rollouts
+from ..storage import db as database
+from ..storage.models import Environment, Role, User
 from .activity import actor
 from .forms import ConfirmForm, RolloutForm
 from .fragments import live_page
-from .models import Environment, Role, User
-from .services import ServiceError, jobs, rollouts
 
 bp = Blueprint("jobs", __name__)
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from flask import current_app, jsonify
 from werkzeug.wrappers import Response
 
-from . import db as database
-from .activity import actor
-from .api import _body, bp
-from .services import Invalid, bulk, jobs, rollouts
+from ..services import Invalid, bulk, jobs, rollouts
+from ..storage import db as database
+from ..web.activity import actor
+from . import _body, bp
 
 ROLLOUT_FIELDS = {"environment", "group", "batch_size", "pause", "keep_going"}
 

@@ -35,11 +35,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..supervisor_rpc.node import NodeAddress, NodeClient, NodeError, Snapshot, Unchanged
-from .models import Lease, Node, NodeStatus, utcnow
-from .services import history
-from .services.alerts import Alerter
-from .services.fleet import address, store_poll
+from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError, Snapshot, Unchanged
+from ..services import history
+from ..services.alerts import Alerter
+from ..services.snapshot import address, store_poll
+from ..storage.models import Lease, Node, NodeStatus, utcnow
 
 log = logging.getLogger("cesi_like.poller")
 

@@ -18,9 +18,9 @@ import threading
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..supervisor_rpc.node import NodeClient
+from ...supervisor_rpc.node import NodeClient
+from ..services import bulk, jobs, rollouts
 from .poller import CLAIMS_PER_INTERVAL, LEASE_INTERVALS
-from .services import bulk, jobs, rollouts
 
 log = logging.getLogger("cesi_like.jobs")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cesi_like.agent.transitions import TransitionLog
+from cesi_like.agent.change_feed import TransitionLog
 from cesi_like.supervisor_rpc import schema
 from cesi_like.supervisor_rpc.states import ProcessState as S
 

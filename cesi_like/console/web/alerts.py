@@ -8,12 +8,12 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from . import db as database
+from ..security import require_role
+from ..services import ServiceError, alerts
+from ..storage import db as database
+from ..storage.models import AlertRule, Role
 from .activity import actor
 from .forms import AlertForm, ConfirmForm
-from .models import AlertRule, Role
-from .security import require_role
-from .services import ServiceError, alerts
 
 bp = Blueprint("alerts", __name__, url_prefix="/admin/alerts")
 

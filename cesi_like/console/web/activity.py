@@ -11,11 +11,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from . import db as database
-from .models import ActivityLog, Role
-from .security import require_role
-from .services import activity as services_activity
-from .services.activity import Actor
+from ..security import require_role
+from ..services import activity as services_activity
+from ..services.activity import Actor
+from ..storage import db as database
+from ..storage.models import ActivityLog, Role
 
 bp = Blueprint("activity", __name__, url_prefix="/activity")
 

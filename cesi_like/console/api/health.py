@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import db as database
+from ..storage import db as database
 
 bp = Blueprint("health", __name__)
 

@@ -21,10 +21,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import db as database
-from .models import ActivityLog, Job, Node, NodeStatus, ProcessEvent, User, utcnow
-from .services import history
-from .services.fleet import visible
+from ..services import history
+from ..services.snapshot import visible
+from ..storage import db as database
+from ..storage.models import ActivityLog, Job, Node, NodeStatus, ProcessEvent, User, utcnow
 
 bp = Blueprint("metrics", __name__)
 

@@ -19,17 +19,17 @@ from flask import (
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from . import db as database
+from ..api.processes import views as snapshot_views
+from ..security import safe_next
+from ..services import Invalid, ServiceError, actions, bulk, config_updates, history, logs
+from ..services import snapshot as snapshot
+from ..services.actions import SIGNALS, Target
+from ..services.snapshot import STATE_CLASSES, NodeView, ProcessFilter
+from ..storage import db as database
+from ..storage.models import ActivityLog, Environment, Role
 from .activity import actor
-from .api_fleet import views as snapshot_views
 from .forms import ConfirmForm
 from .fragments import live_page
-from .models import ActivityLog, Environment, Role
-from .security import safe_next
-from .services import Invalid, ServiceError, actions, bulk, config_updates, history, logs
-from .services import fleet as snapshot
-from .services.actions import SIGNALS, Target
-from .services.fleet import STATE_CLASSES, NodeView, ProcessFilter
 
 bp = Blueprint("fleet", __name__)
 

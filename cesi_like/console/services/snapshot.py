@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, defer
 from ...supervisor_rpc.node import NodeAddress, NodeError, NodeState, Snapshot, Unchanged
 from ...supervisor_rpc.schema import running_description
 from ...supervisor_rpc.states import ProcessState
-from ..models import Node, NodeEvent, NodeStatus, ProcessEvent, User, utcnow
+from ..storage.models import Node, NodeEvent, NodeStatus, ProcessEvent, User, utcnow
 
 # what the console keeps of each process: Supervisor's getProcessInfo keys minus the log paths
 # (paths on the node's disk are no business of the console's users)

@@ -9,8 +9,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
-from . import db as database
-from .services import ServiceError
+from ..services import ServiceError
+from ..storage import db as database
 
 log = logging.getLogger("cesi_like.console")
 

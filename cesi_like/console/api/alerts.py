@@ -8,11 +8,11 @@ from flask import current_app, jsonify
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from . import db as database
-from .activity import actor
-from .api import _body, bp
-from .models import AlertRule, Role
-from .services import Forbidden, alerts
+from ..services import Forbidden, alerts
+from ..storage import db as database
+from ..storage.models import AlertRule, Role
+from ..web.activity import actor
+from . import _body, bp
 
 
 @bp.get("/alerts")

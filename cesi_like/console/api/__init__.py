@@ -12,18 +12,16 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError
 
-from . import db as database
-from .activity import actor
-from .models import Environment, Node, Role, User
+from ..security import require_role
+from ..services import Invalid, ServiceError, validate
+from ..services import nodes as node_rules
+from ..services import tokens as token_rules
+from ..services import users as user_rules
+from ..services.actions import node_for
+from ..storage import db as database
+from ..storage.models import Environment, Node, Role, User
+from ..web.activity import actor
 from .openapi import document
-from .security import (
-    require_role,
-)
-from .services import Invalid, ServiceError, validate
-from .services import nodes as node_rules
-from .services import tokens as token_rules
-from .services import users as user_rules
-from .services.actions import node_for
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -21,14 +21,14 @@ from flask import (
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from . import db as database
+from ..security import check_password, safe_next, token_for_secret
+from ..services import ServiceError, logins
+from ..services import tokens as token_rules
+from ..services import users as user_rules
+from ..storage import db as database
+from ..storage.models import Role, User, utcnow
 from .activity import actor, client_ip, record
 from .forms import ConfirmForm, PasswordForm, TokenForm
-from .models import Role, User, utcnow
-from .security import check_password, safe_next, token_for_secret
-from .services import ServiceError, logins
-from .services import tokens as token_rules
-from .services import users as user_rules
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()

@@ -22,15 +22,15 @@ from werkzeug.wrappers import Response
 from wtforms import Field
 from wtforms.fields.choices import SelectChoice
 
-from ..supervisor_rpc.node import NodeError
-from . import db as database
+from ...supervisor_rpc.node import NodeError
+from ..security import require_role
+from ..services import ServiceError
+from ..services import nodes as node_rules
+from ..services import users as user_rules
+from ..storage import db as database
+from ..storage.models import Environment, Node, Role, User
 from .activity import actor
 from .forms import ConfirmForm, EnvironmentForm, NodeForm, UserForm
-from .models import Environment, Node, Role, User
-from .security import require_role
-from .services import ServiceError
-from .services import nodes as node_rules
-from .services import users as user_rules
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request, stream_with_context
 
-from . import db as database
-from .activity import actor
-from .api import bp, node_json
-from .services import Invalid, actions, config_updates, history, logs, stats
-from .services import fleet as snapshot
-from .services.fleet import Freshness, NodeView, ProcessFilter
+from ..services import Invalid, actions, config_updates, history, logs, stats
+from ..services import snapshot as snapshot
+from ..services.snapshot import Freshness, NodeView, ProcessFilter
+from ..storage import db as database
+from ..web.activity import actor
+from . import bp, node_json
 
 
 def freshness() -> Freshness:

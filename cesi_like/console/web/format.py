@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from ..supervisor_rpc.states import ProcessState
-from .models import utcnow
+from ...supervisor_rpc.states import ProcessState
+from ..storage.models import utcnow
 
 
 def ago(when: datetime.datetime | None) -> str:

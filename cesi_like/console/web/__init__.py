@@ -1,0 +1,1 @@
+"""The browser side: pages, forms and their live fragments (thin adapters over services)."""
