@@ -1,4 +1,10 @@
-"""`cesi-like`: serve the console, migrate its database, manage users, tokens and nodes."""
+"""`cesi-like`: serve the console, migrate its database, manage users, tokens and nodes.
+
+The command line acts as a local admin (whoever has a shell on the console host and its
+database holds every right already), through the same rules as the pages and the API; `ctl
+--user NAME` acts with that user's rights instead. Every error is one line on stderr that
+begins `cesi-like: error:`, and the exit status is not 0.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..inifile import ConfigError
+from .context import console
 from .services.activity import Actor
 from .settings import Settings, find_config, load
 from .storage import db as database
@@ -46,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from .app import database_url
+    from .storage.bootstrap import database_url
 
     url = database_url(_settings(args))
     if args.action == "upgrade":
@@ -73,18 +80,20 @@ def _password(given: str | None, prompt: str) -> str:
     return first
 
 
-def _cli_actor(app: Flask, db: Session | None = None) -> Actor:
-    """Who the CLI acts as: someone with a shell on the console host and its database. With
-    `db`, as the first active admin, for rules that need an account (tokens, process actions)."""
-    user = None
-    if db is not None:
-        user = db.scalar(select(User).where(User.role == Role.ADMIN.value,
-                                            User.active.is_(True)).order_by(User.id))
-    return Actor(user, "cli", app.config.get("CESI_ACTIVITY_LOG"))
+def _local(app: Flask) -> Actor:
+    """Who the CLI acts as: someone with a shell on the console host and its database, who
+    holds every right already (recorded as `(cli)`)."""
+    return Actor(None, "cli", app.config.get("CESI_ACTIVITY_LOG"), local=True)
+
+
+def fail(message: str, status: int = 1) -> int:
+    """Every error of the command line: one line on stderr, the same beginning."""
+    print(f"cesi-like: error: {message}", file=sys.stderr)
+    return status
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from .services import Conflict, ServiceError
+    from .services import ServiceError
     from .services import nodes as node_rules
     from .services import users as user_rules
 
@@ -98,25 +107,23 @@ def cmd_users(args: argparse.Namespace) -> int:
             return 0
         try:
             if args.action == "create":
-                if db.scalar(select(User).where(User.username == args.name)) is not None:
-                    raise Conflict(f"user {args.name} exists")
                 names = [n.strip() for n in (args.environments or "").split(",") if n.strip()]
                 envs = node_rules.environments(db, names)
+                user_rules.check_username(db, args.name)  # before asking for a password
                 password = _password(args.password, f"Password for {args.name}: ")
-                user_rules.create(db, _cli_actor(app), args.name, password, args.role, envs)
+                user_rules.create(db, _local(app), args.name, password, args.role, envs)
                 done = f"created {args.role} {args.name}"
             elif args.action == "set-password":
                 user = user_rules.find(db, args.name)
                 password = _password(args.password, f"New password for {args.name}: ")
-                user_rules.update(db, _cli_actor(app), user, password=password)
+                user_rules.update(db, _local(app), user, password=password)
                 done = f"password of {args.name} changed"
             else:
-                user_rules.delete(db, _cli_actor(app), user_rules.find(db, args.name))
+                user_rules.delete(db, _local(app), user_rules.find(db, args.name))
                 done = f"deleted {args.name}"
         except ServiceError as exc:
             db.commit()  # a refusal changed nothing but its record
-            print(f"error: {exc.message}", file=sys.stderr)
-            return 1
+            return fail(exc.message)
         db.commit()
         print(done)
         return 0
@@ -130,7 +137,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 
     app = _app(args)
     with database.standalone(app) as db:
-        actor = _cli_actor(app, db)
+        actor = _local(app)
         try:
             if args.action == "create":
                 owner = user_rules.find(db, args.name)
@@ -155,19 +162,18 @@ def cmd_tokens(args: argparse.Namespace) -> int:
                 print(f"revoked token {revoked.id} of {revoked.user.username}")
         except ServiceError as exc:
             db.commit()  # a refusal changed nothing but its record
-            print(f"error: {exc.message}", file=sys.stderr)
-            return 1
+            return fail(exc.message)
         return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .app import seed
+    from .services.nodes import seed
 
     settings = load(args.file)  # the environment too: for password_env
     app = _app(args)
     with database.standalone(app) as db:
         before = len(db.scalars(select(Node)).all())
-        seed(db, settings, app.extensions["cesi_secrets"])
+        seed(db, settings, console(app).secrets)
         after = len(db.scalars(select(Node)).all())
     print(f"imported {after - before} new nodes ({len(settings.nodes)} in {args.file}), "
           f"{len(settings.environments)} environments")
@@ -183,7 +189,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         print(node_secrets.new_key())
         return 0
     app = _app(args)
-    secrets: node_secrets.NodeSecrets = app.extensions["cesi_secrets"]
+    secrets = console(app).secrets
     with database.standalone(app) as db:
         if args.action == "list":
             for node in db.scalars(select(Node).order_by(Node.name)):
@@ -192,11 +198,10 @@ def cmd_nodes(args: argparse.Namespace) -> int:
             return 0
         if args.action == "rotate-key":
             if secrets.path is None:
-                print("error: node_key is set in the settings, so the key is yours to change: "
-                      "put a new key (cesi-like nodes new-key) first in node_key, the old one "
-                      "after a comma, run `cesi-like nodes reseal`, then drop the old key",
-                      file=sys.stderr)
-                return 1
+                return fail("node_key is set in the settings, so the key is yours to change: "
+                            "put a new key (cesi-like nodes new-key) first in node_key, the "
+                            "old one after a comma, run `cesi-like nodes reseal`, then drop "
+                            "the old key")
             new = node_secrets.new_key()
             # both keys first (anything opens), then every password sealed anew, then only
             # the new key: no moment where a stored password cannot be opened
@@ -218,21 +223,23 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 def _record(app: Flask, db: Session, action: str, detail: str) -> None:
     from .services.activity import record
 
-    record(db, _cli_actor(app), action, detail=detail)
+    record(db, _local(app), action, detail=detail)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Poll the nodes now, then print them and their processes (or JSON)."""
+    from ..supervisor_rpc.node import NodeState
     from .app import make_poller
-    from .services import snapshot as fleet
+    from .services import snapshot
 
     app = _app(args)
     make_poller(app).poll_now()
-    where = fleet.ProcessFilter(node=args.node or "", environment=args.environment or "")
-    freshness = fleet.Freshness(app.config["CESI_POLL_INTERVAL"], app.config["CESI_NODE_TIMEOUT"])
+    where = snapshot.ProcessFilter(node=args.node or "", environment=args.environment or "")
+    freshness = snapshot.Freshness(app.config["CESI_POLL_INTERVAL"],
+                                   app.config["CESI_NODE_TIMEOUT"])
     with database.standalone(app) as db:
         nodes = where.nodes(db.scalars(select(Node).order_by(Node.name)))
-        views = fleet.view(db, nodes, freshness)
+        views = snapshot.view(db, nodes, freshness)
     if args.json:
         print(json.dumps([{"node": v.name, "state": v.state, "reason": v.reason,
                            "version": v.version, "processes": v.processes} for v in views],
@@ -243,36 +250,33 @@ def cmd_status(args: argparse.Namespace) -> int:
             for process in v.processes:
                 name = f"{process['group']}:{process['name']}"
                 print(f"  {name:<34} {process['statename']:<10} {process['description']}")
-    return 0 if all(v.state in ("online", "disabled") for v in views) else 1
+    return 0 if all(v.state in (NodeState.ONLINE, NodeState.DISABLED) for v in views) else 1
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
-    """One process action through the same rules as the UI, as an admin of the console."""
+    """Process actions through the same rules as the UI: as the local admin, or with the
+    rights of `--user`."""
     from .services import ServiceError, actions
-    from .services.activity import Actor
 
     app = _app(args)
     with database.standalone(app) as db:
-        who = _cli_actor(app, db)
+        who = _local(app)
         if args.user:
-            who = Actor(db.scalar(select(User).where(User.username == args.user)), "cli",
-                        app.config.get("CESI_ACTIVITY_LOG"))
-        if who.user is None:
-            print(f"error: no user {args.user or '(no active admin)'}", file=sys.stderr)
-            return 1
+            user = db.scalar(select(User).where(User.username == args.user))
+            if user is None:
+                return fail(f"no user {args.user[:64]!r}")
+            who = Actor(user, "cli", app.config.get("CESI_ACTIVITY_LOG"))
         signal = args.name[0] if args.action == "signal" else None
         names = args.name[1:] if args.action == "signal" else args.name
         if not names:
-            print("error: name the process (group:name, group:* or *)", file=sys.stderr)
-            return 2
+            return fail("name the process (group:name, group:* or *)", 2)
         worst = 0
         for name in names:
             try:
-                outcome = actions.perform(db, app.extensions["cesi_nodes"], who, args.node, name,
+                outcome = actions.perform(db, console(app).nodes, who, args.node, name,
                                           args.action, signal, app.config["CESI_ACTION_TIMEOUT"])
             except ServiceError as exc:
-                print(f"{name}: ERROR ({exc.message})", file=sys.stderr)
-                worst = 1
+                worst = fail(f"{name}: {exc.message}")
                 continue
             for result in outcome.results:
                 print(f"{result['name']}: {'ok' if result['ok'] else 'ERROR ' + result['error']}")
@@ -294,9 +298,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
             index, count = (int(part) for part in args.share.split("/"))
             shards = shares(index - 1, count)
         except ValueError:
-            print(f"cesi-like poll: --share takes N/COUNT with 1 <= N <= COUNT <= {SHARDS}, "
-                  f"not {args.share!r}", file=sys.stderr)
-            return 2
+            return fail(f"--share takes N/COUNT with 1 <= N <= COUNT <= {SHARDS}, "
+                        f"not {args.share!r}", 2)
     app = create_app({"CESI_SETTINGS": _settings(args)})
     poller = start_poller(app, shards=shards)
     done = threading.Event()
@@ -386,8 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.run(args)
     except ConfigError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), 2)
     return result
 
 

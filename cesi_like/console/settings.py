@@ -66,6 +66,7 @@ class Settings:
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: str = "false"
+    smtp_allow_plaintext: str = "false"  # log in to the SMTP server without TLS (in clear)
     login_backoff: float = 1.0  # seconds before a pair's retry, doubling per failure
     nodes: tuple[NodeSpec, ...] = ()
     environments: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -79,11 +80,18 @@ _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "node_ke
               "remember_days", "trusted_proxies", "login_limit", "login_limit_per_address",
               "login_window", "login_backoff", "metrics_allow",
               "history_days", "smtp_host", "smtp_port", "smtp_from", "smtp_username",
-              "smtp_password", "smtp_starttls"}
+              "smtp_password", "smtp_starttls", "smtp_allow_plaintext"}
 _FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days", "login_window",
            "login_backoff", "history_days"}
+_FLAGS = {"smtp_starttls", "smtp_allow_plaintext"}
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 _INTS = {"poll_concurrency", "poll_processes", "node_max_bytes", "trusted_proxies",
          "login_limit", "login_limit_per_address"}
+
+
+def flag(value: str) -> bool:
+    """A yes/no setting as checked on reading (true, yes, 1, on)."""
+    return value.strip().lower() in _TRUE
 
 
 def find_config(explicit: str | None, environ: Mapping[str, str]) -> str | None:
@@ -131,8 +139,7 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
             if not lowest <= number <= highest:
                 raise ValueError
             return number
-        if key == "smtp_starttls" and value.strip().lower() not in (
-                "true", "false", "yes", "no", "1", "0", "on", "off"):
+        if key in _FLAGS and value.strip().lower() not in (*_TRUE, *_FALSE):
             raise ValueError
         if key == "metrics_allow":
             from .api.metrics import parse_allow

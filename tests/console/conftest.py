@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cesi_like.console.app import create_app
-from cesi_like.console.security import hash_password, new_token
+from cesi_like.console.context import console
+from cesi_like.console.services.credentials import hash_password, new_token
 from cesi_like.console.settings import Settings
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import Environment, Node, User
@@ -42,7 +43,7 @@ def app(tmp_path: Path) -> Iterator[Flask]:
                         scope=scope))
         db.commit()
     yield app
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
 
 
 @pytest.fixture

@@ -1,56 +1,20 @@
-"""Every URL refuses anonymous users; each role can do exactly what it may."""
+"""Each role can do exactly what it may (the table of every route and role is in
+test_access_table.py), what a refusal records, and what never reaches a page."""
 
 from __future__ import annotations
 
 import os
-import re
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Node, User
 
-from .conftest import PASSWORD, login, make_app, token_for
-
-PUBLIC = {"auth.login", "static", "health.healthz", "metrics.metrics"}  # metrics: own check
-
-
-def concrete(rule_path: str) -> str:
-    return re.sub(r"<(?:int:)?(\w+)>", lambda m: "1" if "int:" in m.group(0) else "web1",
-                  rule_path)
-
-
-def protected_rules(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
-    app = make_app(tmp_path_factory.mktemp("urlmap"))
-    rules = []
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint in PUBLIC:
-            continue
-        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            rules.append((method, concrete(rule.rule)))
-    app.extensions["cesi_engine"].dispose()
-    return rules
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "protected" in metafunc.fixturenames:
-        rules = protected_rules(metafunc.config._tmp_path_factory)  # type: ignore[attr-defined]
-        metafunc.parametrize("protected", rules, ids=[f"{m} {p}" for m, p in rules])
-
-
-def test_anonymous_is_refused_everywhere(client: FlaskClient, protected: tuple[str, str]
-                                         ) -> None:
-    method, path = protected
-    response = client.open(path, method=method)
-    if path.startswith("/api/"):
-        assert response.status_code == 401
-        assert response.get_json() == {"error": "authentication required"}
-    else:  # the login gate answers first, before CSRF or the view could
-        assert response.status_code == 302
-        assert response.headers["Location"].startswith("/login")
+from .conftest import PASSWORD, login, token_for
 
 
 def test_health_check_needs_no_login_and_tells_nothing(client: FlaskClient) -> None:
@@ -59,7 +23,7 @@ def test_health_check_needs_no_login_and_tells_nothing(client: FlaskClient) -> N
 
 
 def test_health_check_fails_when_the_database_is_gone(app: Flask, client: FlaskClient) -> None:
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
     folder = os.path.dirname(app.config["CESI_DATABASE"].removeprefix("sqlite:///"))
     os.rename(folder, folder + ".gone")  # as if the disk or the database server went away
     try:

@@ -7,6 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Node, User
 
@@ -107,7 +108,7 @@ def test_nodes_and_environments(app: Flask, client: FlaskClient) -> None:
         assert node is not None and node.password is not None
         # sealed at rest, opened only with the node key
         assert "node-pass-1" not in node.password and node.password.startswith("fernet:")
-        assert app.extensions["cesi_secrets"].decrypt(node.password) == "node-pass-1"
+        assert console(app).secrets.decrypt(node.password) == "node-pass-1"
         assert node.url.endswith(":9002") and node.environments == []
     response = client.post("/admin/nodes/new", data={
         "csrf_token": token, "name": "x", "url": "ftp://nope"})

@@ -23,10 +23,12 @@ from flask import Flask
 from sqlalchemy import select
 
 from cesi_like.console.app import create_app, make_poller
+from cesi_like.console.context import console
 from cesi_like.console.services import alerts
 from cesi_like.console.settings import Settings
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, AlertRule, Node, ProcessEvent, utcnow
+from cesi_like.console.workers import alerts as delivery
 from cesi_like.supervisor_rpc.states import ProcessState
 from tests.agent.conftest import daemons, wait_for
 
@@ -153,7 +155,7 @@ def test_flapping_alerts_once_per_window_by_webhook_and_email(
         delivered = {(e.action, e.result) for e in db.scalars(
             select(ActivityLog).where(ActivityLog.action.like("alert.%")))}
     assert {("alert.webhook", "ok"), ("alert.email", "ok"), ("alert.create", "ok")} <= delivered
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
 
 
 def test_unreachable_node_alerts_once_per_episode(tmp_path: Path, hook: Webhook,
@@ -172,12 +174,12 @@ def test_unreachable_node_alerts_once_per_episode(tmp_path: Path, hook: Webhook,
     time.sleep(0.5)
     assert len(hook.received) == 1
     assert "node gone is unreachable" in json.loads(hook.received[0][1])["text"]
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
 
 
 def test_a_hanging_webhook_does_not_hold_the_poller(tmp_path: Path, mail: tuple[Sink, int],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(alerts, "TIMEOUT", 0.5)  # the retries, quicker than in production
+    monkeypatch.setattr(delivery, "TIMEOUT", 0.5)  # the retries, quicker than in production
     slow = Webhook(delay=30)
     app = make(tmp_path, mail[1])
     try:
@@ -200,7 +202,7 @@ def test_a_hanging_webhook_does_not_hold_the_poller(tmp_path: Path, mail: tuple[
             assert "failed after 3 tries" in entry.detail
     finally:
         slow.server.server_close()
-        app.extensions["cesi_engine"].dispose()
+        console(app).engine.dispose()
 
 
 def test_rules_are_checked_admin_only_and_testable(tmp_path: Path, hook: Webhook,
@@ -231,7 +233,7 @@ def test_rules_are_checked_admin_only_and_testable(tmp_path: Path, hook: Webhook
     assert tested.get_json() == {"webhook": "ok", "email": "ok"}
     assert json.loads(hook.received[0][1])["text"] == "test of alert rule fatal"
     assert len(mail[0].messages) == 1
-    from cesi_like.console.security import hash_password
+    from cesi_like.console.services.credentials import hash_password
     from cesi_like.console.storage.models import User
 
     with database.standalone(app) as db:
@@ -243,7 +245,7 @@ def test_rules_are_checked_admin_only_and_testable(tmp_path: Path, hook: Webhook
                        headers=operator).status_code == 403
     assert client.delete(f"/api/v1/alerts/{created['id']}", headers=admin).status_code == 204
     assert client.get("/api/v1/alerts", headers=admin).get_json() == []
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
 
 
 def test_the_alerts_page_adds_tests_and_deletes(tmp_path: Path, hook: Webhook,
@@ -270,7 +272,7 @@ def test_the_alerts_page_adds_tests_and_deletes(tmp_path: Path, hook: Webhook,
     assert len(hook.received) == 1
     client.post(f"/admin/alerts/{rule_id}/delete", data={"csrf_token": csrf_from(page)})
     assert "No alert rules yet." in client.get("/admin/alerts").get_data(as_text=True)
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
 
 
 def test_a_rule_turned_off_keeps_its_settings_and_stays_quiet(
@@ -290,15 +292,91 @@ def test_a_rule_turned_off_keeps_its_settings_and_stays_quiet(
                          from_state=ProcessState.BACKOFF, to_state=ProcessState.FATAL, pid=0,
                          exitstatus=0)
     with database.standalone(app) as db:
-        assert alerts.evaluate(db, [fatal], [], lambda s: s) == []  # off: quiet
+        assert alerts.evaluate(db, [fatal], []) == []  # off: quiet
     login(client)
     page = client.get("/admin/alerts").get_data(as_text=True)
     assert "Turn on" in page
     assert client.post(f"/admin/alerts/{created['id']}/enabled", data={
         "csrf_token": csrf_from(page), "enabled": "1"}).status_code == 302
     with database.standalone(app) as db:
-        assert [a.rule for a in alerts.evaluate(db, [fatal], [], lambda s: s)] == ["fatals"]
+        assert [a.rule for a in alerts.evaluate(db, [fatal], [])] == ["fatals"]
         actions = [entry.action for entry in db.scalars(select(ActivityLog).where(
             ActivityLog.action.like("alert.%")).order_by(ActivityLog.id))]
     assert actions == ["alert.create", "alert.disable", "alert.enable"]
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
+
+
+BROKEN = """
+[program:broken]
+command=/bin/false
+autostart=false
+startsecs=1
+startretries=0
+"""
+
+
+@pytest.mark.parametrize("kind", ["agent", "supervisord"])
+def test_a_fatal_caused_by_an_action_alerts(tmp_path: Path, hook: Webhook,
+                                            mail: tuple[Sink, int], kind: str) -> None:
+    """#17.1: the action's re-poll stored FATAL without judging the rules, and the poller's
+    next answer showed nothing new, so no alert came, ever. Every stored answer is judged
+    now, whoever polled."""
+    app = make(tmp_path, mail[1])
+    with daemons(tmp_path) as start:
+        node = start(BROKEN, kind=kind, name="node")
+        with database.standalone(app) as db:
+            db.add(Node(name="web1", url=node.url))
+            db.commit()
+        rule(app, name="fatals", kind="fatal", webhook_url=hook.url)
+        poller = make_poller(app)
+        poller.poll_now()
+        answer = app.test_client().post(
+            "/api/v1/nodes/web1/processes/broken:broken/start",
+            headers={"Authorization": f"Bearer {token_for(app, 'admin')}"})
+        assert answer.status_code == 409  # it could not be started
+        assert node.state("broken") == "FATAL"
+        poller.poll_now()  # the poller sees FATAL again: nothing new to it
+        wait_for(lambda: hook.received, 10, "the FATAL alert")
+        poller.poll_now()
+    payload = json.loads(hook.received[0][1])
+    assert (payload["rule"], payload["node"], payload["process"]) == ("fatals", "web1",
+                                                                      "broken")
+    assert "entered FATAL" in payload["text"]
+    with database.standalone(app) as db:
+        assert [e.result for e in db.scalars(select(ActivityLog).where(
+            ActivityLog.action == "alert.webhook"))] == ["ok"]
+    console(app).engine.dispose()
+
+
+@pytest.mark.parametrize("field", ["email_to", "webhook_url", "name", "group"])
+@pytest.mark.parametrize("bad", ["\x00", "\u2028", "\r", "\n", "\x1b"])
+def test_header_like_fields_refuse_control_and_line_separators(
+        tmp_path: Path, hook: Webhook, mail: tuple[Sink, int], field: str, bad: str) -> None:
+    """#17.7: a NUL or a U+2028 in email_to was stored, and a rule with a CR made Test
+    answer 500 (the mail library refused the header)."""
+    app = make(tmp_path, mail[1])
+    body = {"name": "r", "kind": "fatal", "webhook_url": hook.url, "email_to": "a@b.org"}
+    body[field] = f"{body.get(field, 'web')}{bad}x"
+    admin = {"Authorization": f"Bearer {token_for(app, 'admin')}"}
+    answer = app.test_client().post("/api/v1/alerts", json=body, headers=admin)
+    assert answer.status_code == 400, answer.get_json()
+    assert field in answer.get_json()["error"]
+    assert app.test_client().get("/api/v1/alerts", headers=admin).get_json() == []
+    console(app).engine.dispose()
+
+
+def test_smtp_login_without_tls_is_refused_unless_allowed(
+        tmp_path: Path, mail: tuple[Sink, int], capsys: pytest.CaptureFixture[str]) -> None:
+    """#17.7: smtp_username with smtp_starttls = false sent the password in clear."""
+    sink, port = mail
+    settings = Settings(database=f"sqlite:///{tmp_path / 'console.db'}",
+                        admin_password=PASSWORD, smtp_host="127.0.0.1", smtp_port=port,
+                        smtp_username="alerts", smtp_password="secret")
+    app = create_app({"CESI_SETTINGS": settings, "TESTING": True})
+    assert "smtp_allow_plaintext" in capsys.readouterr().err  # said at start
+    created = rule(app, name="r", kind="fatal", email_to="ops@example.org")
+    admin = {"Authorization": f"Bearer {token_for(app, 'admin')}"}
+    tested = app.test_client().post(f"/api/v1/alerts/{created['id']}/test", headers=admin)
+    assert "without TLS" in tested.get_json()["email"]
+    assert sink.messages == []  # not even connected to log in
+    console(app).engine.dispose()

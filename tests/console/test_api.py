@@ -176,7 +176,7 @@ def test_absurd_requests_are_4xx(client: FlaskClient, admin: dict[str, str]) -> 
 
 def test_docs_api_md_is_the_openapi_document() -> None:
     """docs/api.md is generated from the OpenAPI document: regenerate it when the API
-    changes (python -m cesi_like.console.openapi > docs/api.md)."""
+    changes (python -m cesi_like.console.api.openapi > docs/api.md)."""
     from pathlib import Path
 
     from cesi_like.console.api.openapi import document, markdown

@@ -18,6 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from cesi_like.console.app import make_poller
+from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import Environment, Node
 from tests.agent.conftest import daemons
@@ -42,7 +43,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, st
             db.commit()
         make_poller(app).poll_now()
         yield app, token_for(app, "admin")
-        app.extensions["cesi_engine"].dispose()
+        console(app).engine.dispose()
 
 
 def test_api_answers_as_documented(fuzzed: tuple[Flask, str]) -> None:

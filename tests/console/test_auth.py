@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Setting, User
 
@@ -148,7 +149,7 @@ def test_first_start_without_password_prints_a_random_one(tmp_path: Path, capsys
     app2 = create_app({"CESI_SETTINGS": Settings(database=f"sqlite:///{tmp_path}/x.db")})
     assert capsys.readouterr().err == ""  # only once
     for each in (app, app2):
-        each.extensions["cesi_engine"].dispose()
+        console(each).engine.dispose()
 
 
 def test_many_failures_from_one_address_are_limited(app: Flask) -> None:
@@ -192,7 +193,7 @@ def _copy_cookies(source: FlaskClient, target: FlaskClient) -> None:
 
 def test_a_deleted_users_cookie_never_logs_in_as_a_new_user(app: Flask) -> None:
     """#8.1: SQLite reuses a deleted user's id; the old cookie must not fit the new user."""
-    from cesi_like.console.security import hash_password
+    from cesi_like.console.services.credentials import hash_password
 
     _, saved = _remembered(app, "viewer")
     with database.standalone(app) as db:
@@ -256,4 +257,4 @@ def test_remember_cookie_lasts_14_days_and_is_secure_behind_a_trusted_proxy(
         assert expires is not None
         left = parsedate_to_datetime(expires.group(1)) - datetime.datetime.now(datetime.UTC)
         assert datetime.timedelta(days=13) < left <= datetime.timedelta(days=14)
-        app.extensions["cesi_engine"].dispose()
+        console(app).engine.dispose()

@@ -14,6 +14,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from cesi_like.console.app import make_job_runner, make_poller
+from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Job, Node
 from tests.agent.conftest import Daemon, daemons
@@ -53,7 +54,7 @@ def bulk_app(tmp_path: Path, nodes: list[Daemon]) -> Iterator[Flask]:
         db.commit()
     make_poller(app).poll_now()
     yield app
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
 
 
 def post(app: Flask, body: dict[str, Any], user: str = "admin") -> Any:
@@ -131,7 +132,7 @@ def test_bad_requests_start_nothing(bulk_app: Flask, body: dict[str, Any], statu
 
 
 def test_viewers_may_not(bulk_app: Flask) -> None:
-    from cesi_like.console.security import hash_password
+    from cesi_like.console.services.credentials import hash_password
     from cesi_like.console.storage.models import User
 
     with database.standalone(bulk_app) as db:
@@ -184,18 +185,19 @@ def test_the_processes_page_bulk_form(bulk_app: Flask, nodes: list[Daemon]) -> N
             ({"action": "restart", "scope": "selected"}, "select at least one process"),
             ({"action": "restart", "scope": "matching", "group": "no"}, "no process matches"),
             ({"action": "reboot", "scope": "selected", "target": "a1/web:web_0"}, "one of"),
-            ({"action": "stop", "scope": "selected", "target": "a1/web"}, "not a process"),
-            ({"action": "stop", "scope": "selected", "target": "ghost/web:web_0"}, "no node")):
+            ({"action": "stop", "scope": "selected", "target": "a1/web"}, "not a process")):
         answer = submit(**fields)
         assert answer.status_code == 302, fields
         assert message in client.get(answer.headers["Location"]).get_data(as_text=True), fields
+    unknown = submit(action="stop", scope="selected", target="ghost/web:web_0")
+    assert unknown.status_code == 404 and "no node" in unknown.get_data(as_text=True)
     with database.standalone(bulk_app) as db:
         assert len(db.scalars(select(Job)).all()) == 2  # the bad ones started nothing
     assert client.post("/processes/bulk", data={"action": "stop", "scope": "selected",
                                                 "target": "a1/web:web_0"}).status_code == 400
     assert pids(nodes[0]) == after[0]  # no CSRF token: refused, nothing done
 
-    from cesi_like.console.security import hash_password
+    from cesi_like.console.services.credentials import hash_password
     from cesi_like.console.storage.models import User
 
     with database.standalone(bulk_app) as db:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cesi_like.console.app import create_app
+from cesi_like.console.context import console
 from cesi_like.console.settings import Settings
 from cesi_like.console.storage import db as database
 
@@ -51,7 +52,7 @@ def test_token_works_on_the_api(tmp_path: Path) -> None:
     response = app.test_client().get("/api/v1/users",
                                      headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
 
 
 def test_import_config_and_status(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ what `supervisorctl reread` shows, and applying it leaves a node exactly where t
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from cesi_like.console.app import make_job_runner, make_poller
+from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Job, Node
 from tests.agent.conftest import Daemon, StartDaemon, start_daemon, wait_for
@@ -71,7 +73,7 @@ def rewrite(daemon: Daemon) -> None:
 def app(tmp_path: Path) -> Iterator[Flask]:
     app = make_app(tmp_path)
     yield app
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
 
 
 def add_node(app: Flask, name: str, daemon: Daemon) -> None:
@@ -182,3 +184,79 @@ def test_the_config_page_applies_the_ticked_groups(app: Flask,
     assert 'value="added_one"' not in page and 'value="remove_me"' in page
     assert {group for group, _, _ in processes(daemon)} == {"keep", "change_me", "remove_me",
                                                             "added_one"}
+
+
+@pytest.mark.parametrize("how", ["misspelt field", "text/plain body", "empty list",
+                                 "form with nothing ticked"])
+def test_a_bad_apply_changes_nothing(app: Flask, start_daemon: StartDaemon, how: str) -> None:
+    """#17.3: `{"grops": ["one"]}`, a JSON body sent as text/plain, or the config form with
+    nothing ticked applied every pending change (groups removed, processes stopped)."""
+    from .conftest import csrf_from, login
+
+    daemon = start_daemon(BEFORE)
+    wait_for(lambda: all(state == "RUNNING" for *_, state in processes(daemon)))
+    rewrite(daemon)
+    add_node(app, "n", daemon)
+    before = processes(daemon)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token_for(app, 'admin')}"}
+    if how == "form with nothing ticked":
+        login(client)
+        page = client.get("/nodes/n/config").get_data(as_text=True)
+        answer = client.post("/nodes/n/config", data={"csrf_token": csrf_from(page)})
+        assert answer.status_code == 302
+        assert "Tick at least one group" in client.get("/nodes/n/config").get_data(as_text=True)
+    else:
+        body = {"misspelt field": '{"grops": ["added_one"]}', "text/plain body":
+                '{"groups": ["added_one"]}', "empty list": '{"groups": []}'}[how]
+        answer = client.post("/api/v1/nodes/n/config/apply", headers=headers, data=body,
+                             content_type="text/plain" if how == "text/plain body"
+                             else "application/json")
+        assert answer.status_code == 400, answer.get_json()
+        assert {"misspelt field": "unknown fields: grops", "text/plain body":
+                "Content-Type: application/json", "empty list": "groups"}[how] in \
+            answer.get_json()["error"]
+    assert processes(daemon) == before
+    with database.standalone(app) as db:
+        assert db.scalar(select(ActivityLog).where(ActivityLog.action == "config.update")) \
+            is None
+
+
+def test_a_secret_in_a_reread_error_is_not_stored_nor_shown_to_viewers(
+        app: Flask, start_daemon: StartDaemon) -> None:
+    """#17.6: a reread error quoted `environment=DB_PASSWORD="..."` from the node's config,
+    and the bulk job's message kept it, where a viewer read it through GET /api/v1/jobs."""
+    from cesi_like.console.services.credentials import hash_password
+    from cesi_like.console.storage.models import User
+
+    daemon = start_daemon(BEFORE)
+    add_node(app, "n", daemon)
+    with database.standalone(app) as db:
+        db.add(User(username="viewer", role="viewer", password_hash=hash_password("x" * 10)))
+        db.commit()
+    daemon.conf.write_text(daemon.conf.read_text() + "[program:db]\ncommand=sleep 1\n"
+                           'environment=DB_PASSWORD="hunter2-s3cret,OTHER=1\n')
+    make_poller(app).poll_now()
+    admin = {"Authorization": f"Bearer {token_for(app, 'admin')}"}
+    client = app.test_client()
+    direct = client.post("/api/v1/nodes/n/config/apply", headers=admin)
+    assert direct.status_code == 400 and "cannot reread its config" in direct.get_json()["error"]
+    answer = client.post("/api/v1/bulk", headers=admin, json={"action": "update",
+                                                              "nodes": ["n"]})
+    assert answer.status_code == 202
+    make_job_runner(app).run_once()
+    job_id = answer.get_json()["id"]
+    seen = client.get(f"/api/v1/jobs/{job_id}", headers=admin).get_json()
+    assert seen["state"] == "failed" and "cannot reread its config" in seen["message"]
+    viewer = {"Authorization": f"Bearer {token_for(app, 'viewer')}"}
+    shown = client.get("/api/v1/jobs", headers=viewer).get_json()
+    assert [job["id"] for job in shown] == [job_id]
+    assert shown[0]["message"] is None and all(
+        "detail" not in step and "results" not in step for step in shown[0]["steps"])
+    with database.standalone(app) as db:
+        stored = [row.detail for row in db.scalars(select(ActivityLog))]
+        job = db.get(Job, job_id)
+        assert job is not None
+        stored += [job.message, job.steps]
+    assert not any("hunter2" in text for text in stored), stored
+    assert "hunter2" not in json.dumps(seen)

@@ -18,6 +18,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from cesi_like.console.app import make_poller
+from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Node, ProcessEvent
 from cesi_like.console.workers.poller import SHARDS, shares
@@ -70,7 +71,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def fleet_app(tmp_path: Path, nodes: dict[str, Any]) -> Iterator[Flask]:
     app = make_app(tmp_path, CESI_NODE_MAX_BYTES=64 * 1024)
-    app.extensions["cesi_nodes"].max_bytes = 64 * 1024
+    console(app).nodes.max_bytes = 64 * 1024
     agent: Daemon = nodes["agent"]
     with database.standalone(app) as db:
         prod = Environment(name="prod", description="")
@@ -87,7 +88,7 @@ def fleet_app(tmp_path: Path, nodes: dict[str, Any]) -> Iterator[Flask]:
             Node(name="drip", url=nodes["drip_url"], environments=[dev]),
         ])
         db.commit()
-        from cesi_like.console.security import hash_password
+        from cesi_like.console.services.credentials import hash_password
         from cesi_like.console.storage.models import User
 
         from .conftest import PASSWORD
@@ -98,7 +99,7 @@ def fleet_app(tmp_path: Path, nodes: dict[str, Any]) -> Iterator[Flask]:
         db.commit()
     make_poller(app).poll_now()
     yield app
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
 
 
 def bearer(app: Flask, user: str) -> dict[str, str]:
@@ -388,7 +389,7 @@ def test_a_stopped_node_is_hung_and_keeps_its_last_processes(tmp_path: Path) -> 
             assert len(rows) == 4 and all(r["stale"] for r in rows)
         finally:
             os.kill(sup.proc.pid, signal.SIGCONT)
-            app.extensions["cesi_engine"].dispose()
+            console(app).engine.dispose()
 
 
 def test_tls_settings_through_the_api(fleet_app: Flask, nodes: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from cesi_like.console.app import make_poller
+from cesi_like.console.context import console
 from cesi_like.console.services import history
 from cesi_like.console.services import snapshot as fleet
 from cesi_like.console.storage import db as database
@@ -145,7 +146,7 @@ def test_a_crash_repaired_between_two_polls(tmp_path: Path) -> None:
                 ProcessEvent.node == "agent", ProcessEvent.to_state == S.EXITED))
             changes = [(e.from_state, e.to_state) for e in reversed(
                 fleet.state_changes(db, "agent", "flaky", "flaky"))]
-        app.extensions["cesi_engine"].dispose()
+        console(app).engine.dispose()
     assert counts["agent"] == {"starts": 2, "crashes": 1, "fatals": 0}
     assert counts["sup"] == {"starts": 1, "crashes": 0, "fatals": 0}  # the limitation
     assert crash is not None and crash.exitstatus == 3 and crash.pid not in (0, first_pid["agent"])

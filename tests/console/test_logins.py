@@ -14,7 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from cesi_like.console import security
+from cesi_like.console.context import console
+from cesi_like.console.services import credentials
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import User
 
@@ -55,19 +56,19 @@ def test_failures_back_off(tmp_path: Path) -> None:
         assert status == 429 and 1 <= int(retry) <= 31
         assert attempt(client, "admin", PASSWORD, B)[0] == 302
     finally:
-        app.extensions["cesi_engine"].dispose()
+        console(app).engine.dispose()
 
 
 def test_unknown_and_disabled_users_cost_a_password_check(
         app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     checks: list[str] = []
-    real = security.check_password_hash
+    real = credentials.check_password_hash
 
     def counting(stored: str, password: str) -> bool:
         checks.append(stored)
         return real(stored, password)
 
-    monkeypatch.setattr(security, "check_password_hash", counting)
+    monkeypatch.setattr(credentials, "check_password_hash", counting)
     client = app.test_client()
     with database.standalone(app) as db:
         db.execute(update(User).where(User.username == "op").values(active=False))

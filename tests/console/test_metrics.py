@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from cesi_like.console.api.metrics import parse_allow
 from cesi_like.console.app import make_poller
-from cesi_like.console.security import hash_password, new_token
+from cesi_like.console.context import console
+from cesi_like.console.services.credentials import hash_password, new_token
 from cesi_like.console.services.snapshot import _changes
 from cesi_like.console.settings import load
 from cesi_like.console.storage import db as database
@@ -60,7 +61,7 @@ def metrics_app(tmp_path: Path, nodes: list[Daemon]) -> Iterator[Flask]:
                          password_hash=hash_password("x" * 12))])
         db.commit()
     yield app
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
 
 
 def read_only_token(app: Flask, username: str) -> str:
@@ -141,7 +142,7 @@ def test_who_may_read_metrics(tmp_path: Path, metrics_app: Flask) -> None:
         assert allowed.test_client().get(
             "/metrics", environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 401
     finally:
-        allowed.extensions["cesi_engine"].dispose()
+        console(allowed).engine.dispose()
     (tmp_path / "cesi.conf").write_text("[cesi]\nmetrics_allow = 10.0.0.0/8, prometheus\n")
     with pytest.raises(ConfigError) as caught:
         load(str(tmp_path / "cesi.conf"), {})
@@ -159,3 +160,28 @@ def test_a_restart_between_two_polls_is_still_a_start() -> None:
     [event] = _changes("n", [process(10)], [process(11)], when)
     assert (event.from_state, event.to_state, event.pid) == (ProcessState.STOPPED,
                                                              ProcessState.RUNNING, 11)
+
+
+def test_a_scoped_user_sees_only_its_share_with_bounded_labels(metrics_app: Flask) -> None:
+    """#17.4: /metrics showed a scoped user the whole fleet's cesi_actions_total and
+    cesi_jobs, with the raw path of other users' refused requests in a label (node and
+    process names of prod), and every refused request made a new series."""
+    make_poller(metrics_app).poll_now()
+    client = metrics_app.test_client()
+    readonly = {"Authorization": f"Bearer {read_only_token(metrics_app, 'admin')}"}
+    for name in ("web:web", "crashy:crashy", "web:secret-worker"):
+        assert client.post(f"/api/v1/nodes/agent/processes/{name}/stop",
+                           headers=readonly).status_code == 403
+    admin = {"Authorization": f"Bearer {token_for(metrics_app, 'admin')}"}
+    assert client.post("/api/v1/bulk", headers=admin, json={
+        "action": "restart", "targets": [{"node": "agent", "spec": "web:*"}]}).status_code == 202
+    everything = scrape(metrics_app, read_only_token(metrics_app, "admin"))
+    actions = everything["cesi_actions_total"]
+    assert all("/" not in labels["action"] and " " not in labels["action"]
+               for labels, _ in actions), actions
+    assert value(everything, "cesi_actions_total", action="denied", result="denied") == 3.0
+    assert value(everything, "cesi_jobs", kind="bulk-action", state="queued") == 1.0
+    scoped = scrape(metrics_app, read_only_token(metrics_app, "devviewer"))
+    assert {labels["node"] for labels, _ in scoped["cesi_node_up"]} == {"down"}
+    assert scoped.get("cesi_actions_total", []) == []  # none of its own
+    assert scoped.get("cesi_jobs", []) == []  # the prod job is not its to see

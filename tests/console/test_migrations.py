@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, inspect
 
+from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import Base
 from tests.postgres import fresh_database
@@ -77,4 +78,4 @@ def test_the_console_runs_on_the_database(url: str) -> None:
 
         login(app.test_client(), "admin", "pw-for-test")
     finally:
-        app.extensions["cesi_engine"].dispose()
+        console(app).engine.dispose()

@@ -13,6 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from cesi_like.console.app import create_app, make_poller
+from cesi_like.console.context import console
 from cesi_like.console.settings import Settings
 from cesi_like.console.storage.secrets import NodeSecrets
 from cesi_like.inifile import ConfigError
@@ -58,7 +59,7 @@ def test_a_node_password_is_sealed_and_still_opens_the_node(tmp_path: Path) -> N
                 "Authorization": f"Bearer {token_for(app, 'admin')}"}).get_json()
             assert listed[0]["state"] == "online", listed
         finally:
-            app.extensions["cesi_engine"].dispose()
+            console(app).engine.dispose()
     key_file = tmp_path / "cesi-like.node-key"
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     assert key_file.read_text().strip() not in (tmp_path / "c.db").read_bytes().decode(
@@ -66,7 +67,7 @@ def test_a_node_password_is_sealed_and_still_opens_the_node(tmp_path: Path) -> N
 
 
 def test_plaintext_rows_are_sealed_at_start_and_a_wrong_key_is_refused(tmp_path: Path) -> None:
-    create_app({"CESI_SETTINGS": settings(tmp_path)}).extensions["cesi_engine"].dispose()
+    console(create_app({"CESI_SETTINGS": settings(tmp_path)})).engine.dispose()
     with sqlite3.connect(tmp_path / "c.db") as connection:  # as an older console left it
         connection.execute("INSERT INTO nodes (name, url, password, enabled, verify_tls, notes,"
                            " created) VALUES ('old', 'http://h:9001', 'plain pw', 1, 1, '', "
@@ -74,8 +75,8 @@ def test_plaintext_rows_are_sealed_at_start_and_a_wrong_key_is_refused(tmp_path:
     app = create_app({"CESI_SETTINGS": settings(tmp_path)})
     value = stored(tmp_path / "c.db")["old"]
     assert value is not None and value.startswith("fernet:")
-    assert app.extensions["cesi_secrets"].decrypt(value) == "plain pw"
-    app.extensions["cesi_engine"].dispose()
+    assert console(app).secrets.decrypt(value) == "plain pw"
+    console(app).engine.dispose()
     other = Fernet.generate_key().decode()
     with pytest.raises(ConfigError) as refused:
         create_app({"CESI_SETTINGS": settings(tmp_path, node_key=other)})

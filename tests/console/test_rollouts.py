@@ -18,7 +18,8 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from cesi_like.console.app import make_job_runner, make_poller
-from cesi_like.console.security import hash_password
+from cesi_like.console.context import console
+from cesi_like.console.services.credentials import hash_password
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Job, Node, User, utcnow
 from tests.agent.conftest import Daemon, daemons, wait_for
@@ -69,7 +70,7 @@ def rollout_app(tmp_path: Path, nodes: list[Daemon]) -> Iterator[Flask]:
         db.commit()
     make_poller(app).poll_now()
     yield app
-    app.extensions["cesi_engine"].dispose()
+    console(app).engine.dispose()
 
 
 def bearer(app: Flask, user: str = "op") -> dict[str, str]:
@@ -235,15 +236,14 @@ def test_pages_start_show_and_cancel_a_rollout(rollout_app: Flask) -> None:
     from .conftest import csrf_from, login
 
     client = rollout_app.test_client()
-    login(client, "viewer")
-    form = client.get("/rollouts/new?group=web").get_data(as_text=True)
-    assert "needs the operator role" in form
+    token = login(client, "viewer")
+    assert client.get("/rollouts/new?group=web").status_code == 403
     answer = client.post("/rollouts/new", data={
-        "csrf_token": csrf_from(form), "environment": "prod", "group": "web",
-        "batch_size": 1, "pause": 0})
-    assert answer.status_code == 200 and "needs the operator role" in answer.get_data(
+        "csrf_token": token, "environment": "prod", "group": "web", "batch_size": 1,
+        "pause": 0})
+    assert answer.status_code == 403 and "need the operator role" in answer.get_data(
         as_text=True)
-    client.post("/logout", data={"csrf_token": csrf_from(form)})
+    client.post("/logout", data={"csrf_token": token})
     login(client, "op")
     form = client.get("/rollouts/new").get_data(as_text=True)
     answer = client.post("/rollouts/new", data={
@@ -292,3 +292,64 @@ def test_a_job_of_a_disabled_user_is_interrupted_not_run(rollout_app: Flask,
         assert found is not None and found.state == "interrupted"
         assert "disabled" in found.message and found.owner is None
     assert pids(nodes[0]) == before
+
+
+@pytest.mark.parametrize("change", ["demoted", "disabled", "moved"])
+def test_a_rollout_stops_when_its_user_loses_the_right(rollout_app: Flask,
+                                                       nodes: list[Daemon], change: str) -> None:
+    """#17.2: the rights were checked when the job was claimed, so a rollout went on after
+    its user was demoted to viewer, disabled or moved to another environment. They are
+    checked before every step now, the pause between batches included."""
+    later = [pids(daemon) for daemon in nodes[1:]]
+    job = start_rollout(rollout_app, pause=30)
+    running = threading.Thread(target=make_job_runner(rollout_app).run_once)
+    running.start()
+    wait_for(lambda: states(job_json(rollout_app, job["id"]))[0] == "done", 30,
+             "the first node restarted")
+    with database.standalone(rollout_app) as db:
+        user = db.scalar(select(User).where(User.username == "op"))
+        assert user is not None
+        if change == "demoted":
+            user.role = "viewer"
+        elif change == "disabled":
+            user.active = False
+        else:
+            staging = Environment(name="staging", description="")
+            db.add(staging)
+            user.scope = [staging]
+        db.commit()
+    running.join(10)
+    assert not running.is_alive()  # not after the 30 s pause: at once
+    with database.standalone(rollout_app) as db:
+        found = db.get(Job, job["id"])
+        assert found is not None and found.state == "interrupted"
+        steps = json.loads(found.steps)
+        reason = found.message
+    assert [step["state"] for step in steps] == ["done", "skipped", "skipped", "skipped"]
+    assert reason.startswith("interrupted: op ") and {
+        "demoted": "no longer an operator", "disabled": "is disabled",
+        "moved": "may no longer act on n2"}[change] in reason
+    assert [pids(daemon) for daemon in nodes[1:]] == later  # nothing more restarted
+
+
+def test_an_environment_out_of_scope_is_not_found(rollout_app: Flask) -> None:
+    """#17.5: a staging operator got 400 "no node of environment prod that you may act on"
+    for prod and 404 for a name that does not exist, which told them prod exists."""
+    with database.standalone(rollout_app) as db:
+        staging = Environment(name="staging", description="")
+        db.add(User(username="stagingop", role="operator", scope=[staging],
+                    password_hash=hash_password(PASSWORD)))
+        db.commit()
+    client = rollout_app.test_client()
+    headers = bearer(rollout_app, "stagingop")
+    answers = {}
+    for environment in ("prod", "nosuch"):
+        rollout = client.post("/api/v1/rollouts", headers=headers,
+                              json={"environment": environment, "group": "web"})
+        bulk = client.post("/api/v1/bulk", headers=headers, json={
+            "action": "restart", "spec": "web:*", "environment": environment})
+        answers[environment] = [(a.status_code, a.get_json()["error"].replace(
+            environment, "ENV")) for a in (rollout, bulk)]
+    assert answers["prod"] == answers["nosuch"] == [(404, "no environment 'ENV'")] * 2
+    with database.standalone(rollout_app) as db:
+        assert db.scalars(select(Job)).all() == []

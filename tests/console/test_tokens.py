@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from cesi_like.console.app import create_app
+from cesi_like.console.context import console
 from cesi_like.console.settings import Settings
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, ApiToken
@@ -72,8 +73,8 @@ def test_read_only_and_expired_tokens(app: Flask) -> None:
         "name"] != "qa"
     with database.standalone(app) as db:
         denied = db.scalars(select(ActivityLog).where(ActivityLog.result == "denied")).all()
-    assert [(d.action, d.detail) for d in denied] == [
-        ("POST /api/v1/environments", "read-only token")]
+    assert [(d.action, d.target, d.detail) for d in denied] == [
+        ("denied", "POST /api/v1/environments", "read-only token")]
     soon = make(app, "admin", name="soon", expires_days=1)
     assert client.get("/api/v1/nodes", headers=bearer(str(soon["token"]))).status_code == 200
     with database.standalone(app) as db:
@@ -158,4 +159,4 @@ def test_tokens_from_the_cli(tmp_path: Path) -> None:
         assert cesi(tmp_path, "tokens", "revoke", token_id).returncode == 1
         assert cesi(tmp_path, "tokens", "create", "ghost").returncode == 1
     finally:
-        app.extensions["cesi_engine"].dispose()
+        console(app).engine.dispose()

@@ -1,47 +1,46 @@
-"""`/api/v1/alerts`: alert rules (admin): list, add, turn off or on, delete, and send a test
-alert. Routes on
-the API blueprint (its auth, CSRF and JSON errors)."""
+"""`/api/v1/alerts` (admins): alert rules: list, add, turn off or on, delete, and send a
+test alert."""
 
 from __future__ import annotations
 
-from flask import current_app, jsonify
-from sqlalchemy import select
+from flask import jsonify
 from werkzeug.wrappers import Response
 
-from ..services import Forbidden, alerts
+from ..context import actor, console
+from ..guard import permission
+from ..services import alerts
+from ..services.access import Permission
 from ..storage import db as database
-from ..storage.models import AlertRule, Role
-from ..web.activity import actor
-from . import _body, bp
+from .base import body, bp
 
 
 @bp.get("/alerts")
+@permission(Permission.ALERT_RULES)
 def list_alerts() -> Response:
-    user = actor().user
-    if user is None or not user.has_role(Role.ADMIN):
-        raise Forbidden("alert rules need the admin role")
-    rules = database.session().scalars(select(AlertRule).order_by(AlertRule.name))
-    return jsonify([alerts.rule_json(rule) for rule in rules])
+    return jsonify([alerts.rule_json(rule) for rule in alerts.rules(database.session(),
+                                                                      actor())])
 
 
 @bp.post("/alerts")
+@permission(Permission.ALERT_RULES)
 def create_alert() -> tuple[Response, int]:
     db = database.session()
-    rule = alerts.create_rule(db, actor(), _body(),
-                              current_app.extensions["cesi_secrets"].encrypt)
+    rule = alerts.create_rule(db, actor(), body(alerts.RULE_FIELDS), console().secrets.encrypt)
     db.commit()
     return jsonify(alerts.rule_json(rule)), 201
 
 
 @bp.patch("/alerts/<int:rule_id>")
+@permission(Permission.ALERT_RULES)
 def switch_alert(rule_id: int) -> Response:
     db = database.session()
-    rule = alerts.set_enabled(db, actor(), rule_id, _body())
+    rule = alerts.set_enabled(db, actor(), rule_id, body({"enabled"}))
     db.commit()
     return jsonify(alerts.rule_json(rule))
 
 
 @bp.delete("/alerts/<int:rule_id>")
+@permission(Permission.ALERT_RULES)
 def delete_alert(rule_id: int) -> tuple[str, int]:
     db = database.session()
     alerts.delete_rule(db, actor(), rule_id)
@@ -50,10 +49,10 @@ def delete_alert(rule_id: int) -> tuple[str, int]:
 
 
 @bp.post("/alerts/<int:rule_id>/test")
+@permission(Permission.ALERT_RULES)
 def test_alert(rule_id: int) -> Response:
     """Deliver a made-up alert of this rule now; the outcome per channel."""
     db = database.session()
-    alert = alerts.test_alert(db, actor(), rule_id,
-                              current_app.extensions["cesi_secrets"].decrypt)
+    alert = alerts.test_alert(db, actor(), rule_id)
     db.commit()
-    return jsonify(current_app.extensions["cesi_alerts"].sender.deliver(alert))
+    return jsonify(console().alerts.deliver(alert))

@@ -2,8 +2,11 @@
 database at scrape time, so every console host answers the same.
 
 Allowed with a login or an API token (a read-only one is enough), or without either from the
-addresses of the `metrics_allow` setting (a Prometheus server that cannot send a token).
-Nodes outside a user's environments are left out for that user, as everywhere else.
+addresses of the `metrics_allow` setting (a Prometheus server that cannot send a token, which
+sees the whole console). A user sees what the rest of the console shows them: the nodes of
+their environments, the jobs they may see, and the activity counts of the activity log if
+they may read it, else their own. Every label takes a bounded set of values (node, group and
+process names, states, and the kinds of actions; never a path or free text).
 """
 
 from __future__ import annotations
@@ -21,24 +24,29 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..services import history
-from ..services.snapshot import visible
+from ..context import actor
+from ..services import access, history
+from ..services.access import Permission
+from ..services.activity import ACTIONS, Actor
 from ..storage import db as database
-from ..storage.models import ActivityLog, Job, Node, NodeStatus, ProcessEvent, User, utcnow
+from ..storage.models import ActivityLog, Job, NodeStatus, ProcessEvent, utcnow
 
 bp = Blueprint("metrics", __name__)
 
 
 @bp.get("/metrics")
 def metrics() -> Response | tuple[Response, int]:
-    user = current_user if current_user.is_authenticated else None
-    if user is None and not _allowed(request.remote_addr or ""):
+    if current_user.is_authenticated:
+        who = actor()
+    elif _allowed(request.remote_addr or ""):
+        who = Actor(None, request.remote_addr or "", local=True)  # a trusted scraper
+    else:
         response = jsonify(error="authentication required (a token, or an address in "
                                  "metrics_allow)")
         response.headers["WWW-Authenticate"] = 'Bearer realm="cesi-like"'
         return response, 401
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector(database.session(), user))
+    registry.register(FleetCollector(database.session(), who))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
@@ -67,14 +75,13 @@ class FleetCollector(Collector):
     """Collects at scrape time from the poller's snapshot, the state changes it recorded,
     the activity log and the jobs."""
 
-    def __init__(self, db: Session, user: User | None) -> None:
+    def __init__(self, db: Session, who: Actor) -> None:
         self.db = db
-        self.user = user
+        self.who = who
 
     def collect(self) -> Iterator[Metric]:
         db = self.db
-        nodes = visible(db, self.user) if self.user is not None else list(
-            db.scalars(select(Node).order_by(Node.name)))
+        nodes = access.nodes(db, self.who)
         names = {node.name for node in nodes}
         statuses = {status.node_id: status for status in db.scalars(select(NodeStatus))}
         now = utcnow()
@@ -116,12 +123,7 @@ class FleetCollector(Collector):
         yield from (up, state, age, poll, processes, uptime)
         yield from self._changes(names)
         yield from self._actions()
-        jobs = GaugeMetricFamily("cesi_jobs", "jobs by kind and state",
-                                 labels=["kind", "state"])
-        for kind, job_state, count in db.execute(
-                select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)):
-            jobs.add_metric([kind, job_state], count)
-        yield jobs
+        yield self._jobs()
 
     def _changes(self, names: set[str]) -> Iterator[Metric]:
         """Starts: each time the poller saw a process come up (RUNNING from anything but
@@ -143,12 +145,39 @@ class FleetCollector(Collector):
             yield family
 
     def _actions(self) -> Iterator[Metric]:
-        actions = CounterMetricFamily("cesi_actions", "actions recorded in the activity log "
-                                      "by kind and result", labels=["action", "result"])
-        for action, result, count in self.db.execute(
-                select(ActivityLog.action, ActivityLog.result, func.count())
-                .group_by(ActivityLog.action, ActivityLog.result)):
-            actions.add_metric([action, result], count)
-        yield actions
+        """Entries of the activity log by kind (`process.signal KILL` counts as
+        `process.signal`; a kind the console does not record is `other`) and result; only
+        the user's own unless they may read the activity log."""
+        family = CounterMetricFamily("cesi_actions", "actions recorded in the activity log "
+                                     "by kind and result", labels=["action", "result"])
+        query = select(ActivityLog.action, ActivityLog.result, func.count()).group_by(
+            ActivityLog.action, ActivityLog.result)
+        if not access.allows(self.who, Permission.ACTIVITY):
+            query = query.where(ActivityLog.username == self.who.username)
+        counts: dict[tuple[str, str], int] = {}
+        for action, result, count in self.db.execute(query):
+            kind = action.split(" ", 1)[0]
+            key = (kind if kind in ACTIONS else "other",
+                   result if result in ("ok", "failed", "denied") else "other")
+            counts[key] = counts.get(key, 0) + count
+        for (kind, result), count in sorted(counts.items()):
+            family.add_metric([kind, result], count)
+        yield family
+
+    def _jobs(self) -> Metric:
+        family = GaugeMetricFamily("cesi_jobs", "jobs by kind and state",
+                                   labels=["kind", "state"])
+        user = self.who.user
+        if self.who.local or (user is not None and access.unscoped(user)):  # sees every job
+            counts = {(kind, state): count for kind, state, count in self.db.execute(
+                select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state))}
+        else:
+            counts = {}
+            for job in self.db.scalars(select(Job)):
+                if access.sees_job(self.who, job):
+                    counts[(job.kind, job.state)] = counts.get((job.kind, job.state), 0) + 1
+        for (kind, state), count in sorted(counts.items()):
+            family.add_metric([kind, state], count)
+        return family
 
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import jsonify
+from werkzeug.wrappers import Response
+
 from ... import __version__
+from .base import bp
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(document())
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -87,10 +96,11 @@ USER_INPUT = {"type": "object", "properties": {
     "role": {"enum": ["admin", "operator", "viewer"]}, "active": {"type": "boolean"},
     "environments": {"type": "array", "items": {"type": "string"}}}}
 
-STEP = {"type": "object", "required": ["node", "state", "detail"], "properties": {
+STEP = {"type": "object", "required": ["node", "state"], "properties": {
     "node": {"type": "string"},
     "state": {"enum": ["pending", "running", "done", "failed", "skipped"]},
-    "detail": {"type": "string"}, "started": TIME, "finished": TIME,
+    "detail": {"type": "string", "description": "shown to those who may run the job"},
+    "started": TIME, "finished": TIME,
     "spec": {"type": "string", "description": "bulk actions: the target on the node"},
     "results": {**RESULTS["properties"]["results"],  # type: ignore[index]
                 "description": "bulk actions: each process's result"}}}
@@ -101,7 +111,9 @@ JOB = {"type": "object", "required": ["id", "kind", "state", "title", "steps", "
                               "interrupted"]},
            "title": {"type": "string"}, "user": {"type": ["string", "null"]},
            "spec": {"type": "object"}, "steps": {"type": "array", "items": STEP},
-           "message": {"type": "string"}, "cancel_requested": {"type": "boolean"},
+           "message": {"type": ["string", "null"],
+                       "description": "null unless you may run this kind of job"},
+           "cancel_requested": {"type": "boolean"},
            "takeovers": {"type": "integer",
                          "description": "times another console process resumed it"},
            "created": TIME, "updated": TIME, "finished": TIME}}
@@ -192,8 +204,9 @@ def _op(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None,
         status: str = "200") -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": summary,
                                  "responses": {status: {"description": "ok", **ok}, **ERRORS}}
-    if body is not None:
-        operation["requestBody"] = {"required": True, **_json(body)}
+    if body is not None:  # a field not listed is refused (400), never ignored
+        operation["requestBody"] = {"required": True, **_json(
+            {**body, "additionalProperties": False})}
     return operation
 
 
@@ -243,7 +256,8 @@ def document() -> dict[str, Any]:
                 "post": {**_op("Act on processes (operator); 409 when some target failed",
                                _json(RESULTS)),
                          "requestBody": {"required": False, **_json({
-                             "type": "object", "properties": {"signal": {"type": "string"}}})}}},
+                             "type": "object", "additionalProperties": False,
+                             "properties": {"signal": {"type": "string"}}})}}},
             "/api/v1/nodes/{name}/processes/{spec}/log": {
                 "parameters": [_name("name"), _name("spec")],
                 "get": {**_op("Tail a log by offset (follow with the returned offset)",
@@ -290,8 +304,10 @@ def document() -> dict[str, Any]:
                                "`groups` (operator); 409 when some failed",
                                _json(CONFIG_RESULTS)),
                          "requestBody": {"required": False, **_json({
-                             "type": "object", "properties": {"groups": {
-                                 "type": "array", "items": {"type": "string"}}}})}}},
+                             "type": "object", "additionalProperties": False,
+                             "properties": {"groups": {
+                                 "type": "array", "minItems": 1,
+                                 "items": {"type": "string"}}}})}}},
             "/api/v1/environments": {
                 "get": _op("Environments in your scope", listing(ENVIRONMENT)),
                 "post": _op("Add an environment (admin)", _json(ENVIRONMENT), ENVIRONMENT_INPUT,
@@ -390,8 +406,9 @@ def _schema_text(schema: dict[str, Any]) -> str:
 def markdown(doc: dict[str, Any]) -> str:
     """docs/api.md, made from the OpenAPI document (a test checks the file is up to date)."""
     lines = [f"# {doc['info']['title']}", "",
-             "Generated from `GET /api/v1/openapi.json` by `python -m cesi_like.console.openapi`;",
-             "a test fails when this file and the document differ. Every call needs a session",
+             "Generated from `GET /api/v1/openapi.json` by",
+             "`python -m cesi_like.console.api.openapi`; a test fails when this file and the",
+             "document differ. Every call needs a session",
              "(with an `X-CSRFToken` header on writes) or `Authorization: Bearer <token>`;",
              "every error is JSON: `{\"error\": \"...\"}`.", ""]
     for path, item in doc["paths"].items():

@@ -1,37 +1,28 @@
 """Process actions: start, stop, restart, signal and clear logs, on one process (`group:name`),
 a group (`group:*`) or every process of a node (`*`).
 
-The rules live here: the operator role, the user's environment scope, a node that is enabled
-and answering (probed within `node_timeout` before a long wait), per-target results, the
-activity record, and a re-poll of the node at once so every page shows the outcome.
+The rules live here: who may act (`access`), a node that is enabled and answering (probed
+within `node_timeout` before a long wait), per-target results, the activity record, and a
+re-poll of the node at once (through the one snapshot path, so the alert rules see what the
+action changed) so every page shows the outcome.
 """
 
 from __future__ import annotations
 
 import re
-import time
 import xmlrpc.client
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc import schema
-from ...supervisor_rpc.node import (
-    NodeAddress,
-    NodeClient,
-    NodeError,
-    NodeState,
-    Snapshot,
-    Unchanged,
-    fault_state,
-)
+from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError, NodeState, fault_state
 from ...supervisor_rpc.states import Fault
-from ..storage.models import Node, NodeStatus, Role, utcnow
-from . import Conflict, Forbidden, Invalid, NodeFailed, NotFound
+from . import Conflict, Invalid, NodeFailed, NotFound, access, redact
+from .access import Permission
 from .activity import Actor, Result, record
-from .snapshot import address, store_poll
+from .snapshot import address, refresh
 
 ACTIONS = ("start", "stop", "restart", "signal", "clear-logs")
 SIGNALS = ("HUP", "INT", "QUIT", "KILL", "USR1", "USR2", "TERM", "STOP", "CONT", "WINCH")
@@ -77,16 +68,9 @@ class Outcome:
         self.results.append({"name": name, "ok": error is None, "error": error})
 
 
-def node_for(db: Session, actor: Actor, name: str) -> Node:
-    """The named node if the actor may see it; NotFound otherwise (no hint it exists)."""
-    node = db.scalar(select(Node).where(Node.name == name))
-    if node is None or actor.user is None or not actor.user.may_see(node):
-        raise NotFound(f"no node {name[:64]!r}")
-    return node
-
-
 def fault_text(fault: xmlrpc.client.Fault) -> str:
-    return f"{str(fault.faultString)[:300]} (fault {fault.faultCode})"
+    """A node's fault in words, with quoted values (perhaps from its config) left out."""
+    return f"{redact.quoted(str(fault.faultString)[:300])} (fault {fault.faultCode})"
 
 
 def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec: str,
@@ -95,18 +79,15 @@ def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec:
     """Run `action` on `spec` of `node_name` for `actor`; records it (unless the caller
     records it with others in one entry: `recorded=False`) and re-polls the node. Raises
     ServiceError subclasses for what the rules refuse and NodeFailed for a dead node."""
-    node = node_for(db, actor, node_name)
+    node = access.node(db, actor, node_name, Permission.PROCESSES, f"process.{action}"[:64],
+                       f"{node_name}/{spec}")
     where = f"{node.name}/{spec}"
     note = record if recorded else _unrecorded
-    if actor.user is None or not actor.user.has_role(Role.OPERATOR):
-        note(db, actor, f"process.{action}", where, Result.DENIED, "needs the operator role")
-        db.commit()
-        raise Forbidden("process actions need the operator role")
     if action not in ACTIONS:
         raise NotFound(f"no action {action[:32]!r} (one of {', '.join(ACTIONS)})")
     target = Target.parse(spec)
     if action == "signal":
-        signal = _signal(signal)
+        signal = parse_signal(signal)
     if not node.enabled:
         raise Conflict(f"node {node.name} is disabled")
     peer = address(node)
@@ -147,40 +128,7 @@ def _unrecorded(*_args: Any, **_kwargs: Any) -> None:
     """Stands in for `record` when the caller records the whole action itself."""
 
 
-def refresh(db: Session, client: NodeClient, node: Node,
-            known: NodeError | None = None) -> Snapshot | Unchanged | NodeError:
-    """Poll `node` now (unless the caller just found it failing: `known`) and store it; the
-    poller would, but the user is looking right now. A cesi-agentd is asked for its changes
-    since the stored snapshot, so the action's own state changes are recorded as it made
-    them (and the poller's next answer does not count them again)."""
-    began = time.monotonic()
-    status = db.get(NodeStatus, node.id)
-    asked = (status.feed_token if status is not None else None) or ""
-    result: Snapshot | Unchanged | NodeError | None = known
-    try:
-        if result is None:
-            result = client.changes(address(node), asked) or client.snapshot(address(node))
-    except NodeError as exc:
-        result = exc
-    elapsed = int((time.monotonic() - began) * 1000)
-    if store_poll(db, node.id, node.name, result, utcnow(), elapsed, asked) is None:
-        return refresh_in_full(db, client, node)
-    return result
-
-
-def refresh_in_full(db: Session, client: NodeClient, node: Node) -> Snapshot | NodeError:
-    """Poll `node` with a whole snapshot and store it."""
-    began = time.monotonic()
-    result: Snapshot | NodeError
-    try:
-        result = client.snapshot(address(node))
-    except NodeError as exc:
-        result = exc
-    store_poll(db, node.id, node.name, result, utcnow(), int((time.monotonic() - began) * 1000))
-    return result
-
-
-def _signal(signal: str | None) -> str:
+def parse_signal(signal: str | None) -> str:
     name = (signal or "").strip().upper().removeprefix("SIG")
     if name not in SIGNALS:
         raise Invalid(f"signal must be one of {', '.join(SIGNALS)}")

@@ -1,34 +1,24 @@
-"""Alerts: rules over what the poller sees, delivered by webhook (JSON, HMAC-signed, retried)
-and by email (SMTP), with the last lines of the program's stderr.
+"""Alert rules, and judging them on what a stored poll changed.
 
-The poller that stores a poll evaluates the rules on the changes it found, in the same
-transaction, so each change is judged once wherever the poller runs. A rule fires at most
-once per subject (a process, or a node) per `window_minutes`, and at most `RULE_BURST` times
-per window in all. Deliveries run on a small thread pool of their own: a webhook that hangs
-or fails costs a delivery thread its timeout, never the poller. Every delivery, good or
-failed, is in the activity log.
+Whoever stores a node's answer (the poller, an action's re-poll, a node test, a config apply)
+does it through `snapshot.store`, which judges the rules on the changes it found, in the same
+transaction: each change is judged once, wherever and by whom it was seen. A rule fires at
+most once per subject (a process, or a node) per `window_minutes`, and at most `RULE_BURST`
+times per window in all. The alerts a transaction fires wait on its session and go out once
+it commits (`workers/alerts.py` delivers them: webhook, email, with the stderr tail).
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
-import hmac
-import json
 import logging
-import smtplib
-import time
-import xmlrpc.client
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any
 
-import requests
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from ...supervisor_rpc.node import NodeClient, NodeError
 from ...supervisor_rpc.states import ProcessState
 from ..storage.models import (
     AlertFiring,
@@ -37,35 +27,22 @@ from ..storage.models import (
     Node,
     NodeStatus,
     ProcessEvent,
-    Role,
     utcnow,
 )
-from . import Forbidden, Invalid, NotFound, validate
+from . import Invalid, NotFound, access, validate
+from .access import Permission
 from .activity import Actor, Result, record
-from .snapshot import address
 
 log = logging.getLogger("cesi_like.alerts")
 
 KINDS = ("fatal", "crash", "flapping", "unreachable")
 RULE_BURST = 20  # deliveries of one rule per window, whatever the subjects
-ATTEMPTS = 3  # webhook tries, 1 s then 2 s apart
-TIMEOUT = 5.0  # seconds per webhook try or SMTP conversation
-STDERR_TAIL = 2048  # bytes of the program's stderr attached
-
-
-@dataclass(frozen=True)
-class Smtp:
-    host: str | None = None
-    port: int = 25
-    sender: str = "cesi-like@localhost"
-    username: str | None = None
-    password: str | None = None
-    starttls: bool = False
+PENDING = "cesi_like.alerts"  # where a session keeps the alerts it fired until it commits
 
 
 @dataclass
 class Alert:
-    """One delivery to make."""
+    """One delivery to make; the webhook secret stays sealed until it is sent."""
 
     rule_id: int
     rule: str
@@ -93,13 +70,12 @@ RULE_FIELDS = {"name", "kind", "environment", "group", "node", "threshold", "win
                "unreachable_seconds", "webhook_url", "webhook_secret", "email_to", "enabled"}
 
 
-def create_rule(db: Session, actor: Actor, fields: dict[str, Any], seal: Any) -> AlertRule:
+def create_rule(db: Session, actor: Actor, fields: dict[str, Any],
+                seal: Callable[[str], str]) -> AlertRule:
     """A new rule from checked fields (admin); the webhook secret is sealed with `seal`."""
-    _admin(db, actor)
-    unknown = sorted(set(fields) - RULE_FIELDS)
-    if unknown:
-        raise Invalid(f"unknown fields: {', '.join(unknown)[:200]}")
-    name = validate.name(fields.get("name"), "rule name")
+    access.require(db, actor, Permission.ALERT_RULES, "alert.create")
+    validate.fields(fields, RULE_FIELDS)
+    name = validate.name(fields.get("name"), "name")
     if db.scalar(select(AlertRule).where(AlertRule.name == name)) is not None:
         raise Invalid(f"a rule {name} exists already")
     kind = fields.get("kind")
@@ -110,7 +86,7 @@ def create_rule(db: Session, actor: Actor, fields: dict[str, Any], seal: Any) ->
     for key in ("environment", "node", "group"):
         value = fields.get(key)
         if value not in (None, ""):
-            setattr(rule, key, validate.text(value, key, required=True)[:255])
+            setattr(rule, key, validate.text(value, key, limit=255, required=True))
     # a scope that names nothing would never fire, silently: environments and nodes must
     # exist (a group is whatever the nodes run, so any name may come to exist)
     for key, model in (("environment", Environment), ("node", Node)):
@@ -120,19 +96,16 @@ def create_rule(db: Session, actor: Actor, fields: dict[str, Any], seal: Any) ->
     for key, low, high, default in (("threshold", 1, 1000, 3), ("window_minutes", 1, 10080, 10),
                                     ("unreachable_seconds", 1, 86400, 60)):
         setattr(rule, key, validate.whole(fields.get(key, default), key, low, high))
-    url = fields.get("webhook_url") or None
-    if url is not None and (not isinstance(url, str) or not url.startswith(
-            ("http://", "https://")) or len(url) > 512):
+    # these end up in HTTP and mail headers: no control or line-separator character at all
+    url = validate.text(fields.get("webhook_url"), "webhook_url", limit=512) or None
+    if url is not None and not url.startswith(("http://", "https://")):
         raise Invalid("webhook_url: an http:// or https:// URL")
-    email = fields.get("email_to") or None
-    if email is not None and (not isinstance(email, str) or "@" not in email
-                              or len(email) > 512 or "\n" in email):
+    email = validate.text(fields.get("email_to"), "email_to", limit=512) or None
+    if email is not None and "@" not in email:
         raise Invalid("email_to: one or more addresses, comma-separated")
     if url is None and email is None:
         raise Invalid("give webhook_url, email_to or both: where the alert goes")
-    secret = fields.get("webhook_secret") or None
-    if secret is not None and not isinstance(secret, str):
-        raise Invalid("webhook_secret: a string")
+    secret = validate.text(fields.get("webhook_secret"), "webhook_secret") or None
     rule.webhook_url, rule.email_to = url, email
     rule.webhook_secret = seal(secret) if secret else None
     db.add(rule)
@@ -144,7 +117,7 @@ def create_rule(db: Session, actor: Actor, fields: dict[str, Any], seal: Any) ->
 def set_enabled(db: Session, actor: Actor, rule_id: int, fields: dict[str, Any]) -> AlertRule:
     """Turn a rule off or on again (admin): a noisy rule silenced for a maintenance keeps
     its settings, where deleting it would lose them."""
-    _admin(db, actor)
+    access.require(db, actor, Permission.ALERT_RULES, "alert.update")
     if set(fields) != {"enabled"}:
         raise Invalid("give enabled (true or false), and nothing else")
     rule = _rule(db, rule_id)
@@ -154,7 +127,7 @@ def set_enabled(db: Session, actor: Actor, rule_id: int, fields: dict[str, Any])
 
 
 def delete_rule(db: Session, actor: Actor, rule_id: int) -> None:
-    _admin(db, actor)
+    access.require(db, actor, Permission.ALERT_RULES, "alert.delete")
     rule = _rule(db, rule_id)
     db.delete(rule)
     record(db, actor, "alert.delete", rule.name)
@@ -169,13 +142,19 @@ def rule_json(rule: AlertRule) -> dict[str, Any]:
             "enabled": rule.enabled}
 
 
-def test_alert(db: Session, actor: Actor, rule_id: int, reveal: Any) -> Alert:
+def rules(db: Session, actor: Actor) -> list[AlertRule]:
+    """Every rule, by name (admin)."""
+    access.require(db, actor, Permission.ALERT_RULES, "alert.list")
+    return list(db.scalars(select(AlertRule).order_by(AlertRule.name)))
+
+
+def test_alert(db: Session, actor: Actor, rule_id: int) -> Alert:
     """A made-up alert of the rule, to check where it goes (admin; delivered like any)."""
-    _admin(db, actor)
+    access.require(db, actor, Permission.ALERT_RULES, "alert.test")
     rule = _rule(db, rule_id)
     record(db, actor, "alert.test", rule.name)
     return _alert(rule, f"test:{rule.id}", rule.node or "(test)", rule.group, None,
-                  f"test of alert rule {rule.name}", reveal)
+                  f"test of alert rule {rule.name}")
 
 
 def _rule(db: Session, rule_id: int) -> AlertRule:
@@ -183,13 +162,6 @@ def _rule(db: Session, rule_id: int) -> AlertRule:
     if rule is None:
         raise NotFound(f"no alert rule {rule_id}")
     return rule
-
-
-def _admin(db: Session, actor: Actor) -> None:
-    if actor.user is None or not actor.user.has_role(Role.ADMIN):
-        record(db, actor, "alert.manage", "", Result.DENIED, "needs the admin role")
-        db.commit()
-        raise Forbidden("alert rules need the admin role")
 
 
 # -- evaluation ----------------------------------------------------------------------------
@@ -207,8 +179,27 @@ def _crashed(event: ProcessEvent) -> bool:
             and event.from_state is not None and event.from_state != event.to_state)
 
 
+def judge(db: Session, events: list[ProcessEvent], failing: list[int]) -> None:
+    """Judge the rules on a poll's changes (just stored, not yet committed) and the failing
+    nodes' ids; what fires waits on the session until it commits (see `pending`). A broken
+    rule must not stop the poll from being stored: it is logged."""
+    try:
+        fired = evaluate(db, events, failing)
+    except Exception:
+        log.exception("alerts: evaluating the rules failed")
+        return
+    if fired:
+        db.info.setdefault(PENDING, []).extend(fired)
+
+
+def pending(db: Session) -> list[Alert]:
+    """Take the alerts the session's transaction fired (at its commit; dropped on rollback)."""
+    fired: list[Alert] = db.info.pop(PENDING, [])
+    return fired
+
+
 def evaluate(db: Session, events: list[ProcessEvent], failing: list[int],
-             reveal: Any, now: datetime.datetime | None = None) -> list[Alert]:
+             now: datetime.datetime | None = None) -> list[Alert]:
     """The alerts `events` (just stored, not yet committed) and the failing nodes' ids
     call for; their firings are added to `db` (committed with the poll)."""
     if not (events or failing):  # most batches: nothing changed, no query
@@ -227,7 +218,7 @@ def evaluate(db: Session, events: list[ProcessEvent], failing: list[int],
             text = _process_text(db, rule, event, now)
             if text is not None:
                 alerts.append(_fire(db, rule, f"{event.node}/{event.group}:{event.name}",
-                                    event.node, event.group, event.name, text, now, reveal))
+                                    event.node, event.group, event.name, text, now))
     for node_id in failing:
         status, node = db.get(NodeStatus, node_id), db.get(Node, node_id)
         if status is None or node is None or status.state == "online":
@@ -241,7 +232,7 @@ def evaluate(db: Session, events: list[ProcessEvent], failing: list[int],
                     db, rule.id, node.name, status.since):
                 alerts.append(_fire(db, rule, node.name, node.name, None, None,
                                     f"node {node.name} is {status.state} for {int(down)} s: "
-                                    f"{status.reason}", now, reveal))
+                                    f"{status.reason}", now))
     return [alert for alert in alerts if alert is not None]
 
 
@@ -271,7 +262,7 @@ def _process_text(db: Session, rule: AlertRule, event: ProcessEvent,
 
 
 def _fire(db: Session, rule: AlertRule, subject: str, node: str, group: str | None,
-          name: str | None, text: str, now: datetime.datetime, reveal: Any) -> Alert | None:
+          name: str | None, text: str, now: datetime.datetime) -> Alert | None:
     since = now - datetime.timedelta(minutes=rule.window_minutes)
     if _fired_since(db, rule.id, subject, since):
         return None  # once per subject per window
@@ -281,7 +272,7 @@ def _fire(db: Session, rule: AlertRule, subject: str, node: str, group: str | No
         return None
     db.add(AlertFiring(rule_id=rule.id, subject=subject[:600], time=now))
     db.flush()
-    return _alert(rule, subject, node, group, name, text, reveal)
+    return _alert(rule, subject, node, group, name, text)
 
 
 def _fired_since(db: Session, rule_id: int, subject: str, since: datetime.datetime) -> bool:
@@ -291,10 +282,9 @@ def _fired_since(db: Session, rule_id: int, subject: str, since: datetime.dateti
 
 
 def _alert(rule: AlertRule, subject: str, node: str, group: str | None, name: str | None,
-           text: str, reveal: Any) -> Alert:
-    secret = reveal(rule.webhook_secret) if rule.webhook_secret else None
+           text: str) -> Alert:
     return Alert(rule.id, rule.name, rule.kind, subject, node, group, name, text,
-                 rule.webhook_url, secret, rule.email_to)
+                 rule.webhook_url, rule.webhook_secret, rule.email_to)
 
 
 def _environments(db: Session, names: set[str], ids: list[int]) -> dict[str, set[str]]:
@@ -307,117 +297,3 @@ def _scoped(rule: AlertRule, node: str, group: str | None,
     return ((rule.node is None or rule.node == node)
             and (rule.group is None or rule.group == group)
             and (rule.environment is None or rule.environment in environments.get(node, ())))
-
-
-# -- delivery ------------------------------------------------------------------------------
-
-class Sender:
-    """Delivers alerts off the poller's thread: the stderr tail from the node, then the
-    webhook (retried) and the email; each outcome recorded in the activity log."""
-
-    def __init__(self, sessions: sessionmaker[Session], client: NodeClient, smtp: Smtp,
-                 activity_file: str | None = None, workers: int = 4) -> None:
-        self.sessions = sessions
-        self.client = client
-        self.smtp = smtp
-        self.activity_file = activity_file
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alert")
-
-    def send(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
-            self._pool.submit(self.deliver, alert)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def deliver(self, alert: Alert) -> dict[str, str]:
-        """Deliver now, in this thread; `{channel: "ok" or the error}`."""
-        if alert.name is not None and not alert.stderr:
-            alert.stderr = self._stderr(alert)
-        outcome = {}
-        if alert.webhook_url:
-            outcome["webhook"] = self._webhook(alert)
-        if alert.email_to:
-            outcome["email"] = self._email(alert)
-        with self.sessions() as db:
-            for channel, result in outcome.items():
-                record(db, Actor(None, "", self.activity_file), f"alert.{channel}",
-                       f"{alert.rule}: {alert.subject}"[:256],
-                       Result.OK if result == "ok" else Result.FAILED,
-                       alert.text if result == "ok" else f"{result}; {alert.text}",
-                       username="(alerts)")
-            db.commit()
-        return outcome
-
-    def _stderr(self, alert: Alert) -> str:
-        with self.sessions() as db:
-            node = db.scalar(select(Node).where(Node.name == alert.node))
-            if node is None:
-                return ""
-            peer = address(node)
-        try:
-            answer = self.client.call(peer, "supervisor.tailProcessStderrLog",
-                                      f"{alert.group}:{alert.name}", 0, STDERR_TAIL)
-        except (NodeError, xmlrpc.client.Fault):
-            return ""
-        return str(answer[0])[-STDERR_TAIL:] if isinstance(answer, list) and answer else ""
-
-    def _webhook(self, alert: Alert) -> str:
-        body = json.dumps(alert.payload(), sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "cesi-like-alerts"}
-        if alert.webhook_secret:
-            digest = hmac.new(alert.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-            headers["X-Cesi-Signature"] = f"sha256={digest}"
-        error = ""
-        for attempt in range(ATTEMPTS):
-            try:
-                answer = requests.post(alert.webhook_url or "", data=body, headers=headers,
-                                       timeout=TIMEOUT, allow_redirects=False)
-                if answer.status_code < 300:
-                    return "ok"
-                error = f"HTTP {answer.status_code}"
-            except requests.RequestException as exc:
-                error = type(exc).__name__
-            if attempt + 1 < ATTEMPTS:
-                time.sleep(2 ** attempt)
-        return f"webhook failed after {ATTEMPTS} tries: {error}"
-
-    def _email(self, alert: Alert) -> str:
-        if not self.smtp.host:
-            return "no smtp_host configured"
-        message = EmailMessage()
-        message["Subject"] = f"[cesi-like] {alert.rule}: {alert.text}"[:300]
-        message["From"] = self.smtp.sender
-        message["To"] = alert.email_to or ""
-        message.set_content(alert.text + "\n\n" + (
-            f"Last lines of stderr:\n{alert.stderr}\n" if alert.stderr else "")
-            + f"\nrule {alert.rule} ({alert.kind}), {alert.time}\n")
-        try:
-            with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=TIMEOUT) as smtp:
-                if self.smtp.starttls:
-                    smtp.starttls()
-                if self.smtp.username:
-                    smtp.login(self.smtp.username, self.smtp.password or "")
-                smtp.send_message(message)
-        except (OSError, smtplib.SMTPException) as exc:
-            return f"email failed: {type(exc).__name__}: {str(exc)[:200]}"
-        return "ok"
-
-
-class Alerter:
-    """What the poller holds: judge a batch inside its transaction, send after commit."""
-
-    def __init__(self, sender: Sender, reveal: Any) -> None:
-        self.sender = sender
-        self.reveal = reveal
-
-    def judge(self, db: Session, events: list[ProcessEvent], failing: list[int]
-              ) -> list[Alert]:
-        try:
-            return evaluate(db, events, failing, self.reveal)
-        except Exception:  # a broken rule must not stop polls from being stored
-            log.exception("alerts: evaluating the rules failed")
-            return []
-
-    def send(self, alerts: list[Alert]) -> None:
-        self.sender.send(alerts)

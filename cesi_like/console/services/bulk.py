@@ -16,10 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.node import NodeAddress, NodeError
-from ..storage.models import Environment, Job, Node, NodeStatus, Role
-from . import Forbidden, Invalid, NotFound, ServiceError, actions, config_updates, jobs
+from ..storage.models import Job, Node, NodeStatus
+from . import Invalid, ServiceError, access, actions, config_updates, jobs
+from .access import Permission
 from .activity import Actor, Result, record
-from .jobs import JobState
+from .jobs import JobState, StepState
 from .snapshot import address
 
 KIND = "bulk-action"
@@ -34,15 +35,11 @@ def start(db: Session, actor: Actor, action: Any, targets: Any = None, spec: Any
     """Queue `action` on `targets` ([{node, spec}]) or on `spec` (e.g. `web:*`) of the
     environment's or the named nodes. Every node must exist and be visible, or nothing
     starts."""
-    if actor.user is None or not actor.user.has_role(Role.OPERATOR):
-        record(db, actor, f"{KIND}.start", str(action)[:32], Result.DENIED,
-               "needs the operator role")
-        db.commit()
-        raise Forbidden("bulk actions need the operator role")
+    access.require(db, actor, Permission.PROCESSES, f"{KIND}.start", str(action)[:32])
     if action not in VERBS:
         raise Invalid(f"action: one of {', '.join(VERBS)}")
     if action == "signal":
-        signal = actions._signal(signal)
+        signal = actions.parse_signal(signal)
     elif signal is not None:
         raise Invalid("signal: only with action signal")
     if action == "update":  # a node's whole config: no process spec
@@ -52,7 +49,7 @@ def start(db: Session, actor: Actor, action: Any, targets: Any = None, spec: Any
             raise Invalid("update applies a node's config changes: spec must be *")
     pairs = _targets(db, actor, targets, spec, environment, nodes, action == "update")
     steps: list[dict[str, Any]] = [
-        {"node": node, "spec": target, "state": "pending", "detail": "", "results": [],
+        {"node": node, "spec": target, "state": StepState.PENDING, "detail": "", "results": [],
          "started": None, "finished": None} for node, target in pairs]
     what = f"{action}{' ' + signal if signal else ''}"
     specs = sorted({target for _, target in pairs})
@@ -65,7 +62,6 @@ def start(db: Session, actor: Actor, action: Any, targets: Any = None, spec: Any
 
 def _targets(db: Session, actor: Actor, targets: Any, spec: Any, environment: Any,
              nodes: Any, every_node: bool = False) -> list[tuple[str, str]]:
-    assert actor.user is not None
     if targets is not None:
         if spec is not None or environment is not None or nodes is not None:
             raise Invalid("give targets, or spec with environment or nodes, not both")
@@ -80,10 +76,8 @@ def _targets(db: Session, actor: Actor, targets: Any, spec: Any, environment: An
         if (environment is None) == (nodes is None):
             raise Invalid("give environment or nodes (a list of names) with spec")
         if environment is not None:
-            env = db.scalar(select(Environment).where(Environment.name == str(environment)))
-            if env is None:
-                raise NotFound(f"no environment {str(environment)[:64]!r}")
-            names = [node.name for node in env.nodes if actor.user.may_see(node)
+            env = access.environment(db, actor, environment)
+            names = [node.name for node in env.nodes if access.in_scope(actor, node)
                      and (every_node or _runs(db, node, spec))]
             if not names:
                 raise Invalid(f"no node of environment {env.name} that you may act on "
@@ -100,7 +94,7 @@ def _targets(db: Session, actor: Actor, targets: Any, spec: Any, environment: An
         raise Invalid("a target is listed twice")
     for node, target in pairs:
         actions.Target.parse(target)
-        actions.node_for(db, actor, node)  # NotFound for unknown or out-of-scope names
+        access.node(db, actor, node, Permission.PROCESSES)  # NotFound outside the scope
     return pairs
 
 
@@ -108,6 +102,7 @@ def picked(db: Session, actor: Actor, chosen: list[str]) -> list[dict[str, str]]
     """Targets from a page's ticked rows (`node/group:name` each): one `group:*` target where
     every process of a group on a node is ticked (one call to the node instead of one per
     process), the processes themselves otherwise."""
+    access.require(db, actor, Permission.PROCESSES, f"{KIND}.start")
     if not chosen:
         raise Invalid("select at least one process (or act on every matching one)")
     if len(chosen) > MAX_TARGETS:
@@ -121,7 +116,7 @@ def picked(db: Session, actor: Actor, chosen: list[str]) -> list[dict[str, str]]
         wanted.setdefault(node, {}).setdefault(target.group, set()).add(target.name)
     targets = []
     for node, groups in wanted.items():
-        found = actions.node_for(db, actor, node)  # NotFound for unknown or out-of-scope
+        found = access.node(db, actor, node, Permission.PROCESSES)  # NotFound outside scope
         status = db.get(NodeStatus, found.id)
         known: dict[str, set[str]] = {}
         for process in json.loads(status.processes) if status is not None else []:
@@ -151,11 +146,14 @@ def run(job_id: int, ctx: jobs.Context) -> None:
     job = jobs.resume(ctx, job_id)
     if job is None:
         return
-    spec, steps, actor = job.spec, job.steps, job.actor
+    spec, steps = job.spec, job.steps
     todo = [] if job.cancel_requested else [
-        step for step in steps if step["state"] in ("pending", "running")]
+        step for step in steps if step["state"] in (StepState.PENDING, StepState.RUNNING)]
+    actor = jobs.actor(ctx, job_id, steps, [step["node"] for step in todo])
+    if actor is None:
+        return  # interrupted: the user may no longer do this
     for step in todo:
-        step.update(state="running", started=jobs.stamp(), detail="")
+        step.update(state=StepState.RUNNING, started=jobs.stamp(), detail="")
     with ctx.sessions() as db:
         if not jobs.save(db, job_id, ctx.owner, steps=steps):
             return
@@ -169,8 +167,8 @@ def run(job_id: int, ctx: jobs.Context) -> None:
             for done, future in enumerate(as_completed(futures), 1):
                 step = futures[future]
                 error, results = future.result()
-                step.update(state="failed" if error else "done", detail=error or "ok",
-                            results=results, finished=jobs.stamp())
+                step.update(state=StepState.FAILED if error else StepState.DONE,
+                            detail=error or "ok", results=results, finished=jobs.stamp())
                 if done < len(futures) and time.monotonic() - saved < SAVE_EVERY:
                     continue  # results arriving together are written together
                 saved = time.monotonic()
@@ -178,17 +176,17 @@ def run(job_id: int, ctx: jobs.Context) -> None:
                     if ctx.lost() or not jobs.save(db, job_id, ctx.owner, steps=steps):
                         return
     for step in steps:
-        if step["state"] == "pending":
-            step.update(state="skipped", detail="cancelled")
-    failed = [step for step in steps if step["state"] == "failed"]
-    skipped = [step for step in steps if step["state"] == "skipped"]
+        if step["state"] == StepState.PENDING:
+            step.update(state=StepState.SKIPPED, detail="cancelled")
+    failed = [step for step in steps if step["state"] == StepState.FAILED]
+    skipped = [step for step in steps if step["state"] == StepState.SKIPPED]
     state = JobState.CANCELLED if skipped and not failed else (
         JobState.FAILED if failed else JobState.SUCCEEDED)
     message = (f"{len(steps) - len(failed) - len(skipped)} of {len(steps)} targets ok"
                + ("; failed: " + "; ".join(f"{s['node']}: {s['detail']}" for s in failed)
                   if failed else ""))
     with ctx.sessions() as db:
-        if jobs.save(db, job_id, ctx.owner, state=state.value, message=message, steps=steps):
+        if jobs.save(db, job_id, ctx.owner, state=state, message=message, steps=steps):
             targets = ", ".join(f"{s['node']}/{s['spec']}" for s in steps)
             record(db, actor, f"process.{spec['action']}"
                    + (f" {spec['signal']}" if spec["signal"] else ""),
@@ -200,12 +198,11 @@ def run(job_id: int, ctx: jobs.Context) -> None:
 def _peers(db: Session, actor: Actor, names: set[str]) -> dict[str, NodeAddress | str]:
     """How to reach each named node, checked again now (it may have been disabled, removed
     or taken out of the user's scope since the job was queued), or why not; one query."""
-    assert actor.user is not None
     found = {node.name: node for node in db.scalars(select(Node).where(Node.name.in_(names)))}
     peers: dict[str, NodeAddress | str] = {}
     for name in names:
         node = found.get(name)
-        if node is None or not actor.user.may_see(node):
+        if node is None or not access.in_scope(actor, node):
             peers[name] = f"no node {name[:64]!r}"
         elif not node.enabled:
             peers[name] = f"node {name} is disabled"

@@ -16,18 +16,17 @@ from sqlalchemy.orm import Session
 from ...supervisor_rpc import schema
 from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
 from ...supervisor_rpc.states import Fault
-from ..storage.models import Role
-from . import Forbidden, Invalid, NodeFailed
-from .actions import fault_text, node_for, refresh
+from . import Invalid, NodeFailed, access, redact
+from .access import Permission
+from .actions import fault_text
 from .activity import Actor, Result, record
-from .snapshot import address
+from .snapshot import address, refresh
 
 
 def preview(db: Session, client: NodeClient, actor: Actor, node_name: str
             ) -> dict[str, list[str]]:
     """`{added, changed, removed}` group names, as the node's config now reads."""
-    node = node_for(db, actor, node_name)
-    _operator(db, actor, f"{node.name}", "config.reread")
+    node = access.node(db, actor, node_name, Permission.CONFIG, "config.reread")
     peer = address(node)
     db.commit()
     try:
@@ -35,7 +34,7 @@ def preview(db: Session, client: NodeClient, actor: Actor, node_name: str
     except xmlrpc.client.Fault as fault:
         if fault.faultCode == Fault.CANT_REREAD:  # a broken config: say why, change nothing
             raise Invalid(f"node {node.name} cannot reread its config: "
-                          f"{str(fault.faultString)[:1000]}") from None
+                          f"{redact.quoted(str(fault.faultString)[:1000])}") from None
         raise NodeFailed(f"node {node.name}: {fault_text(fault)}") from None
     except NodeError as exc:
         raise NodeFailed(f"node {node.name} is {exc.state}: {exc.reason}") from None
@@ -43,12 +42,13 @@ def preview(db: Session, client: NodeClient, actor: Actor, node_name: str
 
 def apply(db: Session, client: NodeClient, actor: Actor, node_name: str,
           groups: Any = None, recorded: bool = True) -> list[dict[str, Any]]:
-    """Apply the reread diff (only `groups`, if given); `[{group, change, ok, error}]`."""
-    if groups is not None and (not isinstance(groups, list) or not all(
+    """Apply the reread diff: every change when `groups` is None, else only those groups
+    (at least one); `[{group, change, ok, error}]`."""
+    node = access.node(db, actor, node_name, Permission.CONFIG, "config.update")
+    if groups is not None and (not isinstance(groups, list) or not groups or not all(
             isinstance(group, str) for group in groups)):
-        raise Invalid("groups: a list of group names (or none for every change)")
-    node = node_for(db, actor, node_name)
-    _operator(db, actor, node.name, "config.update")
+        raise Invalid("groups: a list of at least one group name (or leave groups out to "
+                      "apply every change)", "groups")
     diff = preview(db, client, actor, node_name)
     wanted = set(groups or ())
     known = {name for names in diff.values() for name in names}
@@ -108,9 +108,3 @@ def _diff(answer: Any) -> dict[str, list[str]]:
     added, changed, removed = answer[0]
     return {"added": sorted(added), "changed": sorted(changed), "removed": sorted(removed)}
 
-
-def _operator(db: Session, actor: Actor, target: str, action: str) -> None:
-    if actor.user is None or not actor.user.has_role(Role.OPERATOR):
-        record(db, actor, action, target, Result.DENIED, "needs the operator role")
-        db.commit()
-        raise Forbidden("config updates need the operator role")

@@ -2,12 +2,15 @@
 console process that runs it.
 
 Any console process may run a job (the poller processes and the web workers each have a
-runner, see `console/job_runner.py`), but only its holder does: a job is claimed with one
+runner, see `workers/job_runner.py`), but only its holder does: a job is claimed with one
 atomic UPDATE, as the poller's leases are, and the holder renews its claim while it works.
 When the holder dies its claim lapses and another process, on this host or another, takes
 the job over and resumes it from its recorded steps. Every write of a step is guarded by the
 claim, so a holder that lost its job (paused too long, cut off from the database) cannot
 overwrite the new holder's progress.
+
+A job acts with its user's rights at every step: `actor` checks them again (through `access`)
+before each, and a job whose user lost them ends interrupted, with the reason.
 """
 
 from __future__ import annotations
@@ -24,11 +27,10 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...supervisor_rpc.node import NodeClient
-from ..storage.models import Job, Role, User, utcnow
-from . import Conflict, Forbidden, NotFound
+from ..storage.models import Job, utcnow
+from . import Conflict, access
+from .access import Permission, Revoked
 from .activity import Actor, Result, record
-
-MAX_ID = 2**31 - 1
 
 
 class JobState(enum.StrEnum):
@@ -42,6 +44,16 @@ class JobState(enum.StrEnum):
     @property
     def finished(self) -> bool:
         return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+class StepState(enum.StrEnum):
+    """Where one step of a job (a node, a target) is."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
 
 
 @dataclass
@@ -69,21 +81,51 @@ class Resumed:
 
 
 def resume(ctx: Context, job_id: int) -> Resumed | None:
-    """Load a claimed job to run it; None (and the job marked interrupted) when its user is
-    gone, disabled or no longer an operator: a job acts with its user's rights only."""
+    """Load a claimed job to run it; None (and the job interrupted) when its user may no
+    longer do what it does."""
     with ctx.sessions() as db:
         job = db.get(Job, job_id)
         if job is None:
             return None
-        user = job.user
-        if user is None or not user.active or not user.has_role(Role.OPERATOR):
-            save(db, job_id, ctx.owner, state=JobState.INTERRUPTED.value,
-                 message="cannot go on: the user who started it no longer exists, is "
-                         "disabled or is no longer an operator")
+        steps = json.loads(job.steps)
+        try:
+            actor = access.job_actor(db, job, ctx.activity_file)
+        except Revoked as revoked:
+            interrupt(db, ctx, job_id, steps, str(revoked))
             return None
-        return Resumed(json.loads(job.spec), json.loads(job.steps),
-                       Actor(user, "", ctx.activity_file), job.cancel_requested,
+        return Resumed(json.loads(job.spec), steps, actor, job.cancel_requested,
                        job.takeovers)
+
+
+def actor(ctx: Context, job_id: int, steps: list[dict[str, Any]],
+          nodes: list[str]) -> Actor | None:
+    """The job's user, with the rights to go on to `nodes` now; None when the job was
+    interrupted instead (the user is gone, disabled, no longer an operator, or out of
+    scope of one of them)."""
+    with ctx.sessions() as db:
+        job = db.get(Job, job_id)
+        if job is None:
+            return None
+        try:
+            return access.job_actor(db, job, ctx.activity_file, nodes)
+        except Revoked as revoked:
+            interrupt(db, ctx, job_id, steps, str(revoked))
+            return None
+
+
+def interrupt(db: Session, ctx: Context, job_id: int, steps: list[dict[str, Any]],
+              reason: str) -> None:
+    """End the job for `reason`; what had not begun is skipped, and so is the step under
+    way (it is not resumed)."""
+    for step in steps:
+        if step["state"] in (StepState.PENDING, StepState.RUNNING):
+            step.update(state=StepState.SKIPPED, detail=reason)
+    if save(db, job_id, ctx.owner, state=JobState.INTERRUPTED, message=reason, steps=steps):
+        job = db.get(Job, job_id)
+        if job is not None:
+            record(db, Actor(job.user, "", ctx.activity_file), f"{job.kind}.interrupted",
+                   f"job {job_id}", Result.FAILED, reason)
+            db.commit()
 
 
 def stamp() -> str:
@@ -103,36 +145,10 @@ def create(db: Session, actor: Actor, kind: str, title: str, spec: dict[str, Any
     return job
 
 
-def get(db: Session, user: User, job_id: int) -> Job:
-    """The job if `user` may see it (see `may_see`); NotFound otherwise."""
-    if not 0 < job_id <= MAX_ID:  # a database integer: larger ids cannot exist
-        raise NotFound(f"no job {job_id}")
-    job = db.get(Job, job_id)
-    if job is None or not may_see(user, job):
-        raise NotFound(f"no job {job_id}")
-    return job
-
-
-def may_see(user: User, job: Job) -> bool:
-    """Its own jobs, and those in an environment of the user's scope (a team follows and
-    cancels each other's rollouts); an admin, every job."""
-    if user.has_role(Role.ADMIN) or job.user_id == user.id or not user.scope:
-        return True
-    environment = json.loads(job.spec).get("environment")
-    return any(env.name == environment for env in user.scope)
-
-
-def listed(db: Session, user: User, limit: int = 100) -> list[Job]:
-    jobs = db.scalars(select(Job).order_by(Job.id.desc()).limit(limit * 4))
-    return [job for job in jobs if may_see(user, job)][:limit]
-
-
 def cancel(db: Session, actor: Actor, job_id: int) -> Job:
     """Ask the job to stop: the runner stops before its next step (a step under way ends
     first; a queued job stops at once)."""
-    if actor.user is None or not actor.user.has_role(Role.OPERATOR):
-        raise Forbidden("cancelling a job needs the operator role")
-    job = get(db, actor.user, job_id)
+    job = access.job(db, actor, job_id, Permission.JOBS, "job.cancel")
     if JobState(job.state).finished:
         raise Conflict(f"job {job.id} is already {job.state}")
     job.cancel_requested = True
@@ -184,6 +200,8 @@ def save(db: Session, job_id: int, owner: str, **values: Any) -> bool:
     """Write progress (steps as a list, message, state...) only while still the holder."""
     if "steps" in values:
         values["steps"] = json.dumps(values["steps"])
+    if values.get("message") is not None:
+        values["message"] = str(values["message"])[:4000]
     if values.get("state") is not None and JobState(values["state"]).finished:
         values.update(owner=None, expires=None, finished=utcnow())
     saved = db.execute(update(Job).where(Job.id == job_id, Job.owner == owner)
@@ -192,13 +210,24 @@ def save(db: Session, job_id: int, owner: str, **values: Any) -> bool:
     return saved is not None
 
 
-def as_json(job: Job) -> dict[str, Any]:
+def shown(job: Job, detail: bool) -> tuple[str | None, list[dict[str, Any]]]:
+    """The job's message and steps as `detail` allows (see `access.sees_job_detail`):
+    without it, no message and each step without its detail and results."""
+    steps = json.loads(job.steps)
+    if detail:
+        return job.message, steps
+    return None, [{k: v for k, v in step.items() if k not in ("detail", "results")}
+                  for step in steps]
+
+
+def as_json(job: Job, detail: bool) -> dict[str, Any]:
     def iso(value: datetime.datetime | None) -> str | None:
         return value.isoformat(timespec="seconds") + "Z" if value is not None else None
 
+    message, steps = shown(job, detail)
     return {"id": job.id, "kind": job.kind, "state": job.state, "title": job.title,
             "user": job.user.username if job.user is not None else None,
-            "spec": json.loads(job.spec), "steps": json.loads(job.steps),
-            "message": job.message, "cancel_requested": job.cancel_requested,
+            "spec": json.loads(job.spec), "steps": steps,
+            "message": message, "cancel_requested": job.cancel_requested,
             "takeovers": job.takeovers, "created": iso(job.created),
             "updated": iso(job.updated), "finished": iso(job.finished)}

@@ -20,8 +20,9 @@ from sqlalchemy import and_, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..security import verify_password_hash
 from ..storage.models import LoginLimit, User, utcnow
+from .activity import Actor, Result, record
+from .credentials import verify_password_hash
 
 NEVER = datetime.datetime(2000, 1, 1)  # a window start that is always over
 
@@ -111,3 +112,20 @@ def authenticate(db: Session, username: str, password: str, address: str,
         row.not_before = utcnow() + datetime.timedelta(seconds=wait)
         db.commit()
     return None
+
+
+def log_in(db: Session, actor: Actor, username: str, password: str,
+           policy: LoginPolicy) -> User | Refused | None:
+    """`authenticate`, with its outcome recorded (committed) and the login time kept: the
+    user, Refused, or None for a wrong password or an unknown or disabled user."""
+    outcome = authenticate(db, username, password, actor.ip, policy)
+    if isinstance(outcome, Refused):
+        record(db, actor, "login.refused", username, Result.DENIED, "too many failed logins",
+               username=username)
+    elif outcome is None:
+        record(db, actor, "login.failed", username, Result.DENIED, username=username)
+    else:
+        outcome.last_login = utcnow()
+        record(db, actor, "login", username, username=username)
+    db.commit()
+    return outcome

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
-from ..storage.models import Role
-from . import Forbidden, Invalid, NodeFailed, NotFound
-from .actions import Target, fault_text, node_for
-from .activity import Actor, Result, record
+from . import Invalid, NodeFailed, NotFound, access, validate
+from .access import Permission
+from .actions import Target, fault_text
+from .activity import Actor
 from .snapshot import address
 
 STREAMS = ("stdout", "stderr")
@@ -35,32 +35,13 @@ def _stream(stream: str) -> str:
     return stream.capitalize()
 
 
-def _number(value: Any, name: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise Invalid(f"{name} must be a whole number") from None
-    if not low <= number <= high:
-        raise Invalid(f"{name} must be from {low} to {high}")
-    return number
-
-
-def locate(db: Session, actor: Actor, node_name: str) -> NodeAddress:
-    """The node's address if the actor may read its logs (every role may, within scope)."""
-    node = node_for(db, actor, node_name)
-    if not node.enabled:
-        raise NotFound(f"node {node.name} is disabled")
-    return address(node)
-
-
-def locate_main_log(db: Session, actor: Actor, node_name: str) -> NodeAddress:
-    """The node's address if the actor may read its main log: admins only, since it names
-    every program, command failure and path on the host. A refusal is recorded."""
-    node = node_for(db, actor, node_name)
-    if actor.user is None or not actor.user.has_role(Role.ADMIN):
-        record(db, actor, "node.main-log", node.name, Result.DENIED, "needs the admin role")
-        db.commit()
-        raise Forbidden("the main log needs the admin role")
+def locate(db: Session, actor: Actor, node_name: str,
+           permission: Permission = Permission.FLEET) -> NodeAddress:
+    """The node's address if the actor may read its process logs (every role may, within
+    scope) or, with `Permission.MAIN_LOG`, its main log (admins: it names every program,
+    command failure and path on the host; a refusal is recorded)."""
+    node = access.node(db, actor, node_name, permission, "node.main-log"
+                       if permission == Permission.MAIN_LOG else "denied")
     if not node.enabled:
         raise NotFound(f"node {node.name} is disabled")
     return address(node)
@@ -69,7 +50,7 @@ def locate_main_log(db: Session, actor: Actor, node_name: str) -> NodeAddress:
 def main_tail(client: NodeClient, peer: NodeAddress, length: Any = 64 * 1024) -> dict[str, Any]:
     """`{data}`: the last `length` bytes of the node's main log (`readLog` from the end).
     Supervisor has no offset-following call for the main log, so a reader re-reads the tail."""
-    size = _number(length, "length", 1, MAX_TAIL)
+    size = validate.whole(length, "length", 1, MAX_TAIL)
     data = _call(client, peer, "supervisor.readLog", -size, 0)
     if not isinstance(data, str):
         raise NodeFailed(f"node {peer.name} is error: supervisor.readLog: malformed answer")
@@ -92,8 +73,8 @@ def tail(client: NodeClient, peer: NodeAddress, spec: str, stream: str = "stdout
     returned offset to follow new bytes; overflow means bytes were skipped."""
     name = _process(spec)
     method = f"supervisor.tailProcess{_stream(stream)}Log"
-    start = _number(offset, "offset", 0, 2**31 - 1)
-    size = _number(length, "length", 1, MAX_TAIL)
+    start = validate.whole(offset, "offset", 0, 2**31 - 1)
+    size = validate.whole(length, "length", 1, MAX_TAIL)
     answer = _call(client, peer, method, name, start, size)
     if (not isinstance(answer, list) or len(answer) != 3 or not isinstance(answer[0], str)
             or not isinstance(answer[1], int) or isinstance(answer[1], bool)

@@ -15,30 +15,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.node import NodeClient, NodeError, Snapshot
-from ..settings import node_url
-from ..storage.models import Environment, Node, Role
+from ..settings import Settings, node_url
+from ..storage.models import Environment, Node
 from ..storage.secrets import NodeSecrets
-from . import Conflict, Forbidden, Invalid, NotFound, validate
-from .actions import refresh_in_full
+from . import Conflict, Invalid, NotFound, access, validate
+from .access import Permission
 from .activity import Actor, Result, record
+from .snapshot import refresh_in_full
 
 NODE_FIELDS = {"name", "url", "host", "port", "username", "password", "notes", "ca_file",
                "client_cert", "enabled", "verify_tls", "environments",
                "has_password"}  # what GET shows, so a client may PUT back what it got
 ENVIRONMENT_FIELDS = {"name", "description", "nodes"}
-
-
-def _admin(db: Session, actor: Actor, action: str, target: str) -> None:
-    if actor.user is None or not actor.user.has_role(Role.ADMIN):
-        record(db, actor, action, target, Result.DENIED, "needs the admin role")
-        db.commit()
-        raise Forbidden("managing nodes and environments needs the admin role")
-
-
-def _unknown(fields: Mapping[str, Any], allowed: set[str]) -> None:
-    extra = sorted(set(fields) - allowed)
-    if extra:
-        raise Invalid(f"unknown fields: {', '.join(extra)[:200]}")
 
 
 # -- nodes ---------------------------------------------------------------------------------
@@ -64,13 +52,13 @@ def _apply_node(db: Session, node: Node, fields: Mapping[str, Any], creating: bo
                 secrets: NodeSecrets) -> None:
     """Check every field first, then set them: a refusal leaves the node as it was. A
     password is stored sealed."""
-    _unknown(fields, NODE_FIELDS)
+    validate.fields(fields, NODE_FIELDS)
     values: dict[str, Any] = {}  # has_password is ignored: "password" sets or clears it
     if "name" in fields or creating:
         values["name"] = validate.name(fields.get("name"))
         clash = db.scalar(select(Node).where(Node.name == values["name"]))
         if clash is not None and clash is not node:
-            raise Conflict(f"node {values['name']} exists")
+            raise Conflict(f"node {values['name']} exists", "name")
     name = values.get("name", node.name)
     if creating or any(key in fields for key in ("url", "host", "port")):
         url = validate.text(fields.get("url"), "url")
@@ -78,7 +66,7 @@ def _apply_node(db: Session, node: Node, fields: Mapping[str, Any], creating: bo
         try:
             values["url"] = node_url(name, url, host, fields.get("port"))
         except ValueError as exc:
-            raise Invalid(str(exc)) from None
+            raise Invalid(str(exc), "url") from None
     for key in ("username", "password", "ca_file", "client_cert"):
         if key in fields:  # empty (or null) clears
             values[key] = validate.text(fields[key], key) or None
@@ -100,7 +88,7 @@ def _apply_node(db: Session, node: Node, fields: Mapping[str, Any], creating: bo
 def create_node(db: Session, client: NodeClient | None, secrets: NodeSecrets, actor: Actor,
                 fields: Mapping[str, Any]) -> Node:
     """Add a node (and poll it now, when given a client). Not committed."""
-    _admin(db, actor, "node.create", str(fields.get("name", ""))[:64])
+    access.require(db, actor, Permission.NODES, "node.create", str(fields.get("name", ""))[:64])
     node = Node(notes="")
     _apply_node(db, node, fields, creating=True, secrets=secrets)
     db.add(node)
@@ -114,7 +102,7 @@ def create_node(db: Session, client: NodeClient | None, secrets: NodeSecrets, ac
 def update_node(db: Session, client: NodeClient | None, secrets: NodeSecrets, actor: Actor,
                 node: Node, fields: Mapping[str, Any]) -> Node:
     """Change a node (and poll it now if it is enabled). Not committed."""
-    _admin(db, actor, "node.update", node.name)
+    access.require(db, actor, Permission.NODES, "node.update", node.name)
     _apply_node(db, node, fields, creating=False, secrets=secrets)
     record(db, actor, "node.update", node.name, detail=node.url)
     if client is not None and node.enabled:
@@ -123,7 +111,7 @@ def update_node(db: Session, client: NodeClient | None, secrets: NodeSecrets, ac
 
 
 def delete_node(db: Session, actor: Actor, node: Node) -> None:
-    _admin(db, actor, "node.delete", node.name)
+    access.require(db, actor, Permission.NODES, "node.delete", node.name)
     db.delete(node)
     record(db, actor, "node.delete", node.name)
 
@@ -131,7 +119,7 @@ def delete_node(db: Session, actor: Actor, node: Node) -> None:
 def test_node(db: Session, client: NodeClient, actor: Actor, node: Node
               ) -> Snapshot | NodeError:
     """Poll the node now and record what came back."""
-    _admin(db, actor, "node.test", node.name)
+    access.require(db, actor, Permission.NODES, "node.test", node.name)
     found = refresh_in_full(db, client, node)
     if isinstance(found, NodeError):
         record(db, actor, "node.test", node.name, Result.FAILED,
@@ -152,13 +140,13 @@ def find_environment(db: Session, name: str) -> Environment:
 
 def _apply_environment(db: Session, env: Environment, fields: Mapping[str, Any],
                        creating: bool) -> None:
-    _unknown(fields, ENVIRONMENT_FIELDS)
+    validate.fields(fields, ENVIRONMENT_FIELDS)
     values: dict[str, Any] = {}
     if "name" in fields or creating:
         values["name"] = validate.name(fields.get("name"))
         clash = db.scalar(select(Environment).where(Environment.name == values["name"]))
         if clash is not None and clash is not env:
-            raise Conflict(f"environment {values['name']} exists")
+            raise Conflict(f"environment {values['name']} exists", "name")
     if "description" in fields:
         values["description"] = validate.text(fields["description"], "description")
     if "nodes" in fields:
@@ -168,7 +156,8 @@ def _apply_environment(db: Session, env: Environment, fields: Mapping[str, Any],
 
 
 def create_environment(db: Session, actor: Actor, fields: Mapping[str, Any]) -> Environment:
-    _admin(db, actor, "environment.create", str(fields.get("name", ""))[:64])
+    access.require(db, actor, Permission.ENVIRONMENTS, "environment.create",
+                   str(fields.get("name", ""))[:64])
     env = Environment(description="")
     _apply_environment(db, env, fields, creating=True)
     db.add(env)
@@ -178,13 +167,36 @@ def create_environment(db: Session, actor: Actor, fields: Mapping[str, Any]) -> 
 
 def update_environment(db: Session, actor: Actor, env: Environment,
                        fields: Mapping[str, Any]) -> Environment:
-    _admin(db, actor, "environment.update", env.name)
+    access.require(db, actor, Permission.ENVIRONMENTS, "environment.update", env.name)
     _apply_environment(db, env, fields, creating=False)
     record(db, actor, "environment.update", env.name)
     return env
 
 
 def delete_environment(db: Session, actor: Actor, env: Environment) -> None:
-    _admin(db, actor, "environment.delete", env.name)
+    access.require(db, actor, Permission.ENVIRONMENTS, "environment.delete", env.name)
     db.delete(env)
     record(db, actor, "environment.delete", env.name)
+
+
+# -- the config file ---------------------------------------------------------------------
+
+def seed(db: Session, settings: Settings, secrets_: NodeSecrets) -> None:
+    """Load the config file's nodes and environments; existing ones (perhaps edited by an
+    admin since) are left alone."""
+    environments = {env.name: env for env in db.scalars(select(Environment))}
+    for name in settings.environments:
+        if name not in environments:
+            environments[name] = Environment(name=name, description="")
+            db.add(environments[name])
+    existing = {node.name for node in db.scalars(select(Node))}
+    for spec in settings.nodes:
+        if spec.name in existing:
+            continue
+        node = Node(name=spec.name, url=spec.url, username=spec.username,
+                    password=secrets_.encrypt(spec.password) if spec.password else None,
+                    verify_tls=spec.verify_tls, ca_file=spec.ca_file,
+                    client_cert=spec.client_cert, notes="from the config file")
+        node.environments = [environments[env] for env in spec.environments]
+        db.add(node)
+    db.commit()

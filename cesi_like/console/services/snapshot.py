@@ -1,9 +1,11 @@
-"""The fleet snapshot: what the poller stores of each node, and what pages and the API read.
+"""The fleet snapshot: how a node's answer becomes what pages and the API read.
 
-A poll's outcome (a checked `Snapshot` or a `NodeError`) is written to `node_status`, and every
-process state change it reveals becomes a `ProcessEvent`. Readers never talk to a node: they
-join nodes with their status rows, so a page costs the same whether nodes are fast, hung or
-hostile.
+`store` is the one path from a poll to the database, whoever asked the node (the poller, an
+action's re-poll, a node test, a config apply): the outcome (a checked `Snapshot`, an
+`Unchanged` from the change feed, or a `NodeError`) is written to `node_status`, every process
+state change it reveals becomes a `ProcessEvent`, and the alert rules are judged on those
+changes in the same transaction. Readers never talk to a node: they join nodes with their
+status rows, so a page costs the same whether nodes are fast, hung or hostile.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,10 +21,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
-from ...supervisor_rpc.node import NodeAddress, NodeError, NodeState, Snapshot, Unchanged
+from ...supervisor_rpc.node import (
+    NodeAddress,
+    NodeClient,
+    NodeError,
+    NodeState,
+    Snapshot,
+    Unchanged,
+)
 from ...supervisor_rpc.schema import running_description
 from ...supervisor_rpc.states import ProcessState
-from ..storage.models import Node, NodeEvent, NodeStatus, ProcessEvent, User, utcnow
+from ..storage.models import Node, NodeEvent, NodeStatus, ProcessEvent, utcnow
+from . import alerts
+
+Outcome = Snapshot | Unchanged | NodeError
 
 # what the console keeps of each process: Supervisor's getProcessInfo keys minus the log paths
 # (paths on the node's disk are no business of the console's users)
@@ -36,14 +49,89 @@ def address(node: Node) -> NodeAddress:
                        node.client_cert)
 
 
-def store_poll(db: Session, node_id: int, node_name: str,
-               result: Snapshot | Unchanged | NodeError, finished: datetime.datetime,
-               poll_ms: int | None = None, asked: str = "") -> list[ProcessEvent] | None:
-    """Write one poll's outcome and the state changes it shows (not committed). `asked`:
-    the change-feed token the poll sent; the node's list of changes since it is used only
-    if the stored snapshot is the one that token stands for (an action's re-poll may have
-    stored a newer one meanwhile, whose changes the list repeats). None when `result` is
-    Unchanged but the stored snapshot is not the one it renews: poll that node in full."""
+@dataclass(frozen=True)
+class Poll:
+    """One node's answer (or why there was none), from whoever asked."""
+
+    node_id: int
+    node: str
+    outcome: Outcome
+    finished: datetime.datetime
+    milliseconds: int | None = None
+    asked: str = ""  # the change-feed token the poll sent
+
+
+def ask(client: NodeClient, node_id: int, where: NodeAddress, asked: str = "",
+        feed: bool | None = None) -> Poll:
+    """Poll a node: through its change feed unless it is known to have none (`asked`: the
+    token of the stored answer), else in full. Never raises: a failure is the outcome."""
+    began = time.monotonic()
+    outcome: Outcome | None = None
+    try:
+        if feed is not False:
+            outcome = client.changes(where, asked)
+        if outcome is None:
+            outcome = client.snapshot(where)
+    except NodeError as exc:
+        outcome = exc
+    elapsed = int((time.monotonic() - began) * 1000)
+    return Poll(node_id, where.name, outcome, utcnow(), elapsed, asked)
+
+
+def store(db: Session, polls: Iterable[Poll]) -> set[int]:
+    """Write polls (not committed) and judge the alert rules on the changes they show; the
+    alerts go out when the caller commits. A node deleted meanwhile is skipped. Returns the
+    ids whose `Unchanged` answer found no stored snapshot to renew: poll those in full."""
+    batch = list(polls)
+    alive = set(db.scalars(select(Node.id).where(Node.id.in_([p.node_id for p in batch]))))
+    renew: set[int] = set()
+    events: list[ProcessEvent] = []
+    failing = []
+    for poll in batch:
+        if poll.node_id not in alive:
+            continue
+        stored = _store_one(db, poll)
+        if stored is None:
+            renew.add(poll.node_id)
+        else:
+            events += stored
+        if isinstance(poll.outcome, NodeError):
+            failing.append(poll.node_id)
+    alerts.judge(db, events, failing)
+    return renew
+
+
+def refresh(db: Session, client: NodeClient, node: Node,
+            known: NodeError | None = None) -> Outcome:
+    """Poll `node` now and store it (unless the caller just found it failing: `known`); the
+    poller would, but a user is looking right now. A cesi-agentd is asked for its changes
+    since the stored snapshot, so the changes an action made are recorded as the node made
+    them (and the poller's next answer does not count them again)."""
+    status = db.get(NodeStatus, node.id)
+    asked = (status.feed_token if status is not None else None) or ""
+    poll = Poll(node.id, node.name, known, utcnow()) if known is not None else ask(
+        client, node.id, address(node), asked)
+    if store(db, [poll]):
+        return refresh_in_full(db, client, node)
+    return poll.outcome
+
+
+def refresh_in_full(db: Session, client: NodeClient, node: Node) -> Snapshot | NodeError:
+    """Poll `node` with a whole snapshot and store it."""
+    poll = ask(client, node.id, address(node), feed=False)
+    store(db, [poll])
+    assert not isinstance(poll.outcome, Unchanged)
+    return poll.outcome
+
+
+def _store_one(db: Session, poll: Poll) -> list[ProcessEvent] | None:
+    """Write one poll's outcome and the state changes it shows. `asked`: the change-feed
+    token the poll sent; the node's list of changes since it is used only if the stored
+    snapshot is the one that token stands for (an action's re-poll may have stored a newer
+    one meanwhile, whose changes the list repeats). None when the outcome is Unchanged but
+    the stored snapshot is not the one it renews."""
+    node_id, node_name, result, finished = poll.node_id, poll.node, poll.outcome, poll.finished
+    poll_ms, asked = poll.milliseconds, poll.asked
     status = db.get(NodeStatus, node_id)
     if isinstance(result, Unchanged) and (status is None or status.last_ok is None
                                           or status.feed_token != result.token):
@@ -179,11 +267,6 @@ class Freshness:
             return True
         allowed = 2 * self.poll_interval + self.node_timeout
         return (now - last_ok).total_seconds() > allowed
-
-
-def visible(db: Session, user: User) -> list[Node]:
-    """Every node this user may see, by name."""
-    return [node for node in db.scalars(select(Node).order_by(Node.name)) if user.may_see(node)]
 
 
 class SnapshotCache:

@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.node import NodeClient, NodeError
-from . import Conflict, NodeFailed
-from .actions import node_for
+from . import Conflict, NodeFailed, access
 from .activity import Actor
 from .snapshot import address
 
@@ -21,7 +20,7 @@ def process_stats(db: Session, client: NodeClient, actor: Actor, node_name: str
                   ) -> dict[str, Any]:
     """`{available, now, processes: [{group, name, pid, cpu_seconds, rss_kb, processes}]}`
     for a node the actor may see, or `{available: false, reason}`."""
-    node = node_for(db, actor, node_name)
+    node = access.node(db, actor, node_name)
     if not node.enabled:
         raise Conflict(f"node {node.name} is disabled")
     peer = address(node)

@@ -15,26 +15,19 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ..security import new_token
-from ..storage.models import ApiToken, Role, User, utcnow
-from . import Forbidden, NotFound, validate
-from .activity import Actor, Result, record
+from ..storage.models import ApiToken, User, utcnow
+from . import access, validate
+from .access import Permission
+from .activity import Actor, record
+from .credentials import new_token
 
 MAX_DAYS = 3650
-
-
-def _is_admin(actor: Actor) -> bool:
-    return actor.user is not None and actor.user.has_role(Role.ADMIN)
 
 
 def create(db: Session, actor: Actor, owner: User, label: Any = "", days: Any = None,
            read_only: Any = False) -> tuple[str, ApiToken]:
     """(the secret, to show once; the stored token). Not committed."""
-    if actor.user is None or (owner.id != actor.user.id and not _is_admin(actor)):
-        record(db, actor, "token.create", owner.username, Result.DENIED,
-               "only admins make tokens for others")
-        db.commit()
-        raise Forbidden("only admins make tokens for other users")
+    access.token_owner(db, actor, owner)
     name = validate.text(label, "label")
     expires = None
     if days is not None and days != "":
@@ -53,21 +46,17 @@ def create(db: Session, actor: Actor, owner: User, label: Any = "", days: Any = 
 
 def visible(db: Session, actor: Actor, everyone: bool = False) -> Sequence[ApiToken]:
     """The actor's own tokens; every user's for an admin who asks."""
-    if actor.user is None:
-        return []
     query = select(ApiToken).order_by(ApiToken.created.desc(), ApiToken.id.desc())
-    if not (everyone and _is_admin(actor)):
+    if not (everyone and access.allows(actor, Permission.TOKENS_OF_OTHERS)):
+        if actor.user is None:
+            return []
         query = query.where(ApiToken.user_id == actor.user.id)
     return db.scalars(query).all()
 
 
 def revoke(db: Session, actor: Actor, token_id: Any) -> ApiToken:
     """Delete one token: one's own, or anyone's for an admin. Not committed."""
-    number = validate.whole(token_id, "token id", 1, 2**63 - 1)
-    token = db.get(ApiToken, number)
-    mine = token is not None and actor.user is not None and token.user_id == actor.user.id
-    if token is None or not (mine or _is_admin(actor)):
-        raise NotFound(f"no token {number}")  # someone else's: no hint it exists
+    token = access.token(db, actor, validate.whole(token_id, "token id", 1, 2**63 - 1))
     record(db, actor, "token.revoke", token.user.username, detail=f"token {token.id} "
            f"{token.name!r}")
     db.delete(token)

@@ -7,17 +7,27 @@ change is recorded here, so no adapter can forget a rule.
 from __future__ import annotations
 
 import re
+import secrets
+import sys
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..security import hash_password, password_problem
+from ..settings import Settings
 from ..storage.models import Environment, Role, User
-from . import Conflict, Invalid, NotFound, tokens
+from . import Conflict, Invalid, NotFound, access, tokens
+from .access import Permission
 from .activity import Actor, Result, record
+from .credentials import check_password, hash_password, password_problem
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def listed(db: Session, actor: Actor) -> list[User]:
+    """Every account, by name (admins)."""
+    access.require(db, actor, Permission.USERS, "user.list")
+    return list(db.scalars(select(User).order_by(User.username)))
 
 
 def find(db: Session, username: str) -> User:
@@ -31,22 +41,22 @@ def _role(value: object) -> Role:
     try:
         return Role(str(value))
     except ValueError:
-        raise Invalid("role must be admin, operator or viewer") from None
+        raise Invalid("role must be admin, operator or viewer", "role") from None
 
 
 def _password(password: str) -> str:
     problem = password_problem(password)
     if problem:
-        raise Invalid(problem)
+        raise Invalid(problem, "password")
     return password
 
 
-def _username(db: Session, username: str, user: User | None = None) -> str:
+def check_username(db: Session, username: str, user: User | None = None) -> str:
     if not USERNAME.match(username):
-        raise Invalid("usernames are 1 to 64 letters, digits, '.', '_' or '-'")
+        raise Invalid("usernames are 1 to 64 letters, digits, '.', '_' or '-'", "username")
     clash = db.scalar(select(User).where(User.username == username))
     if clash is not None and clash is not user:
-        raise Conflict(f"user {username} exists")
+        raise Conflict("That username is taken.", "username")
     return username
 
 
@@ -70,14 +80,15 @@ ADMIN_SCOPE = ("admins manage the whole console and cannot be limited to environ
 
 def _scoped_admin(role: str, scope: Sequence[Environment]) -> None:
     if role == Role.ADMIN.value and scope:
-        raise Invalid(ADMIN_SCOPE)
+        raise Invalid(ADMIN_SCOPE, "environments")
 
 
 def create(db: Session, actor: Actor, username: str, password: str, role: object = "viewer",
            scope: Sequence[Environment] = (), active: bool = True) -> User:
     """A new account (not committed)."""
+    access.require(db, actor, Permission.USERS, "user.create", username[:64])
     _scoped_admin(_role(role).value, scope)
-    user = User(username=_username(db, username), role=_role(role).value,
+    user = User(username=check_username(db, username), role=_role(role).value,
                 password_hash=hash_password(_password(password)), active=active)
     user.scope = list(scope)
     db.add(user)
@@ -90,18 +101,20 @@ def update(db: Session, actor: Actor, user: User, *, username: str | None = None
            scope: Sequence[Environment] | None = None) -> list[str]:
     """Change what is given (not committed); returns the changes, as recorded. Everything is
     checked before anything changes, so a refusal leaves the user as it was (and the caller
-    may commit the refusal's record)."""
+    may commit the refusal's record). One's own password needs no admin."""
+    access.account(db, actor, user, only_password=bool(password) and (
+        username, role, active, scope) == (None, None, None, None))
     new_role = _role(role).value if role is not None else user.role
     new_active = user.active if active is None else active
     if username is not None:
-        _username(db, username, user)
+        check_username(db, username, user)
     if password:
         _password(password)
     _scoped_admin(new_role, user.scope if scope is None else scope)
     problem = last_admin_problem(db, user, new_role, new_active)
     if problem:
         record(db, actor, "user.update", user.username, Result.DENIED, problem)
-        raise Conflict(problem)
+        raise Conflict(problem, "role")
     changes = []
     if username is not None and username != user.username:
         changes.append(f"renamed from {user.username}")
@@ -129,8 +142,20 @@ def update(db: Session, actor: Actor, user: User, *, username: str | None = None
     return changes
 
 
+def change_own_password(db: Session, actor: Actor, current: str, new: str) -> User:
+    """The actor's own password, given the current one (a wrong one is a recorded refusal);
+    not committed."""
+    user = actor.user
+    if user is None or not check_password(user, current):
+        record(db, actor, "password.change", actor.username, Result.DENIED)
+        raise Invalid("That is not your current password.", "current")
+    update(db, actor, user, password=new)
+    return user
+
+
 def delete(db: Session, actor: Actor, user: User) -> None:
     """Remove an account (not committed); never the last active admin, never oneself."""
+    access.require(db, actor, Permission.USERS, "user.delete", user.username)
     problem = last_admin_problem(db, user, "", False)
     if problem is None and actor.user is not None and actor.user.id == user.id:
         problem = "You cannot delete yourself."
@@ -139,3 +164,17 @@ def delete(db: Session, actor: Actor, user: User) -> None:
         raise Conflict(problem)
     db.delete(user)
     record(db, actor, "user.delete", user.username)
+
+
+def ensure_admin(db: Session, settings: Settings) -> None:
+    """No built-in admin/admin: the first start creates the admin with the configured password,
+    or a random one shown once on the terminal."""
+    if db.scalar(select(User).limit(1)) is not None:
+        return
+    password = settings.admin_password or secrets.token_urlsafe(12)
+    db.add(User(username=settings.admin_username, role=Role.ADMIN.value,
+                password_hash=hash_password(password)))
+    db.commit()
+    if not settings.admin_password:
+        print(f"cesi-like: created user {settings.admin_username!r} with password "
+              f"{password!r} (shown once; change it after logging in)", file=sys.stderr)

@@ -9,7 +9,7 @@ turn it into an error with the file, line and key.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from . import Invalid
@@ -23,11 +23,19 @@ LIMITS = {"url": 512, "host": 253, "username": 128, "password": 256, "notes": 20
 MULTILINE = {"notes", "description"}
 
 
+def fields(given: Mapping[str, Any], allowed: Collection[str]) -> None:
+    """Invalid naming what `given` holds beyond `allowed`: a misspelt field is never ignored
+    (ignoring `grops` would apply every change instead of the one asked for)."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise Invalid(f"unknown fields: {', '.join(unknown)[:200]}", unknown[0])
+
+
 def name(value: Any, what: str = "name") -> str:
     """A node, environment or user name: safe in a URL path, a log line and a shell."""
     clean = text(value, what, limit=64, required=True)
     if not NAME.match(clean):
-        raise Invalid(f"{what}: {NAME_RULE}")
+        raise Invalid(f"{what}: {NAME_RULE}", what)
     return clean
 
 
@@ -37,64 +45,64 @@ def text(value: Any, what: str, limit: int | None = None, required: bool = False
     anything longer than the field's limit."""
     if value is None:
         if required:
-            raise Invalid(f"{what} is required")
+            raise Invalid(f"{what} is required", what)
         return ""
     if not isinstance(value, str):
-        raise Invalid(f"{what} must be a string")
+        raise Invalid(f"{what} must be a string", what)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
-        raise Invalid(f"{what} must be valid Unicode text") from None
+        raise Invalid(f"{what} must be valid Unicode text", what) from None
     allowed = "\n\r\t" if what in MULTILINE else ""
     if any(not c.isprintable() and c not in allowed for c in value):
-        raise Invalid(f"{what} must not contain control characters")
+        raise Invalid(f"{what} must not contain control characters", what)
     clean: str = value.strip()
     longest = limit if limit is not None else LIMITS.get(what, 256)
     if len(clean) > longest:
-        raise Invalid(f"{what} is longer than {longest} characters")
+        raise Invalid(f"{what} is longer than {longest} characters", what)
     if required and not clean:
-        raise Invalid(f"{what} is required")
+        raise Invalid(f"{what} is required", what)
     return clean
 
 
 def flag(value: Any, what: str) -> bool:
     if not isinstance(value, bool):
-        raise Invalid(f"{what} must be true or false")
+        raise Invalid(f"{what} must be true or false", what)
     return value
 
 
 def names(value: Any, what: str) -> list[str]:
     """A list of names (environments of a node, nodes of an environment)."""
     if not isinstance(value, list | tuple) or not all(isinstance(n, str) for n in value):
-        raise Invalid(f"{what} must be a list of names")
+        raise Invalid(f"{what} must be a list of names", what)
     if len(value) > 10_000:
-        raise Invalid(f"{what}: too many")
+        raise Invalid(f"{what}: too many", what)
     return [name(n, what) for n in value]
 
 
 def number(value: Any, what: str, low: float, high: float) -> float:
     """A number (a fraction too) from `low` to `high`; not NaN, not a boolean."""
     if isinstance(value, bool):
-        raise Invalid(f"{what} must be a number")
+        raise Invalid(f"{what} must be a number", what)
     try:
         found = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise Invalid(f"{what} must be a number") from None
+        raise Invalid(f"{what} must be a number", what) from None
     if not low <= found <= high:  # NaN compares false: refused here too
-        raise Invalid(f"{what} must be from {low:g} to {high:g}")
+        raise Invalid(f"{what} must be from {low:g} to {high:g}", what)
     return found
 
 
 def whole(value: Any, what: str, low: int, high: int) -> int:
     """A whole number from `low` to `high` (JSON numbers, form strings)."""
     if isinstance(value, bool):
-        raise Invalid(f"{what} must be a whole number")
+        raise Invalid(f"{what} must be a whole number", what)
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):
-        raise Invalid(f"{what} must be a whole number") from None
+        raise Invalid(f"{what} must be a whole number", what) from None
     if not low <= number <= high:
-        raise Invalid(f"{what} must be from {low} to {high}")
+        raise Invalid(f"{what} must be from {low} to {high}", what)
     return number
 
 
@@ -102,4 +110,4 @@ def known(found: Sequence[str], asked: Sequence[str], what: str) -> None:
     """Invalid naming the asked-for names that do not exist."""
     missing = sorted(set(asked) - set(found))
     if missing:
-        raise Invalid(f"unknown {what}: {', '.join(missing)}")
+        raise Invalid(f"unknown {what}: {', '.join(missing)}", what)

@@ -1,7 +1,7 @@
 """Database plumbing: one engine per app, one session per request, Alembic for the schema.
 
-The migrations live in `cesi_like/console/migrations` (the top-level `migrations/` of the
-repository points there), so an installed package can upgrade its own database.
+The migrations live in `cesi_like/console/storage/migrations` (the top-level `migrations/` of
+the repository points there), so an installed package can upgrade its own database.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from flask import Flask, current_app, g
+from flask import Flask, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,17 +34,20 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def init_app(app: Flask, url: str) -> None:
-    engine = make_engine(url)
-    app.extensions["cesi_engine"] = engine
-    app.extensions["cesi_sessions"] = sessionmaker(engine, expire_on_commit=False)
+def make_sessions(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def init_app(app: Flask) -> None:
     app.teardown_appcontext(_close_session)
 
 
 def session() -> Session:
     """The request's session (created on first use, closed at teardown)."""
+    from ..context import console
+
     if "db_session" not in g:
-        g.db_session = current_app.extensions["cesi_sessions"]()
+        g.db_session = console().sessions()
     db: Session = g.db_session
     return db
 
@@ -52,7 +55,9 @@ def session() -> Session:
 @contextmanager
 def standalone(app: Flask) -> Iterator[Session]:
     """A session outside any request (CLI, start-up)."""
-    db: Session = app.extensions["cesi_sessions"]()
+    from ..context import console
+
+    db: Session = console(app).sessions()
     try:
         yield db
     finally:

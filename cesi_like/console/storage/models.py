@@ -54,10 +54,6 @@ class Role(enum.StrEnum):
     OPERATOR = "operator"  # + process actions, clear logs
     ADMIN = "admin"  # + users, nodes, environments, activity log
 
-    @property
-    def rank(self) -> int:
-        return [Role.VIEWER, Role.OPERATOR, Role.ADMIN].index(self)
-
 
 node_environments = Table(
     "node_environments",
@@ -77,7 +73,7 @@ user_environments = Table(
 
 
 class User(UserMixin, Base):
-    """A console account. `scope` empty means every environment."""
+    """A console account. `scope` empty means every environment (see services.access)."""
 
     __tablename__ = "users"
 
@@ -111,19 +107,6 @@ class User(UserMixin, Base):
     @property
     def role_enum(self) -> Role:
         return Role(self.role)
-
-    def has_role(self, role: Role) -> bool:
-        return self.role_enum.rank >= role.rank
-
-    def may_see(self, node: Node) -> bool:
-        """Scoped users see only nodes in one of their environments. Admins manage the whole
-        console (users, every node and environment, the activity log), so environments never
-        narrow an admin: the rules refuse to give an admin any, and older rows that have some
-        are read the same way everywhere."""
-        if not self.scope or self.role == Role.ADMIN.value:
-            return True
-        mine = {env.id for env in self.scope}
-        return any(env.id in mine for env in node.environments)
 
 
 class Environment(Base):

@@ -1,1 +1,29 @@
-"""The browser side: pages, forms and their live fragments (thin adapters over services)."""
+"""The browser side: pages, forms and their live fragments, thin adapters over `services`.
+
+One blueprint per area (auth, fleet, jobs, alerts, admin, activity); templates live in
+`console/templates/<area>/`. Pages decide nothing themselves: a view declares the permission
+it needs (`guard.permission`), the services decide with the thing at hand, and templates ask
+`may(Permission.X)` before showing a button.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ..context import actor
+from ..services import access
+from ..services.access import Permission
+
+
+def register(app: Flask) -> None:
+    from . import activity, admin, alerts, auth, fleet, format, jobs
+
+    for blueprint in (auth.bp, fleet.bp, admin.bp, activity.bp, jobs.bp, alerts.bp):
+        app.register_blueprint(blueprint)
+    app.jinja_env.globals.update(ago=format.ago, epoch=format.epoch, statename=format.statename,
+                                 Permission=Permission, may=may)
+
+
+def may(permission: Permission) -> bool:
+    """Whether the current user holds `permission` (which buttons and links to show)."""
+    return access.allows(actor(), permission)

@@ -8,7 +8,6 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -23,13 +22,14 @@ from wtforms import Field
 from wtforms.fields.choices import SelectChoice
 
 from ...supervisor_rpc.node import NodeError
-from ..security import require_role
-from ..services import ServiceError
+from ..context import actor, console
+from ..guard import permission
+from ..services import Problem
 from ..services import nodes as node_rules
 from ..services import users as user_rules
+from ..services.access import Permission
 from ..storage import db as database
-from ..storage.models import Environment, Node, Role, User
-from .activity import actor
+from ..storage.models import Environment, Node, User
 from .forms import ConfirmForm, EnvironmentForm, NodeForm, UserForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -58,10 +58,9 @@ def _posted() -> bool:
 # -- users ---------------------------------------------------------------------------------
 
 @bp.get("/users")
-@require_role(Role.ADMIN)
+@permission(Permission.USERS)
 def users() -> Page:
-    db = database.session()
-    rows = db.scalars(select(User).order_by(User.username)).all()
+    rows = user_rules.listed(database.session(), actor())
     return render_template("admin/users.html", users=rows, confirm=ConfirmForm())
 
 
@@ -69,16 +68,12 @@ def _scope(db: Session, ids: list[int] | None) -> list[Environment]:
     return [env for env in (db.get(Environment, i) for i in ids or []) if env is not None]
 
 
-def _form_error(form: UserForm, exc: ServiceError) -> None:
-    """Show a rule's refusal next to the field it is about."""
-    text = exc.message
-    field = form.username if ("user" in text and "exists" in text) or "usernames" in text else \
-        form.password if "assword" in text else form.role
-    field.errors = [*field.errors, "That username is taken." if "exists" in text else text]
+# the user rules' field names where the form's differ
+_USER_FIELDS = {"environments": "scope"}
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
-@require_role(Role.ADMIN)
+@permission(Permission.USERS)
 def user_new() -> Page:
     db = database.session()
     form = UserForm()
@@ -91,9 +86,9 @@ def user_new() -> Page:
                 user = user_rules.create(db, actor(), form.username.data or "", form.password.data,
                                     form.role.data, _scope(db, form.scope.data),
                                     bool(form.active.data))
-            except ServiceError as exc:
+            except Problem as exc:
                 db.rollback()
-                _form_error(form, exc)
+                _refused(form, exc, _USER_FIELDS)
             else:
                 db.commit()
                 flash(f"User {user.username} created.", "success")
@@ -102,7 +97,7 @@ def user_new() -> Page:
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
-@require_role(Role.ADMIN)
+@permission(Permission.USERS)
 def user_edit(user_id: int) -> Page:
     db = database.session()
     user: User = _get(db, User, user_id)  # type: ignore[assignment]
@@ -115,9 +110,9 @@ def user_edit(user_id: int) -> Page:
             user_rules.update(db, actor(), user, username=form.username.data, role=form.role.data,
                          active=bool(form.active.data), password=form.password.data or None,
                          scope=_scope(db, form.scope.data))
-        except ServiceError as exc:
+        except Problem as exc:
             db.commit()  # nothing changed; a refusal's record is kept
-            _form_error(form, exc)
+            _refused(form, exc, _USER_FIELDS)
         else:
             db.commit()
             flash(f"User {user.username} saved.", "success")
@@ -126,7 +121,7 @@ def user_edit(user_id: int) -> Page:
 
 
 @bp.post("/users/<int:user_id>/delete")
-@require_role(Role.ADMIN)
+@permission(Permission.USERS)
 def user_delete(user_id: int) -> Response:
     db = database.session()
     user: User = _get(db, User, user_id)  # type: ignore[assignment]
@@ -136,7 +131,7 @@ def user_delete(user_id: int) -> Response:
     try:
         user_rules.delete(db, actor(), user)
         flash(f"User {name} deleted.", "success")
-    except ServiceError as exc:
+    except Problem as exc:
         flash(exc.message, "error")
     db.commit()
     return redirect(url_for("admin.users"))
@@ -145,7 +140,7 @@ def user_delete(user_id: int) -> Response:
 # -- nodes ---------------------------------------------------------------------------------
 
 @bp.get("/nodes")
-@require_role(Role.ADMIN)
+@permission(Permission.NODES)
 def nodes() -> Page:
     db = database.session()
     rows = db.scalars(select(Node).order_by(Node.name)).all()
@@ -172,31 +167,28 @@ def _node_fields(db: Session, form: NodeForm) -> dict[str, Any]:
     return fields
 
 
-def _refused(form: FlaskForm, exc: ServiceError) -> None:
-    """Show a rule's refusal next to the field it names (`url: ...`, `node x: the URL...`,
-    `node x exists`), or above the form."""
-    text = exc.message
-    named = "name" if "exists" in text else "url" if "URL" in text or "port" in text \
-        else text.split(":", 1)[0].split(" ")[0]
-    field = getattr(form, named, None)
+def _refused(form: FlaskForm, exc: Problem, renamed: dict[str, str] | None = None
+             ) -> None:
+    """Show a rule's refusal next to the field it names, or above the form."""
+    name = exc.field or ""
+    field = getattr(form, (renamed or {}).get(name, name), None)
     if isinstance(field, Field):
-        field.errors = [*field.errors, text]
+        field.errors = [*field.errors, exc.message]
     else:
-        flash(text, "error")
+        flash(exc.message, "error")
 
 
 @bp.route("/nodes/new", methods=["GET", "POST"])
-@require_role(Role.ADMIN)
+@permission(Permission.NODES)
 def node_new() -> Page:
     db = database.session()
     form = NodeForm()
     form.environments.choices = _environment_choices(db)
     if form.validate_on_submit():
         try:
-            node = node_rules.create_node(db, current_app.extensions["cesi_nodes"],
-                                          current_app.extensions["cesi_secrets"], actor(),
+            node = node_rules.create_node(db, console().nodes, console().secrets, actor(),
                                           _node_fields(db, form))
-        except ServiceError as exc:
+        except Problem as exc:
             db.rollback()
             _refused(form, exc)
         else:
@@ -207,7 +199,7 @@ def node_new() -> Page:
 
 
 @bp.route("/nodes/<int:node_id>", methods=["GET", "POST"])
-@require_role(Role.ADMIN)
+@permission(Permission.NODES)
 def node_edit(node_id: int) -> Page:
     db = database.session()
     node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
@@ -218,10 +210,9 @@ def node_edit(node_id: int) -> Page:
         form.environments.data = [env.id for env in node.environments]
     if form.validate_on_submit():
         try:
-            node_rules.update_node(db, current_app.extensions["cesi_nodes"],
-                                   current_app.extensions["cesi_secrets"], actor(), node,
+            node_rules.update_node(db, console().nodes, console().secrets, actor(), node,
                                    _node_fields(db, form))
-        except ServiceError as exc:
+        except Problem as exc:
             db.rollback()
             _refused(form, exc)
         else:
@@ -232,7 +223,7 @@ def node_edit(node_id: int) -> Page:
 
 
 @bp.post("/nodes/<int:node_id>/delete")
-@require_role(Role.ADMIN)
+@permission(Permission.NODES)
 def node_delete(node_id: int) -> Response:
     db = database.session()
     node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
@@ -245,13 +236,13 @@ def node_delete(node_id: int) -> Response:
 
 
 @bp.post("/nodes/<int:node_id>/test")
-@require_role(Role.ADMIN)
+@permission(Permission.NODES)
 def node_test(node_id: int) -> Response:
     db = database.session()
     node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    found = node_rules.test_node(db, current_app.extensions["cesi_nodes"], actor(), node)
+    found = node_rules.test_node(db, console().nodes, actor(), node)
     if isinstance(found, NodeError):
         flash(f"{node.name}: {found.state}: {found.reason}", "error")
     else:
@@ -264,7 +255,7 @@ def node_test(node_id: int) -> Response:
 # -- environments --------------------------------------------------------------------------
 
 @bp.get("/environments")
-@require_role(Role.ADMIN)
+@permission(Permission.ENVIRONMENTS)
 def environments() -> Page:
     db = database.session()
     rows = db.scalars(select(Environment).order_by(Environment.name)).all()
@@ -283,7 +274,7 @@ def _environment_fields(db: Session, form: EnvironmentForm) -> dict[str, Any]:
 
 
 @bp.route("/environments/new", methods=["GET", "POST"])
-@require_role(Role.ADMIN)
+@permission(Permission.ENVIRONMENTS)
 def environment_new() -> Page:
     db = database.session()
     form = EnvironmentForm()
@@ -291,7 +282,7 @@ def environment_new() -> Page:
     if form.validate_on_submit():
         try:
             env = node_rules.create_environment(db, actor(), _environment_fields(db, form))
-        except ServiceError as exc:
+        except Problem as exc:
             db.rollback()
             _refused(form, exc)
         else:
@@ -302,7 +293,7 @@ def environment_new() -> Page:
 
 
 @bp.route("/environments/<int:env_id>", methods=["GET", "POST"])
-@require_role(Role.ADMIN)
+@permission(Permission.ENVIRONMENTS)
 def environment_edit(env_id: int) -> Page:
     db = database.session()
     env: Environment = _get(db, Environment, env_id)  # type: ignore[assignment]
@@ -313,7 +304,7 @@ def environment_edit(env_id: int) -> Page:
     if form.validate_on_submit():
         try:
             node_rules.update_environment(db, actor(), env, _environment_fields(db, form))
-        except ServiceError as exc:
+        except Problem as exc:
             db.rollback()
             _refused(form, exc)
         else:
@@ -324,7 +315,7 @@ def environment_edit(env_id: int) -> Page:
 
 
 @bp.post("/environments/<int:env_id>/delete")
-@require_role(Role.ADMIN)
+@permission(Permission.ENVIRONMENTS)
 def environment_delete(env_id: int) -> Response:
     db = database.session()
     env: Environment = _get(db, Environment, env_id)  # type: ignore[assignment]

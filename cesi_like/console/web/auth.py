@@ -21,20 +21,23 @@ from flask import (
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from ..security import check_password, safe_next, token_for_secret
-from ..services import ServiceError, logins
+from ..context import actor
+from ..guard import safe_next
+from ..services import Problem, logins
 from ..services import tokens as token_rules
 from ..services import users as user_rules
+from ..services.access import Permission
+from ..services.activity import record
+from ..services.credentials import token_for_secret
 from ..storage import db as database
-from ..storage.models import Role, User, utcnow
-from .activity import actor, client_ip, record
-from .forms import ConfirmForm, PasswordForm, TokenForm
+from ..storage.models import User, utcnow
+from . import may
+from .forms import ConfirmForm, LoginForm, PasswordForm, TokenForm
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please log in."
-
 
 
 def init_app(app: Flask) -> None:
@@ -69,38 +72,27 @@ def load_user_from_token(req: object) -> User | None:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response | tuple[str, int]:
-    from .forms import LoginForm
-
     if current_user.is_authenticated:
         return redirect(url_for("fleet.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
         db = database.session()
-        username = form.username.data or ""
-        outcome = logins.authenticate(db, username, form.password.data or "", client_ip(),
-                                      current_app.config["CESI_LOGIN_POLICY"])
+        outcome = logins.log_in(db, actor(), form.username.data or "",
+                                form.password.data or "",
+                                current_app.config["CESI_LOGIN_POLICY"])
         if isinstance(outcome, logins.Refused):
-            record(db, "login.refused", target=username, result="denied",
-                   detail="too many failed logins", username=username)
-            db.commit()
             form.password.errors.append(f"Too many failed logins from here. Try again in "
                                         f"{outcome.retry_after} seconds, or ask an admin.")
             page = make_response(render_template("auth/login.html", form=form), 429)
             page.headers["Retry-After"] = str(outcome.retry_after)
             return page
         if outcome is None:
-            record(db, "login.failed", target=username, result="denied", username=username)
-            db.commit()
             form.password.errors.append("Unknown user or wrong password.")
             return render_template("auth/login.html", form=form), 401
-        user = outcome
-        user.last_login = utcnow()
         # a CSRF token from before the login (perhaps planted) is not the session's
         session.pop("csrf_token", None)
         g.pop("csrf_token", None)
-        login_user(user, remember=bool(form.remember.data))
-        record(db, "login", target=username, username=username)
-        db.commit()
+        login_user(outcome, remember=bool(form.remember.data))
         return redirect(safe_next(request.args.get("next"), url_for("fleet.dashboard")))
     return render_template("auth/login.html", form=form)
 
@@ -112,7 +104,7 @@ def logout() -> Response:
     user = db.get(User, current_user.id)
     if user is not None:
         user.end_sessions()  # the saved cookies stop working too, not only this browser's copy
-    record(db, "logout", target=current_user.username)
+    record(db, actor(), "logout", current_user.username)
     db.commit()
     logout_user()
     flash("Logged out.", "success")
@@ -127,11 +119,10 @@ def account() -> str:
 
 
 def _account_page(form: TokenForm, secret: str | None = None) -> str:
-    everyone = request.args.get("all") == "1" and current_user.has_role(Role.ADMIN)
+    everyone = request.args.get("all") == "1" and may(Permission.TOKENS_OF_OTHERS)
     listed = token_rules.visible(database.session(), actor(), everyone)
     return render_template("auth/account.html", form=form, tokens=listed, secret=secret,
-                           everyone=everyone, confirm=ConfirmForm(), now=utcnow(),
-                           is_admin=current_user.has_role(Role.ADMIN))
+                           everyone=everyone, confirm=ConfirmForm(), now=utcnow())
 
 
 @bp.post("/account/tokens")
@@ -147,7 +138,7 @@ def token_create() -> str | Response:
     try:
         secret, _ = token_rules.create(db, actor(), user, form.label.data or "",
                                        form.expires_days.data, bool(form.read_only.data))
-    except ServiceError as exc:
+    except Problem as exc:
         form.label.errors = [*form.label.errors, exc.message]
         return _account_page(form)
     db.commit()
@@ -175,17 +166,13 @@ def password() -> str | Response:
     form = PasswordForm()
     if form.validate_on_submit():
         db = database.session()
-        user = db.get(User, current_user.id)
-        assert user is not None
-        if not check_password(user, form.current.data or ""):
-            form.current.errors.append("That is not your current password.")
-            record(db, "password.change", target=user.username, result="denied")
-            db.commit()
-            return render_template("auth/password.html", form=form)
         try:
-            user_rules.update(db, actor(), user, password=form.new.data or "")
-        except ServiceError as exc:
-            form.new.errors.append(exc.message)
+            user = user_rules.change_own_password(db, actor(), form.current.data or "",
+                                                  form.new.data or "")
+        except Problem as exc:
+            db.commit()  # a refusal changed nothing but its record
+            field = form.current if exc.field == "current" else form.new
+            field.errors.append(exc.message)
             return render_template("auth/password.html", form=form)
         db.commit()
         login_user(user)  # keep this session, with the new version

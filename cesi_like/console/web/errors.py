@@ -9,17 +9,11 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
+from ..guard import wants_json
 from ..services import ServiceError
 from ..storage import db as database
 
 log = logging.getLogger("cesi_like.console")
-
-
-def wants_json() -> bool:
-    if request.path.startswith("/api/"):
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
 
 
 def _respond(status: int, title: str, message: str) -> tuple[Response | str, int]:

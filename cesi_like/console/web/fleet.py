@@ -16,18 +16,28 @@ from flask import (
     request,
     url_for,
 )
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from ..api.processes import views as snapshot_views
-from ..security import safe_next
-from ..services import Invalid, ServiceError, actions, bulk, config_updates, history, logs
-from ..services import snapshot as snapshot
+from ...supervisor_rpc.node import NodeState
+from ..context import actor, console, snapshot_views
+from ..guard import safe_next
+from ..services import (
+    Invalid,
+    NotFound,
+    Problem,
+    access,
+    actions,
+    activity,
+    bulk,
+    config_updates,
+    history,
+    logs,
+    snapshot,
+)
+from ..services.access import Permission
 from ..services.actions import SIGNALS, Target
 from ..services.snapshot import STATE_CLASSES, NodeView, ProcessFilter
 from ..storage import db as database
-from ..storage.models import ActivityLog, Environment, Role
-from .activity import actor
 from .forms import ConfirmForm
 from .fragments import live_page
 
@@ -42,43 +52,39 @@ SORTS = {
 }
 
 
-def _user() -> Any:
-    return actor().user
-
-
 def _common() -> dict[str, Any]:
     return {"confirm": ConfirmForm(), "interval": int(current_app.config[
-        "CESI_POLL_INTERVAL"] * 1000), "may_act": _user().has_role(Role.OPERATOR),
-            "is_admin": _user().has_role(Role.ADMIN)}
+        "CESI_POLL_INTERVAL"] * 1000)}
+
+
+def views(nodes: Any) -> list[NodeView]:
+    return snapshot_views(database.session(), nodes)
 
 
 @bp.get("/")
 def dashboard() -> Response:
     db = database.session()
-    nodes = snapshot.visible(db, _user())
-    views = snapshot_views(db, nodes)
+    shown = views(access.nodes(db, actor()))
     totals: dict[str, int] = {}
-    for view in views:
+    for view in shown:
         for state, count in view.counts().items():
             totals[state] = totals.get(state, 0) + count
     environments = []
-    for env in db.scalars(select(Environment).order_by(Environment.name)):
-        members = [v for v in views if any(e.id == env.id for e in v.node.environments)]
+    for env in access.environments(db, actor()):
+        members = [v for v in shown if any(e.id == env.id for e in v.node.environments)]
         if members:
             environments.append(_health(env.name, members))
-    activity: list[ActivityLog] = []
-    if _user().has_role(Role.ADMIN):
-        activity = list(db.scalars(select(ActivityLog).order_by(
-            ActivityLog.time.desc(), ActivityLog.id.desc()).limit(8)))
-    down = [v for v in views if v.state not in ("online", "disabled")]
-    return live_page("fleet/dashboard.html", "fleet/_dashboard.html", views=views, totals=totals,
-                 environments=environments, down=down, activity=activity, **_common())
+    recent = activity.newest(db, 8) if access.allows(actor(), Permission.ACTIVITY) else []
+    down = [v for v in shown if v.state not in (NodeState.ONLINE, NodeState.DISABLED)]
+    return live_page("fleet/dashboard.html", "fleet/_dashboard.html", views=shown,
+                     totals=totals, environments=environments, down=down, activity=recent,
+                     **_common())
 
 
 def _health(name: str, members: list[NodeView]) -> dict[str, Any]:
     processes = [p for v in members for p in v.processes]
     running = sum(1 for p in processes if p["statename"] == "RUNNING")
-    online = sum(1 for v in members if v.state == "online")
+    online = sum(1 for v in members if v.state == NodeState.ONLINE)
     healthy = online == len(members) and running == len(processes)
     return {"name": name, "nodes": len(members), "online": online,
             "processes": len(processes), "running": running, "healthy": healthy}
@@ -87,12 +93,12 @@ def _health(name: str, members: list[NodeView]) -> dict[str, Any]:
 @bp.get("/nodes/<name>")
 def node(name: str) -> Response:
     db = database.session()
-    found = actions.node_for(db, actor(), name)
-    view = snapshot_views(db, [found])[0]
+    found = access.node(db, actor(), name)
+    view = views([found])[0]
     changes = snapshot.state_changes(db, found.name, limit=20)
     reachability = history.node_reachability(db, found.name, view.state, view.since)
     return live_page("fleet/node.html", "fleet/_node.html", view=view, changes=changes,
-                 reachability=reachability, **_common())
+                     reachability=reachability, **_common())
 
 
 @bp.route("/nodes/<name>/config", methods=["GET", "POST"])
@@ -100,14 +106,15 @@ def node_config(name: str) -> Response:
     """The node's reread config changes, with a box per group; Apply does `update` on the
     ticked ones (operators)."""
     db = database.session()
-    client = current_app.extensions["cesi_nodes"]
+    client = console().nodes
     if request.method == "POST" and ConfirmForm().validate_on_submit():
-        try:
+        try:  # nothing ticked changes nothing (the API's "every change" is no body at all)
             results = config_updates.apply(db, client, actor(), name,
-                                           request.form.getlist("group") or None)
-        except ServiceError as exc:
+                                           request.form.getlist("group"))
+        except Problem as exc:
             db.rollback()
-            flash(exc.message, "error")
+            flash("Tick at least one group to apply." if exc.field == "groups"
+                  else exc.message, "error")
         else:
             for result in results:
                 flash(f"{result['change']} {result['group']}: "
@@ -117,10 +124,8 @@ def node_config(name: str) -> Response:
     diff, problem = None, None
     try:
         diff = config_updates.preview(db, client, actor(), name)
-    except ServiceError as exc:
+    except Problem as exc:
         db.rollback()
-        if exc.status == 403:
-            raise
         problem = exc.message
     return make_response(render_template("fleet/config.html", name=name, diff=diff,
                                          problem=problem, confirm=ConfirmForm()))
@@ -129,7 +134,7 @@ def node_config(name: str) -> Response:
 @bp.get("/nodes/<name>/log")
 def node_log(name: str) -> Response:
     """The node's main log, re-read every few seconds in the browser (admins)."""
-    found = logs.locate_main_log(database.session(), actor(), name)
+    found = logs.locate(database.session(), actor(), name, Permission.MAIN_LOG)
     return make_response(render_template("fleet/main_log.html", name=found.name))
 
 
@@ -145,15 +150,15 @@ def processes() -> Response:
     db = database.session()
     args = request.args
     where = _filter(args)
-    visible = snapshot.visible(db, _user())
-    rows = snapshot.processes(snapshot_views(db, where.nodes(visible)), where)
+    visible = access.nodes(db, actor())
+    rows = snapshot.processes(views(where.nodes(visible)), where)
     sort = args.get("sort", "node") if args.get("sort") in SORTS else "node"
     rows.sort(key=SORTS[sort])
     pages = max(1, (len(rows) + PAGE_SIZE - 1) // PAGE_SIZE)
     page = min(max(1, args.get("page", 1, type=int) or 1), pages)
     environments = sorted({env.name for n in visible for env in n.environments})
     return live_page("fleet/processes.html", "fleet/_processes.html",
-                 rows=rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE], total=len(rows),
+                     rows=rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE], total=len(rows),
                  page=page, pages=pages, sort=sort, filters=where,
                  node_names=[n.name for n in visible], environments=environments,
                  states=[*STATE_CLASSES, "RUNNING", "STARTING", "BACKOFF", "STOPPING",
@@ -177,8 +182,7 @@ def bulk_action() -> Response:
     try:
         if form.get("scope") == "matching":
             where = _filter(form)
-            rows = snapshot.processes(snapshot_views(
-                db, where.nodes(snapshot.visible(db, _user()))), where)
+            rows = snapshot.processes(views(where.nodes(access.nodes(db, actor()))), where)
             if not rows:
                 raise Invalid("no process matches the filters")
             chosen = [f"{row['node']}/{row['group']}:{row['name']}" for row in rows]
@@ -186,14 +190,11 @@ def bulk_action() -> Response:
             chosen = form.getlist("target")
         job = bulk.start(db, actor(), action, bulk.picked(db, actor(), chosen),
                          signal=form.get("signal") if action == "signal" else None)
-    except ServiceError as exc:
+    except Problem as exc:
         db.rollback()
-        if exc.status == 403:
-            raise  # the error page, as for any action out of reach
         flash(f"Bulk {action[:32]}: {exc.message}", "error")
         return redirect(back)
-    if runner := current_app.extensions.get("cesi_jobs"):
-        runner.wake()  # this process may run it at once
+    console().wake_jobs()
     flash(f"Bulk action queued: {job.title}.", "success")
     return redirect(url_for("jobs.show", job_id=job.id))
 
@@ -202,26 +203,28 @@ def bulk_action() -> Response:
 def group(group: str) -> Response:
     db = database.session()
     where = ProcessFilter(group=group)
-    views = [v for v in snapshot_views(db, snapshot.visible(db, _user()))
-             if any(p["group"] == group for p in v.processes)]
-    rows = snapshot.processes(views, where)
-    return live_page("fleet/group.html", "fleet/_group.html", group=group, views=views, rows=rows,
-                 **_common())
+    running = [v for v in views(access.nodes(db, actor()))
+               if any(p["group"] == group for p in v.processes)]
+    if not running:  # nowhere the user may look (or nowhere at all): alike
+        raise NotFound(f"no group {group[:64]!r} on a node you may see")
+    rows = snapshot.processes(running, where)
+    return live_page("fleet/group.html", "fleet/_group.html", group=group, views=running,
+                     rows=rows, **_common())
 
 
 @bp.get("/nodes/<name>/processes/<spec>")
 def process(name: str, spec: str) -> Response:
     db = database.session()
-    found = actions.node_for(db, actor(), name)
+    found = access.node(db, actor(), name)
     target = Target.parse(spec)
-    view = snapshot_views(db, [found])[0]
+    view = views([found])[0]
     info = next((p for p in view.processes
                  if p["group"] == target.group and p["name"] == target.name), None)
     changes = snapshot.state_changes(db, found.name, target.group, target.name, limit=30)
     counts = history.process_counts(db, found.name, target.group or "", target.name or "")
     return live_page("fleet/process.html", "fleet/_process.html", view=view, info=info,
-                 spec=target.spec, changes=changes, counts=counts, signals=SIGNALS,
-                 **_common())
+                     spec=target.spec, changes=changes, counts=counts, signals=SIGNALS,
+                     **_common())
 
 
 @bp.post("/nodes/<name>/processes/<spec>/<action>")
@@ -232,12 +235,10 @@ def act(name: str, spec: str, action: str) -> Response:
         flash("The form expired; reload the page and try again.", "error")
         return redirect(back)
     try:
-        outcome = actions.perform(database.session(), current_app.extensions["cesi_nodes"],
-                                  actor(), name, spec, action, request.form.get("signal"),
+        outcome = actions.perform(database.session(), console().nodes, actor(), name, spec,
+                                  action, request.form.get("signal"),
                                   current_app.config["CESI_ACTION_TIMEOUT"])
-    except ServiceError as exc:
-        if exc.status in (403, 404):
-            raise  # the error page, as for any page out of reach
+    except Problem as exc:
         flash(f"{action} {spec} on {name}: {exc.message}", "error")
         return redirect(back)
     failed = [r for r in outcome.results if not r["ok"]]

@@ -7,33 +7,26 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from ..services import ServiceError, jobs, rollouts
+from ..context import actor, console
+from ..guard import permission
+from ..services import Problem, access, jobs, rollouts
+from ..services.access import Permission
 from ..storage import db as database
-from ..storage.models import Environment, Role, User
-from .activity import actor
 from .forms import ConfirmForm, RolloutForm
 from .fragments import live_page
 
 bp = Blueprint("jobs", __name__)
 
 
-def _user() -> User:
-    user = actor().user
-    assert user is not None  # the login gate ran
-    return user
-
-
 @bp.route("/rollouts/new", methods=["GET", "POST"])
+@permission(Permission.PROCESSES)
 def new_rollout() -> Response | str:
     db = database.session()
-    user = _user()
     form = RolloutForm()
-    environments = [env.name for env in db.scalars(select(Environment).order_by(Environment.name))
-                    if not user.scope or user.has_role(Role.ADMIN) or env in user.scope]
+    environments = [env.name for env in access.environments(db, actor())]
     form.environment.choices = [SelectChoice(name, name) for name in environments]
     if request.method == "GET":
         form.group.data = form.group.data or request.args.get("group", "")[:255]
@@ -44,32 +37,30 @@ def new_rollout() -> Response | str:
             job = rollouts.start(db, actor(), form.environment.data or "", form.group.data or "",
                                  form.batch_size.data, form.pause.data or 0,
                                  bool(form.keep_going.data))
-        except ServiceError as exc:
+        except Problem as exc:
             db.rollback()
             form.group.errors = [*form.group.errors, exc.message]
         else:
-            if runner := current_app.extensions.get("cesi_jobs"):
-                runner.wake()  # this process may run it at once
+            console().wake_jobs()
             flash(f"Rolling restart queued: {job.title}.", "success")
             return redirect(url_for("jobs.show", job_id=job.id))
-    return render_template("jobs/new.html", form=form,
-                           may_act=user.has_role(Role.OPERATOR))
+    return render_template("jobs/new.html", form=form)
 
 
 @bp.get("/jobs")
 def index() -> Response:
-    listed = jobs.listed(database.session(), _user())
-    return live_page("jobs/index.html", "jobs/_index.html", jobs=listed,
-                 interval=_interval(), may_act=_user().has_role(Role.OPERATOR))
+    listed = access.jobs(database.session(), actor())
+    return live_page("jobs/index.html", "jobs/_index.html", jobs=listed, interval=_interval())
 
 
 @bp.get("/jobs/<int:job_id>")
 def show(job_id: int) -> Response:
-    job = jobs.get(database.session(), _user(), job_id)
-    return live_page("jobs/show.html", "jobs/_show.html", job=job, steps=json.loads(job.steps),
-                 spec=json.loads(job.spec), finished=jobs.JobState(job.state).finished,
-                 confirm=ConfirmForm(), interval=_interval(),
-                 may_act=_user().has_role(Role.OPERATOR))
+    job = access.job(database.session(), actor(), job_id)
+    message, steps = jobs.shown(job, access.sees_job_detail(actor(), job))
+    return live_page("jobs/show.html", "jobs/_show.html", job=job, message=message,
+                     steps=steps, spec=json.loads(job.spec),
+                     finished=jobs.JobState(job.state).finished, confirm=ConfirmForm(),
+                     interval=_interval())
 
 
 @bp.post("/jobs/<int:job_id>/cancel")
@@ -80,7 +71,7 @@ def cancel(job_id: int) -> Response:
             job = jobs.cancel(db, actor(), job_id)
             db.commit()
             flash(f"Job {job.id}: cancel requested; it stops before its next batch.", "success")
-        except ServiceError as exc:
+        except Problem as exc:
             db.rollback()
             flash(exc.message, "error")
     return redirect(url_for("jobs.show", job_id=job_id))

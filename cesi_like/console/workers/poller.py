@@ -35,10 +35,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError, Snapshot, Unchanged
-from ..services import history
-from ..services.alerts import Alerter
-from ..services.snapshot import address, store_poll
+from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
+from ..services import history, snapshot
+from ..services.snapshot import Outcome, Poll, address
 from ..storage.models import Lease, Node, NodeStatus, utcnow
 
 log = logging.getLogger("cesi_like.poller")
@@ -109,22 +108,12 @@ class _Schedule:
         """The next poll asks afresh and gets a full answer."""
         self.feed, self.token = None, ""
 
-    def remember(self, outcome: Snapshot | Unchanged | NodeError) -> None:
+    def remember(self, outcome: Outcome) -> None:
         """What the next poll asks, after this one's `outcome`."""
         if isinstance(outcome, NodeError):
             self.forget_feed()
         else:
             self.feed, self.token = bool(outcome.token), outcome.token
-
-
-@dataclass(frozen=True)
-class _Result:
-    node_id: int
-    name: str
-    outcome: Snapshot | Unchanged | NodeError
-    finished: datetime.datetime
-    milliseconds: int
-    asked: str = ""  # the change-feed token the poll sent
 
 
 class Poller:
@@ -133,7 +122,7 @@ class Poller:
     def __init__(self, sessions: sessionmaker[Session], client: NodeClient,
                  interval: float = 2.0, concurrency: int = 32,
                  shards: frozenset[int] = frozenset(range(SHARDS)),
-                 history_days: float = 30.0, alerter: Alerter | None = None) -> None:
+                 history_days: float = 30.0) -> None:
         self.sessions = sessions
         self.client = client
         self.interval = interval
@@ -142,14 +131,13 @@ class Poller:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._pool = ThreadPoolExecutor(max_workers=concurrency,
                                         thread_name_prefix="node-poll")
-        self._results: queue.SimpleQueue[_Result] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[Poll] = queue.SimpleQueue()
         self._nodes: dict[int, _Schedule] = {}
         self._nodes_loaded = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rounds = 0  # polls written, for tests and the log
         self.history_days = history_days
-        self.alerter = alerter
         self._pruned = 0.0
 
     # -- running ---------------------------------------------------------------------------
@@ -251,8 +239,8 @@ class Poller:
                 future = self._pool.submit(self._poll, node_id, schedule)
                 future.add_done_callback(self._done_callback(schedule))
 
-    def _done_callback(self, schedule: _Schedule) -> Callable[[Future[_Result]], None]:
-        def done(future: Future[_Result]) -> None:
+    def _done_callback(self, schedule: _Schedule) -> Callable[[Future[Poll]], None]:
+        def done(future: Future[Poll]) -> None:
             schedule.running = False
             if future.cancelled() or future.exception() is not None:
                 schedule.due = time.monotonic() + self.interval
@@ -267,22 +255,12 @@ class Poller:
 
         return done
 
-    def _poll(self, node_id: int, schedule: _Schedule) -> _Result:
-        where, asked = schedule.address, schedule.token
-        began = time.monotonic()
-        outcome: Snapshot | Unchanged | NodeError | None = None
-        try:
-            if schedule.feed is not False:
-                outcome = self.client.changes(where, asked)
-            if outcome is None:
-                outcome = self.client.snapshot(where)
-        except NodeError as exc:
-            outcome = exc
-        elapsed = int((time.monotonic() - began) * 1000)
-        return _Result(node_id, where.name, outcome, utcnow(), elapsed, asked)
+    def _poll(self, node_id: int, schedule: _Schedule) -> Poll:
+        return snapshot.ask(self.client, node_id, schedule.address, schedule.token,
+                            schedule.feed)
 
     def _write(self) -> None:
-        batch: list[_Result] = []
+        batch: list[Poll] = []
         while True:
             try:
                 batch.append(self._results.get_nowait())
@@ -292,7 +270,7 @@ class Poller:
             return
         renew: set[int] = set()
         try:
-            renew = write_results(self.sessions, batch, self.alerter)
+            renew = write_results(self.sessions, batch)
         except Exception:
             renew = {result.node_id for result in batch}
             raise
@@ -324,44 +302,25 @@ class Poller:
         results = [future.result() for future in futures]
         for result in results:
             self._nodes[result.node_id].remember(result.outcome)
-        for node_id in write_results(self.sessions, results, self.alerter):
+        for node_id in write_results(self.sessions, results):
             self._nodes[node_id].forget_feed()
         return len(results)
 
 
-def write_results(sessions: sessionmaker[Session], batch: list[_Result],
-                  alerter: Alerter | None = None) -> set[int]:
-    """Store a batch in one transaction (a node deleted meanwhile is skipped), judging the
-    alert rules on what it changed. Returns the nodes whose Unchanged answer found no stored
-    snapshot to renew."""
+def write_results(sessions: sessionmaker[Session], batch: list[Poll]) -> set[int]:
+    """Store a batch in one transaction through the one snapshot path (which judges the
+    alert rules; they go out at the commit). Returns the nodes whose Unchanged answer found
+    no stored snapshot to renew."""
     for attempt in range(4):
         try:
-            return _store(sessions, batch, alerter)
+            return _store(sessions, batch)
         except OperationalError:  # SQLite: another writer got in between; go again
             time.sleep(0.05 * (attempt + 1))
-    return _store(sessions, batch, alerter)  # the last try: its error goes to the caller
+    return _store(sessions, batch)  # the last try: its error goes to the caller
 
 
-def _store(sessions: sessionmaker[Session], batch: list[_Result],
-           alerter: Alerter | None) -> set[int]:
+def _store(sessions: sessionmaker[Session], batch: list[Poll]) -> set[int]:
     with sessions() as db:
-        alive = set(db.scalars(select(Node.id).where(Node.id.in_([r.node_id for r in batch]))))
-        renew: set[int] = set()
-        events = []
-        failing = []
-        for result in batch:
-            if result.node_id not in alive:
-                continue
-            stored = store_poll(db, result.node_id, result.name, result.outcome,
-                                result.finished, result.milliseconds, result.asked)
-            if stored is None:
-                renew.add(result.node_id)
-            else:
-                events += stored
-            if isinstance(result.outcome, NodeError):
-                failing.append(result.node_id)
-        alerts = alerter.judge(db, events, failing) if alerter is not None else []
+        renew = snapshot.store(db, batch)
         db.commit()
-    if alerts and alerter is not None:
-        alerter.send(alerts)
     return renew
