@@ -46,6 +46,7 @@ class NodeState(enum.StrEnum):
     HUNG = "hung"  # connected, but no complete answer within the deadline
     ERROR = "error"  # answered something that is not Supervisor's protocol
     DISABLED = "disabled"  # an admin turned polling off (never a network outcome)
+    UNKNOWN = "unknown"  # not polled yet (the console's word, never a network outcome)
 
 
 class NodeError(Exception):

@@ -24,10 +24,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ...supervisor_rpc.node import NodeState
 from ..context import actor
 from ..services import access, history
 from ..services.access import Permission
-from ..services.activity import ACTIONS, Actor
+from ..services.activity import ACTIONS, Actor, Result
 from ..storage import db as database
 from ..storage.models import ActivityLog, Job, NodeStatus, ProcessEvent, utcnow
 
@@ -101,9 +102,9 @@ class FleetCollector(Collector):
                                    labels=["node", "group", "name"])
         for node in nodes:
             status = statuses.get(node.id)
-            current = "disabled" if not node.enabled else (status.state if status else
-                                                           "unknown")
-            up.add_metric([node.name], 1.0 if current == "online" else 0.0)
+            current = NodeState.DISABLED if not node.enabled else (
+                status.state if status else NodeState.UNKNOWN)
+            up.add_metric([node.name], 1.0 if current == NodeState.ONLINE else 0.0)
             state.add_metric([node.name, current], 1.0)
             if status is None:
                 continue
@@ -158,7 +159,7 @@ class FleetCollector(Collector):
         for action, result, count in self.db.execute(query):
             kind = action.split(" ", 1)[0]
             key = (kind if kind in ACTIONS else "other",
-                   result if result in ("ok", "failed", "denied") else "other")
+                   result if result in set(Result) else "other")
             counts[key] = counts.get(key, 0) + count
         for (kind, result), count in sorted(counts.items()):
             family.add_metric([kind, result], count)

@@ -8,6 +8,8 @@ from flask import jsonify
 from werkzeug.wrappers import Response
 
 from ... import __version__
+from ...supervisor_rpc.node import NodeState
+from ..services.jobs import JobState, StepState
 from .base import bp
 
 
@@ -30,8 +32,7 @@ NODE = {"type": "object", "properties": {
     "environments": {"type": "array", "items": {"type": "string"}}}}
 NODE_STATE = {"type": "object", "properties": {
     **NODE["properties"],  # type: ignore[dict-item]
-    "state": {"enum": ["online", "unreachable", "auth-failed", "no-rpc-interface", "hung",
-                       "error", "disabled", "unknown"]},
+    "state": {"enum": [state.value for state in NodeState]},
     "reason": {"type": "string"}, "since": TIME, "last_ok": TIME, "polled_at": TIME,
     "stale": {"type": "boolean"}, "version": {"type": ["string", "null"]},
     "process_count": {"type": "integer"},
@@ -98,7 +99,7 @@ USER_INPUT = {"type": "object", "properties": {
 
 STEP = {"type": "object", "required": ["node", "state"], "properties": {
     "node": {"type": "string"},
-    "state": {"enum": ["pending", "running", "done", "failed", "skipped"]},
+    "state": {"enum": [state.value for state in StepState]},
     "detail": {"type": "string", "description": "shown to those who may run the job"},
     "started": TIME, "finished": TIME,
     "spec": {"type": "string", "description": "bulk actions: the target on the node"},
@@ -107,8 +108,7 @@ STEP = {"type": "object", "required": ["node", "state"], "properties": {
 JOB = {"type": "object", "required": ["id", "kind", "state", "title", "steps", "message"],
        "properties": {
            "id": {"type": "integer"}, "kind": {"enum": ["rolling-restart", "bulk-action"]},
-           "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled",
-                              "interrupted"]},
+           "state": {"enum": [state.value for state in JobState]},
            "title": {"type": "string"}, "user": {"type": ["string", "null"]},
            "spec": {"type": "object"}, "steps": {"type": "array", "items": STEP},
            "message": {"type": ["string", "null"],

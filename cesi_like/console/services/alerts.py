@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ...supervisor_rpc.node import NodeState
 from ...supervisor_rpc.states import ProcessState
 from ..storage.models import (
     AlertFiring,
@@ -221,7 +222,7 @@ def evaluate(db: Session, events: list[ProcessEvent], failing: list[int],
                                     event.node, event.group, event.name, text, now))
     for node_id in failing:
         status, node = db.get(NodeStatus, node_id), db.get(Node, node_id)
-        if status is None or node is None or status.state == "online":
+        if status is None or node is None or status.state == NodeState.ONLINE:
             continue
         for rule in rules:
             if rule.kind != "unreachable" or not _scoped(rule, node.name, None, environments):

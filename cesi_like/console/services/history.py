@@ -17,6 +17,7 @@ from sqlalchemy import Delete, and_, delete, func, or_, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from ...supervisor_rpc.node import NodeState
 from ...supervisor_rpc.states import ProcessState
 from ..storage.models import Job, NodeEvent, ProcessEvent, utcnow
 
@@ -78,7 +79,7 @@ def node_reachability(db: Session, node: str, current: str, since: datetime.date
         for index, (began, state) in enumerate(spans):
             ended = spans[index + 1][0] if index + 1 < len(spans) else now
             overlap = (min(ended, now) - max(began, start)).total_seconds()
-            if state == "online" and overlap > 0:
+            if state == NodeState.ONLINE and overlap > 0:
                 up += overlap
         online[window] = round(100 * up / total, 2) if total > 0 else None
     return {"state": current, "for_seconds": int((now - since).total_seconds())

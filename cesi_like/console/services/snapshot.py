@@ -335,7 +335,7 @@ def view(db: Session, nodes: Sequence[Node], freshness: Freshness,
         if not node.enabled:
             state, reason = NodeState.DISABLED.value, "disabled by an admin"
         elif status is None:
-            state, reason = "unknown", "not polled yet"
+            state, reason = NodeState.UNKNOWN.value, "not polled yet"
         else:
             state, reason = status.state, status.reason
         last_ok = status.last_ok if status else None

@@ -155,7 +155,7 @@ class ActivityLog(Base):
     username: Mapped[str] = mapped_column(String(64), index=True)
     action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str] = mapped_column(String(256), default="")
-    result: Mapped[str] = mapped_column(String(16), default="ok")
+    result: Mapped[str] = mapped_column(String(16), default="ok")  # services.activity.Result
     detail: Mapped[str] = mapped_column(Text, default="")
     ip: Mapped[str] = mapped_column(String(64), default="")
 
