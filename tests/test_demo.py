@@ -46,7 +46,7 @@ def test_the_demo_stops_everything_it_started(tmp_path: Path, signum: int) -> No
         family = wait_for(lambda: (f := descendants(runner.pid)) and len(f) >= 9 and f,
                           timeout=30, what="the demo's processes")
         runner.send_signal(signum)
-        assert runner.wait(90) in (0, 1, -signum)
+        assert runner.wait(90) == 0  # both end through `finally`, as Ctrl-C does
         wait_for(lambda: not [pid for pid in family if alive(pid)], timeout=30,
                  what="every process of the demo to stop")
     finally:
