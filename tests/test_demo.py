@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.agent.conftest import wait_for
-from tests.procfs import alive, descendants
+from tests.support.daemons import wait_for
+from tests.support.procfs import alive, descendants
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -29,9 +29,9 @@ import yaml
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
-from tests.agent.conftest import wait_for
 from tests.console.test_sessions_http import log_in
-from tests.postgres import fresh_database
+from tests.support.daemons import wait_for
+from tests.support.postgres import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = shutil.which("docker-compose")

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import StartDaemon, wait_for
+from tests.support.daemons import StartDaemon, wait_for
 
 
 def agentctl(*args: str, stdin: str | None = None, cwd: Path | None = None

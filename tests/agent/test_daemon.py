@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
-
-from .conftest import BASE, StartDaemon, pid_alive, program, wait_for
+from tests.support.daemons import BASE, StartDaemon, pid_alive, program, wait_for
 
 TWO = """
 [program:early]

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from cesi_like.agent.logs import RotatingFile, read_range, tail
-
-from .conftest import StartDaemon, program, wait_for
+from tests.support.daemons import StartDaemon, program, wait_for
 
 
 def rotated_files(path: Path, backups: int) -> list[Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import StartDaemon, pid_alive, program, wait_for
+from tests.support.daemons import StartDaemon, pid_alive, program, wait_for
 
 
 def spawn_count(log: str, name: str) -> int:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 
 from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
-from tests.agent.conftest import StartDaemon, program, wait_for
-from tests.procfs import alive, descendants
+from tests.support.daemons import StartDaemon, program, wait_for
+from tests.support.procfs import alive, descendants
 
 PROGRAMS = f"""
 [program:spinner]

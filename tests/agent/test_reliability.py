@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from cesi_like.agent.process import MIN_RESTART_INTERVAL
-from tests.procfs import rss_kb
-
-from .conftest import Daemon, StartDaemon, program, wait_for
+from tests.support.daemons import Daemon, StartDaemon, program, wait_for
+from tests.support.procfs import rss_kb
 
 KINDS = ["supervisord", "agent"]
 

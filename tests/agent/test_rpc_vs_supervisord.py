@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Daemon, StartDaemon, daemons, program, wait_for
+from tests.support.daemons import Daemon, StartDaemon, daemons, program, wait_for
 
 PROGRAMS = f"""
 [program:running]

@@ -13,8 +13,7 @@ import pytest
 
 from cesi_like.agent.process import TRANSITIONS, InvalidTransition
 from cesi_like.supervisor_rpc.states import ProcessState as S
-
-from .fakehost import FakeHost, make
+from tests.support.fakehost import FakeHost, make
 
 Scenario = Callable[[Path], FakeHost]
 SCENARIOS: dict[str, Scenario] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Daemon, StartDaemon, wait_for
+from tests.support.daemons import Daemon, StartDaemon, wait_for
 
 PROGRAMS = """
 [program:alpha]

@@ -16,8 +16,7 @@ import pytest
 
 from cesi_like.agent.rpc.dispatch import dump_response
 from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
-
-from .conftest import Daemon, StartDaemon, program, wait_for
+from tests.support.daemons import Daemon, StartDaemon, program, wait_for
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

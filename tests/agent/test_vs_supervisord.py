@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .conftest import Daemon, StartDaemon, program, wait_for
+from tests.support.daemons import Daemon, StartDaemon, program, wait_for
 
 CONFIG = f"""
 [program:quick]

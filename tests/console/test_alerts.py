@@ -30,7 +30,7 @@ from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, AlertRule, Node, ProcessEvent, utcnow
 from cesi_like.console.workers import alerts as delivery
 from cesi_like.supervisor_rpc.states import ProcessState
-from tests.agent.conftest import daemons, wait_for
+from tests.support.daemons import daemons, wait_for
 
 from .conftest import PASSWORD, token_for
 

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.agent.conftest import BASE, pid_alive, wait_for
+from tests.support.daemons import BASE, pid_alive, wait_for
 
 from .conftest import token_for
 

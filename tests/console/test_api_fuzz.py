@@ -21,8 +21,8 @@ from cesi_like.console.app import make_poller
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import Environment, Node
-from tests.agent.conftest import daemons
-from tests.hostile import hostile_node
+from tests.support.daemons import daemons
+from tests.support.hostile import hostile_node
 
 from .conftest import make_app, token_for
 

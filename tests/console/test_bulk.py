@@ -17,7 +17,7 @@ from cesi_like.console.app import make_job_runner, make_poller
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Job, Node
-from tests.agent.conftest import Daemon, daemons
+from tests.support.daemons import Daemon, daemons
 
 from .conftest import csrf_from, login, make_app, token_for
 

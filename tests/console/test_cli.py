@@ -76,7 +76,7 @@ def test_bad_config_file_is_exit_2(tmp_path: Path) -> None:
 def test_status_and_ctl_against_a_real_agent(tmp_path: Path) -> None:
     import json
 
-    from tests.agent.conftest import daemons
+    from tests.support.daemons import daemons
 
     with daemons(tmp_path) as start:
         agent = start("[program:web]\ncommand=sleep 1000\nstartsecs=0\n", name="agent")

@@ -18,7 +18,7 @@ from cesi_like.console.app import make_job_runner, make_poller
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Job, Node
-from tests.agent.conftest import Daemon, StartDaemon, start_daemon, wait_for
+from tests.support.daemons import Daemon, StartDaemon, wait_for
 
 from .conftest import make_app, token_for
 
@@ -35,7 +35,6 @@ startsecs=0
 command=sleep 1000
 startsecs=0
 """
-__all__ = ["start_daemon"]  # the agent tests' fixture, used here
 
 AFTER = """
 [program:keep]

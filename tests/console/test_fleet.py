@@ -23,9 +23,9 @@ from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Node, ProcessEvent
 from cesi_like.console.workers.poller import SHARDS, shares
 from cesi_like.supervisor_rpc.schema import running_description
-from tests.agent.conftest import Daemon, daemons, program, wait_for
-from tests.hostile import XSS, hostile_node
-from tests.tlsproxy import tls_proxy
+from tests.support.daemons import Daemon, daemons, program, wait_for
+from tests.support.hostile import XSS, hostile_node
+from tests.support.tlsproxy import tls_proxy
 
 from .conftest import make_app, token_for
 

@@ -17,7 +17,7 @@ from cesi_like.console.services import snapshot as fleet
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import Job, Node, NodeEvent, ProcessEvent, utcnow
 from cesi_like.supervisor_rpc.states import ProcessState as S
-from tests.agent.conftest import Daemon, daemons, wait_for
+from tests.support.daemons import Daemon, daemons, wait_for
 
 from .conftest import make_app, token_for
 from .test_metrics import metrics_app, nodes  # the fixtures, shared

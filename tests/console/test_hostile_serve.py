@@ -10,9 +10,9 @@ import re
 import time
 from pathlib import Path
 
-from tests.agent.conftest import wait_for
-from tests.hostile import MODES, XSS, hostile_node
-from tests.procfs import children, rss_kb
+from tests.support.daemons import wait_for
+from tests.support.hostile import MODES, XSS, hostile_node
+from tests.support.procfs import children, rss_kb
 
 from .test_sessions_http import csrf, log_in
 
@@ -31,7 +31,7 @@ def workers(master: int) -> list[int]:
 
 
 def test_hostile_nodes_cannot_stall_crash_or_bloat_the_console(tmp_path: Path) -> None:
-    from tests.e2e.conftest import serve_console
+    from tests.support.served import serve_console
 
     with contextlib.ExitStack() as stack:
         urls = {mode: stack.enter_context(hostile_node(mode)) for mode in MODES}

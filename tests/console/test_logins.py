@@ -93,7 +93,7 @@ def test_the_csrf_token_changes_at_login(client: FlaskClient) -> None:
 def test_parallel_wrong_logins_get_at_most_the_limit_of_checks(tmp_path: Path) -> None:
     """100 wrong logins at once through two gunicorn workers: at most login_limit password
     checks; the real user still logs in from another address meanwhile."""
-    from tests.e2e.conftest import serve_console
+    from tests.support.served import serve_console
 
     with serve_console(tmp_path, "the admin pw 1",
                        "[cesi]\ntrusted_proxies = 1\nlogin_backoff = 0\n") as base:

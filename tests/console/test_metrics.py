@@ -23,7 +23,7 @@ from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ApiToken, Environment, Node, User
 from cesi_like.inifile import ConfigError
 from cesi_like.supervisor_rpc.states import ProcessState
-from tests.agent.conftest import Daemon, daemons
+from tests.support.daemons import Daemon, daemons
 
 from .conftest import make_app, token_for
 

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, inspect
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import Base
-from tests.postgres import fresh_database
+from tests.support.postgres import fresh_database
 
 TABLES = {"users", "environments", "nodes", "node_environments", "user_environments",
           "activity_log", "api_tokens", "settings", "alembic_version", "node_status",

@@ -17,7 +17,7 @@ from cesi_like.console.context import console
 from cesi_like.console.settings import Settings
 from cesi_like.console.storage.secrets import NodeSecrets
 from cesi_like.inifile import ConfigError
-from tests.agent.conftest import daemons
+from tests.support.daemons import daemons
 
 from .conftest import token_for
 from .test_cli import cesi

@@ -22,7 +22,7 @@ from cesi_like.console.context import console
 from cesi_like.console.services.credentials import hash_password
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Job, Node, User, utcnow
-from tests.agent.conftest import Daemon, daemons, wait_for
+from tests.support.daemons import Daemon, daemons, wait_for
 
 from .conftest import PASSWORD, make_app, token_for
 

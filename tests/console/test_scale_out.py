@@ -24,10 +24,10 @@ import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
-from tests.agent.conftest import wait_for
 from tests.console.test_sessions_http import csrf, log_in
-from tests.e2e.conftest import serve_console_process
-from tests.postgres import fresh_database, require_server
+from tests.support.daemons import wait_for
+from tests.support.postgres import fresh_database, require_server
+from tests.support.served import serve_console_process
 
 INTERVAL = 2.0
 NODES = 50

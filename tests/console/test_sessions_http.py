@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from tests.e2e.conftest import serve_console
+from tests.support.served import serve_console
 
 ADMIN = "http admin pw 1"
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.agent.conftest import daemons
 from tests.agent.test_reliability import free_port
-
-from .conftest import launch, needs_chromium
+from tests.support.daemons import daemons
+from tests.support.served import launch, needs_chromium
 
 pytestmark = needs_chromium
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import launch, needs_chromium, serve_console
+from tests.support.served import launch, needs_chromium, serve_console
 
 pytestmark = needs_chromium
 

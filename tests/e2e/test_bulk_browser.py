@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.agent.conftest import daemons
-
-from .conftest import launch, log_in, needs_chromium, serve_console
+from tests.support.daemons import daemons
+from tests.support.served import launch, log_in, needs_chromium, serve_console
 
 pytestmark = needs_chromium
 

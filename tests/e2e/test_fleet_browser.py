@@ -7,10 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.agent.conftest import daemons, program
-from tests.hostile import hostile_node
-
-from .conftest import launch, log_in, needs_chromium, serve_console
+from tests.support.daemons import daemons, program
+from tests.support.hostile import hostile_node
+from tests.support.served import launch, log_in, needs_chromium, serve_console
 
 pytestmark = needs_chromium
 

@@ -25,9 +25,9 @@ from cesi_like.supervisor_rpc.node import (
     endpoint,
 )
 from cesi_like.supervisor_rpc.states import Fault, ProcessState
-from tests.agent.conftest import StartDaemon, wait_for
-from tests.hostile import BODIES, XSS, hostile_node
-from tests.tlsproxy import tls_proxy
+from tests.support.daemons import StartDaemon, wait_for
+from tests.support.hostile import BODIES, XSS, hostile_node
+from tests.support.tlsproxy import tls_proxy
 
 PROGRAMS = ("[program:web]\ncommand=sleep 1000\nnumprocs=3\n"
             "process_name=%(program_name)s_%(process_num)s\nstartsecs=0\n")

@@ -8,7 +8,7 @@ import xmlrpc.client
 import pytest
 
 from cesi_like.supervisor_rpc.wire import parse_request, parse_response
-from tests.hostile import BILLION_LAUGHS, DEEP
+from tests.support.hostile import BILLION_LAUGHS, DEEP
 
 VALUES = [
     {"name": "web", "pid": 12, "ok": True, "ratio": 2.5, "nothing": None, "text": "a<&>\"'é",

@@ -1,0 +1,5 @@
+"""Fixtures every test package may use; the helpers themselves live in tests/support."""
+
+from tests.support.daemons import start_daemon
+
+__all__ = ["start_daemon"]
