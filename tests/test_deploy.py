@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,8 +29,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
 from tests.console.test_sessions_http import log_in
-from tests.support.daemons import wait_for
+from tests.support.ports import free_port
 from tests.support.postgres import fresh_database
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = shutil.which("docker-compose")
@@ -99,12 +99,6 @@ def test_dockerfile_runs_what_compose_runs() -> None:
     compose_file = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert compose_file["services"]["console"]["command"][:len(cmd)] == cmd
     assert "'/src[postgres]'" in text and "\nUSER cesi\n" in text
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Host:

@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.daemons import StartDaemon, wait_for
+from tests.support.daemons import StartDaemon
+from tests.support.waiting import wait_for
 
 
 def agentctl(*args: str, stdin: str | None = None, cwd: Path | None = None

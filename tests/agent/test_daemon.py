@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
-from tests.support.daemons import BASE, StartDaemon, pid_alive, program, wait_for
+from tests.support.daemons import BASE, StartDaemon, program
+from tests.support.procfs import alive
+from tests.support.waiting import wait_for
 
 TWO = """
 [program:early]
@@ -39,7 +41,7 @@ def test_orderly_shutdown_leaves_nothing(start_daemon: StartDaemon, signum: int)
     assert f"received {signal.Signals(signum).name} indicating exit request" in log
     # reverse priority, one group at a time: late (killed after stopwaitsecs) before early
     assert log.index("stopped: late (terminated by SIGKILL)") < log.index("stopped: early")
-    assert not any(pid_alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
     assert not daemon.sock.exists() and not (daemon.dir / "daemon.pid").exists()
 
 
@@ -48,7 +50,7 @@ def test_shutdown_over_rpc(start_daemon: StartDaemon) -> None:
     pid = daemon.wait_state("p", "RUNNING")["pid"]
     assert daemon.rpc().shutdown() is True
     assert daemon.proc.wait(30) == 0
-    assert not pid_alive(pid)
+    assert not alive(pid)
 
 
 def test_shutdown_state_refuses_calls(start_daemon: StartDaemon) -> None:
@@ -72,7 +74,7 @@ def test_sighup_restarts_with_the_reread_config(start_daemon: StartDaemon) -> No
     new_info = wait_for(lambda: _try_info(daemon, "new"), what="the new program")
     assert new_info["statename"] in ("STARTING", "RUNNING")
     restarted = daemon.wait_state("old", "RUNNING")
-    assert restarted["pid"] != old_pid and not pid_alive(old_pid)
+    assert restarted["pid"] != old_pid and not alive(old_pid)
     assert "received SIGHUP indicating restart request" in daemon.log()
     assert daemon.proc.poll() is None
 
@@ -113,10 +115,10 @@ def test_daemonizes_without_nodaemon(tmp_path: Path) -> None:
         child = wait_for(lambda: rpc.getProcessInfo("p")["pid"])
         assert os.getsid(pid) == pid  # a session leader, detached from our terminal
         rpc.shutdown()
-        wait_for(lambda: not pid_alive(pid), what="the daemon to exit")
-        assert not pid_alive(child)
+        wait_for(lambda: not alive(pid), what="the daemon to exit")
+        assert not alive(child)
     finally:
-        if pid_alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 

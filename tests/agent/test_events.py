@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemons import PROGRAMS, StartDaemon, program, wait_for
+from tests.support.daemons import PROGRAMS, StartDaemon, program
+from tests.support.waiting import wait_for
 
 SLOW_EXIT = "sh -c 'sleep 0.3; exit 3'"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cesi_like.agent.logs import RotatingFile, read_range, tail
-from tests.support.daemons import StartDaemon, program, wait_for
+from tests.support.daemons import StartDaemon, program
+from tests.support.waiting import wait_for
 
 
 def rotated_files(path: Path, backups: int) -> list[Path]:

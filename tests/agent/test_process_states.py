@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemons import StartDaemon, pid_alive, program, wait_for
+from tests.support.daemons import StartDaemon, program
+from tests.support.procfs import alive
+from tests.support.waiting import wait_for
 
 
 def spawn_count(log: str, name: str) -> int:
@@ -164,11 +166,11 @@ stopasgroup={"true" if as_group else "false"}
     daemon.rpc().stopProcess("tree")
     try:
         if as_group:
-            wait_for(lambda: not pid_alive(grandchild), what="the grandchild to die")
+            wait_for(lambda: not alive(grandchild), what="the grandchild to die")
         else:  # supervisord's default: only the direct child is signalled
-            assert pid_alive(grandchild)
+            assert alive(grandchild)
     finally:
-        if pid_alive(grandchild):
+        if alive(grandchild):
             os.kill(grandchild, signal.SIGKILL)
 
 
@@ -392,9 +394,9 @@ killasgroup=true
     try:
         daemon.rpc().stopProcess("tree")
         assert "stopped: tree (terminated by SIGKILL)" in daemon.log()
-        wait_for(lambda: not pid_alive(grandchild), what="the grandchild to be killed")
+        wait_for(lambda: not alive(grandchild), what="the grandchild to be killed")
     finally:
-        if pid_alive(grandchild):
+        if alive(grandchild):
             os.kill(grandchild, signal.SIGKILL)
 
 

@@ -4,11 +4,10 @@ supervisord's method list."""
 
 from __future__ import annotations
 
-import time
-
 from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
-from tests.support.daemons import StartDaemon, program, wait_for
+from tests.support.daemons import StartDaemon, program
 from tests.support.procfs import alive, descendants
+from tests.support.waiting import wait_for
 
 PROGRAMS = f"""
 [program:spinner]
@@ -32,8 +31,9 @@ def test_cpu_and_memory_with_descendants(start_daemon: StartDaemon) -> None:
     spinner = daemon.info("spinner")["pid"]
     wait_for(lambda: len(descendants(spinner)) >= 1, what="the spinner's child")
     first = rpc.cesi.getProcessStats()
-    time.sleep(1.0)
-    second = rpc.cesi.getProcessStats()
+    # a second of the node's own clock between the two answers
+    second = wait_for(lambda: (answer := rpc.cesi.getProcessStats())["now"] - first["now"]
+                      >= 1.0 and answer, what="a second on the node's clock")
     rows = {p["name"]: p for p in second["processes"]}
     assert set(rows) == {"spinner", "idle"}  # nothing for a process that is not running
     before = {p["name"]: p for p in first["processes"]}

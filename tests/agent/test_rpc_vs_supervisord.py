@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.daemons import Daemon, StartDaemon, daemons, program, wait_for
+from tests.support.daemons import Daemon, StartDaemon, daemons, program
+from tests.support.waiting import wait_for
 
 PROGRAMS = f"""
 [program:running]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemons import Daemon, StartDaemon, wait_for
+from tests.support.daemons import Daemon, StartDaemon
+from tests.support.waiting import wait_for
 
 PROGRAMS = """
 [program:alpha]

@@ -16,7 +16,8 @@ import pytest
 
 from cesi_like.agent.rpc.dispatch import dump_response
 from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
-from tests.support.daemons import Daemon, StartDaemon, program, wait_for
+from tests.support.daemons import Daemon, StartDaemon, program
+from tests.support.waiting import wait_for
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -242,10 +243,11 @@ def test_idle_connections_are_closed(tmp_path: Path) -> None:
     from cesi_like.agent.web.server import HttpServer, Request, Response
 
     path = str(tmp_path / "s.sock")
+    release = asyncio.Event()  # the slow answer waits past the others' idle timeout
 
     async def handler(request: Request) -> Response:
         if request.path == "/slow":
-            await asyncio.sleep(1.0)  # longer than the idle timeout
+            await release.wait()
         return Response(200, b"ok")
 
     async def answer(reader: asyncio.StreamReader) -> bytes:
@@ -263,6 +265,7 @@ def test_idle_connections_are_closed(tmp_path: Path) -> None:
         slow_writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         assert await asyncio.wait_for(silent.read(), 2) == b""
         assert await asyncio.wait_for(used.read(), 2) == b""
+        release.set()  # the slow request has been under way longer than the idle timeout
         assert (await asyncio.wait_for(answer(slow), 3)).endswith(b"ok")
         for writer in (_silent, used_writer, slow_writer):
             writer.close()

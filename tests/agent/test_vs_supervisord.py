@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.support.daemons import Daemon, StartDaemon, program, wait_for
+from tests.support.daemons import Daemon, StartDaemon, program
+from tests.support.waiting import wait_for
 
 CONFIG = f"""
 [program:quick]

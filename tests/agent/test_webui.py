@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.daemons import StartDaemon, wait_for
+from tests.support.daemons import StartDaemon
+from tests.support.waiting import wait_for
 
 from .test_reliability import free_port
 

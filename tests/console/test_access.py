@@ -13,8 +13,7 @@ from sqlalchemy import select
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Node, User
-
-from .conftest import PASSWORD, login, token_for
+from tests.support.console import PASSWORD, login, token_for
 
 
 def test_health_check_needs_no_login_and_tells_nothing(client: FlaskClient) -> None:

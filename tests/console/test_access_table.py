@@ -32,8 +32,7 @@ from cesi_like.console.storage.models import (
     User,
     utcnow,
 )
-
-from .conftest import PASSWORD, csrf_from, make_app
+from tests.support.console import PASSWORD, csrf_from, make_app
 
 ROLES = ("anonymous", "viewer", "scoped_viewer", "operator", "scoped_operator", "read_only",
          "admin")

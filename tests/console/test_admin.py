@@ -10,8 +10,7 @@ from sqlalchemy import select
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Node, User
-
-from .conftest import PASSWORD, csrf_from, login, token_for
+from tests.support.console import PASSWORD, csrf_from, login, token_for
 
 
 def ids(app: Flask, model: type, name: str) -> int:

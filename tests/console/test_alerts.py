@@ -5,10 +5,10 @@ holds up the poller; rules are admin-only and checked."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,19 +20,27 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cesi_like.console.app import create_app, make_poller
 from cesi_like.console.context import console
 from cesi_like.console.services import alerts
-from cesi_like.console.settings import Settings
 from cesi_like.console.storage import db as database
-from cesi_like.console.storage.models import ActivityLog, AlertRule, Node, ProcessEvent, utcnow
+from cesi_like.console.storage.models import (
+    ActivityLog,
+    AlertFiring,
+    AlertRule,
+    Node,
+    NodeStatus,
+    ProcessEvent,
+    utcnow,
+)
 from cesi_like.console.workers import alerts as delivery
 from cesi_like.supervisor_rpc.states import ProcessState
-from tests.support.daemons import daemons, wait_for
-
-from .conftest import PASSWORD, token_for
+from tests.support.console import PASSWORD, settings, token_for
+from tests.support.daemons import daemons
+from tests.support.ports import free_port
+from tests.support.waiting import wait_for
 
 PROGRAMS = """
 [program:flappy]
@@ -44,12 +52,6 @@ autorestart=true
 command=sleep 1000
 startsecs=0
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Webhook:
@@ -105,11 +107,32 @@ def hook() -> Iterator[Webhook]:
 
 
 def make(tmp_path: Path, smtp_port: int) -> Flask:
-    settings = Settings(database=f"sqlite:///{tmp_path / 'console.db'}",
-                        admin_password=PASSWORD, node_timeout=2.0, login_backoff=0.0,
-                        smtp_host="127.0.0.1", smtp_port=smtp_port,
-                        smtp_from="alerts@example.org")
-    return create_app({"CESI_SETTINGS": settings, "TESTING": True})
+    return create_app({"CESI_SETTINGS": settings(
+        tmp_path, smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_from="alerts@example.org"),
+        "TESTING": True})
+
+
+def starts(app: Flask, name: str) -> int:
+    """How often the poller has seen the process come up."""
+    with database.standalone(app) as db:
+        return len(db.scalars(select(ProcessEvent).where(
+            ProcessEvent.name == name, ProcessEvent.to_state == ProcessState.RUNNING)).all())
+
+
+def firings(app: Flask) -> int:
+    """The alerts fired so far (each is delivered once)."""
+    with database.standalone(app) as db:
+        return len(db.scalars(select(AlertFiring)).all())
+
+
+def down_for(app: Flask, node: str, seconds: float) -> None:
+    """As if the node had been failing for `seconds` already (instead of waiting them)."""
+    with database.standalone(app) as db:
+        found = db.scalar(select(Node).where(Node.name == node))
+        assert found is not None
+        db.execute(update(NodeStatus).where(NodeStatus.node_id == found.id).values(
+            since=utcnow() - datetime.timedelta(seconds=seconds)))
+        db.commit()
 
 
 def rule(app: Flask, **fields: Any) -> dict[str, Any]:
@@ -137,9 +160,11 @@ def test_flapping_alerts_once_per_window_by_webhook_and_email(
         poller.start()
         try:
             wait_for(lambda: hook.received and sink.messages, 30, "the alert")
-            time.sleep(4)  # it keeps flapping: still one alert in the window
+            seen = starts(app, "flappy")
+            wait_for(lambda: starts(app, "flappy") >= seen + 3, 30, "three more flaps seen")
         finally:
             poller.stop()
+        assert firings(app) == 1  # it kept flapping: still one alert in the window
         assert len(hook.received) == 1 and len(sink.messages) == 1
     headers, body = hook.received[0]
     expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
@@ -167,11 +192,12 @@ def test_unreachable_node_alerts_once_per_episode(tmp_path: Path, hook: Webhook,
     rule(app, name="down", kind="unreachable", unreachable_seconds=1, webhook_url=hook.url)
     poller = make_poller(app)
     poller.poll_now()  # down since now: not yet for a second
-    time.sleep(1.2)
+    assert firings(app) == 0
+    down_for(app, "gone", 2)
     poller.poll_now()
     poller.poll_now()
+    assert firings(app) == 1  # once per episode
     wait_for(lambda: hook.received, 10, "the alert")
-    time.sleep(0.5)
     assert len(hook.received) == 1
     assert "node gone is unreachable" in json.loads(hook.received[0][1])["text"]
     console(app).engine.dispose()
@@ -189,7 +215,7 @@ def test_a_hanging_webhook_does_not_hold_the_poller(tmp_path: Path, mail: tuple[
         rule(app, name="down", kind="unreachable", unreachable_seconds=1, webhook_url=slow.url)
         poller = make_poller(app)
         poller.poll_now()
-        time.sleep(1.1)
+        down_for(app, "gone", 2)
         began = time.monotonic()
         for _ in range(5):  # the alert fires on the first; the webhook hangs meanwhile
             poller.poll_now()
@@ -250,7 +276,7 @@ def test_rules_are_checked_admin_only_and_testable(tmp_path: Path, hook: Webhook
 
 def test_the_alerts_page_adds_tests_and_deletes(tmp_path: Path, hook: Webhook,
                                                 mail: tuple[Sink, int]) -> None:
-    from .conftest import csrf_from, login
+    from tests.support.console import csrf_from, login
 
     app = make(tmp_path, mail[1])
     client = app.test_client()
@@ -277,7 +303,7 @@ def test_the_alerts_page_adds_tests_and_deletes(tmp_path: Path, hook: Webhook,
 
 def test_a_rule_turned_off_keeps_its_settings_and_stays_quiet(
         tmp_path: Path, hook: Webhook, mail: tuple[Sink, int]) -> None:
-    from .conftest import csrf_from, login
+    from tests.support.console import csrf_from, login
 
     app = make(tmp_path, mail[1])
     created = rule(app, name="fatals", kind="fatal", webhook_url=hook.url)
@@ -369,10 +395,9 @@ def test_smtp_login_without_tls_is_refused_unless_allowed(
         tmp_path: Path, mail: tuple[Sink, int], capsys: pytest.CaptureFixture[str]) -> None:
     """#17.7: smtp_username with smtp_starttls = false sent the password in clear."""
     sink, port = mail
-    settings = Settings(database=f"sqlite:///{tmp_path / 'console.db'}",
-                        admin_password=PASSWORD, smtp_host="127.0.0.1", smtp_port=port,
-                        smtp_username="alerts", smtp_password="secret")
-    app = create_app({"CESI_SETTINGS": settings, "TESTING": True})
+    app = create_app({"CESI_SETTINGS": settings(
+        tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_username="alerts",
+        smtp_password="secret"), "TESTING": True})
     assert "smtp_allow_plaintext" in capsys.readouterr().err  # said at start
     created = rule(app, name="r", kind="fatal", email_to="ops@example.org")
     admin = {"Authorization": f"Bearer {token_for(app, 'admin')}"}

@@ -11,9 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.support.daemons import BASE, pid_alive, wait_for
-
-from .conftest import token_for
+from tests.support.console import token_for
+from tests.support.daemons import BASE
+from tests.support.procfs import alive
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -109,7 +110,7 @@ def test_a_new_node_is_polled_at_once(app: Flask, client: FlaskClient,
     finally:
         agent.terminate()
         agent.wait(30)
-    assert not pid_alive(agent.pid)
+    assert not alive(agent.pid)
 
 
 def test_action_on_a_hung_node_fails_within_the_node_timeout(
@@ -159,7 +160,7 @@ def test_node_input_is_validated(client: FlaskClient, admin: dict[str, str],
 
 
 def test_absurd_requests_are_4xx(client: FlaskClient, admin: dict[str, str]) -> None:
-    from .conftest import login
+    from tests.support.console import login
 
     deep = client.post("/api/v1/nodes", headers=admin, content_type="application/json",
                        data="[" * 50_000)

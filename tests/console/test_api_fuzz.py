@@ -21,10 +21,9 @@ from cesi_like.console.app import make_poller
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import Environment, Node
+from tests.support.console import make_app, token_for
 from tests.support.daemons import daemons
 from tests.support.hostile import hostile_node
-
-from .conftest import make_app, token_for
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]

@@ -14,8 +14,7 @@ from sqlalchemy import select
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Setting, User
-
-from .conftest import PASSWORD, csrf_from, login, make_app
+from tests.support.console import PASSWORD, csrf_from, fresh_database, login, make_app
 
 
 def test_login_logout_and_activity(app: Flask, client: FlaskClient) -> None:
@@ -61,7 +60,9 @@ def test_wrong_password_then_rate_limit(app: Flask, client: FlaskClient) -> None
     login(other, "viewer")
 
 
-def test_passwords_are_hashed_and_never_logged(app: Flask, tmp_path: Path) -> None:
+def test_passwords_are_hashed_and_never_logged(scrypt: None, app: Flask, tmp_path: Path
+                                               ) -> None:
+    """With the console's own hash (the suite's other tests use a cheap one)."""
     with database.standalone(app) as db:
         admin = db.scalar(select(User).where(User.username == "admin"))
         assert admin is not None
@@ -141,12 +142,13 @@ def test_first_start_without_password_prints_a_random_one(tmp_path: Path, capsys
     from cesi_like.console.app import create_app
     from cesi_like.console.settings import Settings
 
-    app = create_app({"CESI_SETTINGS": Settings(database=f"sqlite:///{tmp_path}/x.db")})
+    url = fresh_database(tmp_path, "x.db")
+    app = create_app({"CESI_SETTINGS": Settings(database=url)})
     printed = capsys.readouterr().err
     assert "created user 'admin' with password" in printed
     password = printed.split("password '")[1].split("'")[0]
     login(app.test_client(), "admin", password)
-    app2 = create_app({"CESI_SETTINGS": Settings(database=f"sqlite:///{tmp_path}/x.db")})
+    app2 = create_app({"CESI_SETTINGS": Settings(database=url)})
     assert capsys.readouterr().err == ""  # only once
     for each in (app, app2):
         console(each).engine.dispose()
@@ -237,7 +239,7 @@ def test_remember_cookie_lasts_14_days_and_is_secure_behind_a_trusted_proxy(
     https = {"X-Forwarded-Proto": "https", "Referer": "https://localhost/login"}
     for proxies, headers, secure in ((0, {}, False), (1, https, True), (0, https, False)):
         app = create_app({"CESI_SETTINGS": Settings(
-            database=f"sqlite:///{tmp_path}/r{proxies}{secure}.db", admin_password=PASSWORD,
+            database=fresh_database(tmp_path, f"r{proxies}{secure}.db"), admin_password=PASSWORD,
             trusted_proxies=proxies), "TESTING": True})
         client = app.test_client()
         token = csrf_from(client.get("/login", headers=headers).get_data(as_text=True))

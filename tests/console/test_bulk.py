@@ -4,7 +4,6 @@ down: every node at once, each node's per-process results, one activity entry.""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,9 @@ from cesi_like.console.app import make_job_runner, make_poller
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Job, Node
+from tests.support.console import csrf_from, login, make_app, token_for
 from tests.support.daemons import Daemon, daemons
-
-from .conftest import csrf_from, login, make_app, token_for
+from tests.support.ports import closed_url
 
 PROGRAMS = """
 [program:web]
@@ -42,9 +41,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Daemon]]:
 
 @pytest.fixture
 def bulk_app(tmp_path: Path, nodes: list[Daemon]) -> Iterator[Flask]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    dead = closed_url()
     app = make_app(tmp_path)
     with database.standalone(app) as db:
         prod = Environment(name="prod", description="")

@@ -18,9 +18,9 @@ from cesi_like.console.app import make_job_runner, make_poller
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Job, Node
-from tests.support.daemons import Daemon, StartDaemon, wait_for
-
-from .conftest import make_app, token_for
+from tests.support.console import make_app, token_for
+from tests.support.daemons import Daemon, StartDaemon
+from tests.support.waiting import wait_for
 
 BEFORE = """
 [program:keep]
@@ -165,7 +165,7 @@ def test_update_as_a_bulk_action_on_two_nodes(app: Flask, start_daemon: StartDae
 
 def test_the_config_page_applies_the_ticked_groups(app: Flask,
                                                    start_daemon: StartDaemon) -> None:
-    from .conftest import csrf_from, login
+    from tests.support.console import csrf_from, login
 
     daemon = start_daemon(BEFORE)
     rewrite(daemon)
@@ -190,7 +190,7 @@ def test_the_config_page_applies_the_ticked_groups(app: Flask,
 def test_a_bad_apply_changes_nothing(app: Flask, start_daemon: StartDaemon, how: str) -> None:
     """#17.3: `{"grops": ["one"]}`, a JSON body sent as text/plain, or the config form with
     nothing ticked applied every pending change (groups removed, processes stopped)."""
-    from .conftest import csrf_from, login
+    from tests.support.console import csrf_from, login
 
     daemon = start_daemon(BEFORE)
     wait_for(lambda: all(state == "RUNNING" for *_, state in processes(daemon)))

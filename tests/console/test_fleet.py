@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +22,12 @@ from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Node, ProcessEvent
 from cesi_like.console.workers.poller import SHARDS, shares
 from cesi_like.supervisor_rpc.schema import running_description
-from tests.support.daemons import Daemon, daemons, program, wait_for
+from tests.support.console import make_app, token_for
+from tests.support.daemons import Daemon, daemons, program
 from tests.support.hostile import XSS, hostile_node
+from tests.support.ports import free_port
 from tests.support.tlsproxy import tls_proxy
-
-from .conftest import make_app, token_for
+from tests.support.waiting import wait_for
 
 PROGRAMS = f"""
 [program:web]
@@ -44,12 +44,6 @@ startsecs=0
 command={program("noisy.py", 300000, 100)}
 startsecs=0
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +84,7 @@ def fleet_app(tmp_path: Path, nodes: dict[str, Any]) -> Iterator[Flask]:
         db.commit()
         from cesi_like.console.services.credentials import hash_password
         from cesi_like.console.storage.models import User
-
-        from .conftest import PASSWORD
+        from tests.support.console import PASSWORD
         db.add_all([User(username="op", role="operator", password_hash=hash_password(PASSWORD)),
                     User(username="viewer", role="viewer", password_hash=hash_password(PASSWORD)),
                     User(username="devop", role="operator", password_hash=hash_password(PASSWORD),
@@ -251,7 +244,7 @@ def test_log_tail_follows_and_download_exceeds_the_cap(fleet_app: Flask) -> None
 
 def test_main_log_of_a_node_is_for_admins(fleet_app: Flask) -> None:
     """supervisord and cesi-agentd both serve their main log's end; only admins read it."""
-    from .conftest import login
+    from tests.support.console import login
 
     client = fleet_app.test_client()
     admin = bearer(fleet_app, "admin")
@@ -278,7 +271,7 @@ def test_main_log_of_a_node_is_for_admins(fleet_app: Flask) -> None:
 
 
 def test_pages_show_processes_escaped(fleet_app: Flask) -> None:
-    from .conftest import login
+    from tests.support.console import login
 
     client = fleet_app.test_client()
     login(client, "op")
@@ -299,7 +292,7 @@ def test_pages_show_processes_escaped(fleet_app: Flask) -> None:
 
 
 def test_live_fragments_are_conditional(fleet_app: Flask) -> None:
-    from .conftest import login
+    from tests.support.console import login
 
     client = fleet_app.test_client()
     login(client, "viewer")
@@ -311,7 +304,7 @@ def test_live_fragments_are_conditional(fleet_app: Flask) -> None:
 
 
 def test_action_forms_record_and_redirect(fleet_app: Flask) -> None:
-    from .conftest import csrf_from, login
+    from tests.support.console import csrf_from, login
 
     client = fleet_app.test_client()
     login(client, "op")

@@ -17,9 +17,10 @@ from cesi_like.console.services import snapshot as fleet
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import Job, Node, NodeEvent, ProcessEvent, utcnow
 from cesi_like.supervisor_rpc.states import ProcessState as S
-from tests.support.daemons import Daemon, daemons, wait_for
+from tests.support.console import make_app, token_for
+from tests.support.daemons import Daemon, daemons
+from tests.support.waiting import wait_for
 
-from .conftest import make_app, token_for
 from .test_metrics import metrics_app, nodes  # the fixtures, shared
 
 __all__ = ["metrics_app", "nodes"]
@@ -105,7 +106,7 @@ def test_history_from_real_polls(metrics_app: Flask, nodes: list[Daemon]) -> Non
     assert web.get_json()["counts"]["1h"]["starts"] == 1
     assert client.get("/api/v1/nodes/sup/processes/web:*/history",
                       headers=headers).status_code == 400
-    from .conftest import login
+    from tests.support.console import login
 
     login(client)
     page = client.get("/nodes/sup/processes/web:web").get_data(as_text=True)

@@ -10,9 +10,9 @@ import re
 import time
 from pathlib import Path
 
-from tests.support.daemons import wait_for
 from tests.support.hostile import MODES, XSS, hostile_node
 from tests.support.procfs import children, rss_kb
+from tests.support.waiting import wait_for
 
 from .test_sessions_http import csrf, log_in
 

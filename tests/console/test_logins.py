@@ -18,8 +18,7 @@ from cesi_like.console.context import console
 from cesi_like.console.services import credentials
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import User
-
-from .conftest import PASSWORD, csrf_from
+from tests.support.console import PASSWORD, csrf_from, fresh_database
 
 A = {"REMOTE_ADDR": "10.0.0.1"}
 B = {"REMOTE_ADDR": "10.0.0.2"}
@@ -47,7 +46,7 @@ def test_failures_back_off(tmp_path: Path) -> None:
     from cesi_like.console.settings import Settings
 
     app = create_app({"CESI_SETTINGS": Settings(
-        database=f"sqlite:///{tmp_path / 'c.db'}", admin_password=PASSWORD,
+        database=fresh_database(tmp_path), admin_password=PASSWORD,
         login_backoff=30.0), "TESTING": True})
     try:
         client = app.test_client()
@@ -60,7 +59,7 @@ def test_failures_back_off(tmp_path: Path) -> None:
 
 
 def test_unknown_and_disabled_users_cost_a_password_check(
-        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+        scrypt: None, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     checks: list[str] = []
     real = credentials.check_password_hash
 

@@ -4,7 +4,6 @@ down, parsed with prometheus_client's own parser; who may read it."""
 from __future__ import annotations
 
 import datetime
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +22,9 @@ from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ApiToken, Environment, Node, User
 from cesi_like.inifile import ConfigError
 from cesi_like.supervisor_rpc.states import ProcessState
+from tests.support.console import make_app, token_for
 from tests.support.daemons import Daemon, daemons
-
-from .conftest import make_app, token_for
+from tests.support.ports import closed_url
 
 PROGRAMS = """
 [program:web]
@@ -47,9 +46,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Daemon]]:
 
 @pytest.fixture
 def metrics_app(tmp_path: Path, nodes: list[Daemon]) -> Iterator[Flask]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    dead = closed_url()
     app = make_app(tmp_path)
     with database.standalone(app) as db:
         prod, dev = Environment(name="prod", description=""), Environment(name="dev",

@@ -74,7 +74,7 @@ def test_the_console_runs_on_the_database(url: str) -> None:
     app = create_app({"CESI_SETTINGS": Settings(database=url, admin_password="pw-for-test",
                                                 node_key=key)})
     try:
-        from .conftest import login
+        from tests.support.console import login
 
         login(app.test_client(), "admin", "pw-for-test")
     finally:

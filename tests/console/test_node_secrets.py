@@ -4,7 +4,6 @@ call the node, legacy rows sealed at start, a wrong key refused at start, and ke
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import stat
 from pathlib import Path
@@ -17,16 +16,11 @@ from cesi_like.console.context import console
 from cesi_like.console.settings import Settings
 from cesi_like.console.storage.secrets import NodeSecrets
 from cesi_like.inifile import ConfigError
+from tests.support.console import fresh_database, token_for
 from tests.support.daemons import daemons
+from tests.support.ports import free_port
 
-from .conftest import token_for
 from .test_cli import cesi
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def stored(db: Path) -> dict[str, str | None]:
@@ -35,7 +29,7 @@ def stored(db: Path) -> dict[str, str | None]:
 
 
 def settings(tmp_path: Path, **extra: object) -> Settings:
-    return Settings(database=f"sqlite:///{tmp_path / 'c.db'}", admin_password="admin pw 12",
+    return Settings(database=fresh_database(tmp_path, "c.db"), admin_password="admin pw 12",
                     **extra)  # type: ignore[arg-type]
 
 

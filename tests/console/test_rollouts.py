@@ -22,9 +22,9 @@ from cesi_like.console.context import console
 from cesi_like.console.services.credentials import hash_password
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Job, Node, User, utcnow
-from tests.support.daemons import Daemon, daemons, wait_for
-
-from .conftest import PASSWORD, make_app, token_for
+from tests.support.console import PASSWORD, make_app, token_for
+from tests.support.daemons import Daemon, daemons
+from tests.support.waiting import wait_for
 
 WEB = """
 [program:web]
@@ -233,7 +233,7 @@ def test_viewers_may_not_start_or_cancel(rollout_app: Flask) -> None:
 
 
 def test_pages_start_show_and_cancel_a_rollout(rollout_app: Flask) -> None:
-    from .conftest import csrf_from, login
+    from tests.support.console import csrf_from, login
 
     client = rollout_app.test_client()
     token = login(client, "viewer")

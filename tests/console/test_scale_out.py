@@ -25,9 +25,10 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from tests.console.test_sessions_http import csrf, log_in
-from tests.support.daemons import wait_for
 from tests.support.postgres import fresh_database, require_server
+from tests.support.procfs import descendants
 from tests.support.served import serve_console_process
+from tests.support.waiting import wait_for
 
 INTERVAL = 2.0
 NODES = 50
@@ -90,14 +91,17 @@ def test_two_hosts_poll_each_node_once_and_take_over_from_a_dead_one(tmp_path: P
             return [node["counts"] for node in listed("a")] == [{"RUNNING": 3}] * NODES
 
         wait_for(all_online, 60, "every node online")
-        # both hosts' poller processes and workers are up and asking for the shares
-        time.sleep(3 * INTERVAL)
-
+        # both hosts' poller processes are up and asking for the shares (the workers' standby
+        # pollers join 2.5 intervals after the start, within the window below)
+        wait_for(lambda: all(_pollers(server.pid) for _, server in hosts.values()), 30,
+                 "each host's poller process")
         agent_log = tmp_path / "agent.log"
+        # five polls of every node: in five intervals if each node is polled once, sooner
+        # if two pollers poll it
+        before, began = calls(agent_log), time.monotonic()
         window = 5
-        before = calls(agent_log)
-        time.sleep(window * INTERVAL)
-        per_node_per_interval = (calls(agent_log) - before) / (NODES * window)
+        wait_for(lambda: calls(agent_log) - before >= NODES * window, 60, "the polls")
+        per_node_per_interval = window * INTERVAL / (time.monotonic() - began)
         assert 0.7 < per_node_per_interval < 1.3, per_node_per_interval  # 2 if both polled
 
         for _ in range(20):  # the same snapshot from either host, between two polls
@@ -166,6 +170,16 @@ def test_two_hosts_poll_each_node_once_and_take_over_from_a_dead_one(tmp_path: P
         assert done["state"] == "succeeded", done
         assert done["takeovers"] == 1 and [step["state"] for step in done["steps"]] == [
             "done"] * 3
+
+
+def _pollers(server: int) -> list[int]:
+    """The poller processes (`cesi-like poll --share`) gunicorn's master started."""
+    found = []
+    for pid in descendants(server):
+        with contextlib.suppress(OSError):
+            if b"--share" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
 
 
 def _group_of(pid: int) -> int | None:

@@ -10,8 +10,8 @@ import sqlite3
 from pathlib import Path
 
 from cesi_like.console.workers.poller import SHARDS
-from tests.support.daemons import wait_for
 from tests.support.served import serve_console
+from tests.support.waiting import wait_for
 
 
 def lease_owners(db: Path) -> dict[str, str]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from .conftest import token_for
+from tests.support.console import token_for
+
 from .test_metrics import metrics_app, nodes, read_only_token  # the fixtures, shared
 
 __all__ = ["metrics_app", "nodes"]

@@ -15,8 +15,8 @@ from cesi_like.console.context import console
 from cesi_like.console.settings import Settings
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, ApiToken
+from tests.support.console import csrf_from, login, token_for
 
-from .conftest import csrf_from, login, token_for
 from .test_cli import cesi
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,19 +24,15 @@ from cesi_like.supervisor_rpc.node import (
     endpoint,
 )
 from cesi_like.supervisor_rpc.states import Fault, ProcessState
-from tests.support.daemons import StartDaemon, wait_for
+from tests.support.daemons import StartDaemon
 from tests.support.hostile import BODIES, XSS, hostile_node
+from tests.support.ports import free_port
 from tests.support.tlsproxy import tls_proxy
+from tests.support.waiting import wait_for
 
 PROGRAMS = ("[program:web]\ncommand=sleep 1000\nnumprocs=3\n"
             "process_name=%(program_name)s_%(process_num)s\nstartsecs=0\n")
 TIMEOUT = 1.5
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def inet(port: int, auth: bool = True) -> str:

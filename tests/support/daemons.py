@@ -1,4 +1,5 @@
-"""Fixtures that run real daemons (cesi-agentd, or supervisord as the reference) in tmp dirs."""
+"""Real daemons (cesi-agentd, or supervisord as the reference) in tmp dirs, and the test
+programs they run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +19,11 @@ import pytest
 
 from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
 
+from .procfs import alive
+from .waiting import wait_for
+
+__all__ = ["wait_for"]  # with the daemons, as most of their tests wait on them
+
 PROGRAMS = Path(__file__).parent / "programs"
 PY = sys.executable
 
@@ -26,30 +31,6 @@ PY = sys.executable
 def program(name: str, *args: object) -> str:
     """A `command=` value running one of the test programs with this interpreter."""
     return " ".join([PY, str(PROGRAMS / name), *map(str, args)])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.02)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
 
 
 BASE = """\
@@ -137,7 +118,7 @@ class Daemon:
             raise
 
     def leftover_pids(self) -> list[int]:
-        return [pid for pid in self.seen_pids if pid_alive(pid)]
+        return [pid for pid in self.seen_pids if alive(pid)]
 
 
 def command_for(kind: str, conf: Path, *extra: str) -> list[str]:
