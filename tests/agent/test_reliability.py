@@ -187,9 +187,11 @@ def test_out_of_file_descriptors_is_logged_once(start_daemon: StartDaemon) -> No
     with socket.create_connection(("127.0.0.1", port)) as again:
         again.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
         assert again.recv(100).startswith(b"HTTP/1.1 404")
-    text = (daemon.dir / "main.log").read_text()
+    log = daemon.dir / "main.log"
+    text = wait_for(lambda: re.search(r"inet_http_server: accepting connections again \(\d+ "
+                                      r"closed", found := log.read_text()) and found,
+                    what="the episode's end, a second after the last refusal")
     assert text.count("inet_http_server: no file descriptor is free") == 1, text[-3000:]
-    assert re.search(r"inet_http_server: accepting connections again \(\d+ closed", text)
     assert "Traceback" not in (daemon.dir / "stdout.txt").read_text()
 
 

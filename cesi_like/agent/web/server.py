@@ -69,6 +69,7 @@ closed: held-open sockets cost memory and file descriptors, and no Supervisor cl
 that long between two calls on one connection."""
 
 OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+EPISODE_QUIET = 1.0  # seconds without a refusal that end an episode of refusals
 
 
 def connection_cap() -> int:
@@ -105,6 +106,8 @@ class HttpServer:
         self._spare = -1  # a descriptor to give up when there is no other
         self._refusing = ""  # why new connections are being closed ("" while accepting)
         self._refused = 0
+        self._last_refusal = 0.0
+        self._ending: asyncio.TimerHandle | None = None  # the episode's quiet-period check
         self._sweep: asyncio.TimerHandle | None = None
         self._paused: asyncio.TimerHandle | None = None
 
@@ -116,7 +119,7 @@ class HttpServer:
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
-        for timer in (self._sweep, self._paused):
+        for timer in (self._sweep, self._paused, self._ending):
             if timer is not None:
                 timer.cancel()
         if self._sock is not None:
@@ -149,7 +152,7 @@ class HttpServer:
                     self.log.error(f"{self.name}: accept failed: {exc}")
                     return
                 if not self._shed(exc):
-                    return
+                    return  # nothing was waiting after all, or accepting pauses
                 continue
             if len(self.connections) + len(self._silent) >= self.max_connections:
                 conn.close()
@@ -184,20 +187,26 @@ class HttpServer:
 
     def _shed(self, error: OSError) -> bool:
         """No descriptor for a waiting client: free the spare, accept and close the client,
-        take the spare back. False when even that failed (accepting pauses for a second)."""
-        self._refuse(f"no file descriptor is free ({error.strerror})")
+        take the spare back. False when no client was waiting after all (the kernel wants a
+        descriptor before it looks at the queue), or when even that failed (accepting
+        pauses for a second)."""
         assert self._sock is not None
         if self._spare >= 0:
             os.close(self._spare)
             self._spare = -1
+            shed = False
             try:
                 self._sock.accept()[0].close()
+                shed = True
             except OSError:
                 pass
             with contextlib.suppress(OSError):
                 self._spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            if shed:
+                self._refuse(f"no file descriptor is free ({error.strerror})")
             if self._spare >= 0:
-                return True
+                return shed
+        self._refuse(f"no file descriptor is free ({error.strerror})")
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._sock.fileno())
         self._paused = loop.call_later(1.0, self._resume)
@@ -213,15 +222,29 @@ class HttpServer:
 
     def _refuse(self, why: str) -> None:
         self._refused += 1
+        self._last_refusal = asyncio.get_running_loop().time()
         if not self._refusing:
             self._refusing = why
             self.log.warn(f"{self.name}: {why}: closing new connections at once")
 
     def _accepting(self) -> None:
-        if self._refusing:
-            self.log.info(f"{self.name}: accepting connections again ({self._refused} "
-                          f"closed at once while {self._refusing})")
-            self._refusing, self._refused = "", 0
+        """A connection was accepted: the episode of refusals ends once none follows for
+        EPISODE_QUIET (at the edge of the limit a descriptor freed for a moment lets one
+        client in between refusals: that is one episode, and one warning)."""
+        if self._refusing and self._ending is None:
+            self._ending = asyncio.get_running_loop().call_later(EPISODE_QUIET,
+                                                                 self._episode_over)
+
+    def _episode_over(self) -> None:
+        self._ending = None
+        quiet = asyncio.get_running_loop().time() - self._last_refusal
+        if quiet < EPISODE_QUIET:  # refused again meanwhile: still the same episode
+            self._ending = asyncio.get_running_loop().call_later(EPISODE_QUIET - quiet,
+                                                                 self._episode_over)
+            return
+        self.log.info(f"{self.name}: accepting connections again ({self._refused} "
+                      f"closed at once while {self._refusing})")
+        self._refusing, self._refused = "", 0
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self.connections.pop(task, None)
