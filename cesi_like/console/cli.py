@@ -122,8 +122,7 @@ def cmd_users(args: argparse.Namespace) -> int:
                 user_rules.delete(db, _local(app), user_rules.find(db, args.name))
                 done = f"deleted {args.name}"
         except ServiceError as exc:
-            db.commit()  # a refusal changed nothing but its record
-            return fail(exc.message)
+            return fail(exc.message)  # refusals are recorded where they are decided
         db.commit()
         print(done)
         return 0
@@ -161,8 +160,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
                 db.commit()
                 print(f"revoked token {revoked.id} of {revoked.user.username}")
         except ServiceError as exc:
-            db.commit()  # a refusal changed nothing but its record
-            return fail(exc.message)
+            return fail(exc.message)  # refusals are recorded where they are decided
         return 0
 
 

@@ -214,6 +214,12 @@ def _name(param: str) -> dict[str, Any]:
     return {"name": param, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+def _id(param: str) -> dict[str, Any]:
+    """A row's id in the path: what a database integer can hold."""
+    return {"name": param, "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
+
+
 def _query(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False,
             "schema": schema or {"type": "string"}}
@@ -343,31 +349,23 @@ def document() -> dict[str, Any]:
             "/api/v1/jobs": {
                 "get": _op("Your jobs, newest first (an admin: everyone's)", listing(JOB))},
             "/api/v1/jobs/{job_id}": {
-                "parameters": [{"name": "job_id", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 1,
-                                           "maximum": 2147483647}}],
+                "parameters": [_id("job_id")],
                 "get": _op("A job and the state of each of its steps", _json(JOB))},
             "/api/v1/jobs/{job_id}/cancel": {
-                "parameters": [{"name": "job_id", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 1,
-                                           "maximum": 2147483647}}],
+                "parameters": [_id("job_id")],
                 "post": _op("Cancel before the next batch (operator)", _json(JOB))},
             "/api/v1/alerts": {
                 "get": _op("Alert rules (admin)", listing(ALERT)),
                 "post": _op("Add an alert rule (admin)", _json(ALERT), ALERT_INPUT, "201")},
             "/api/v1/alerts/{rule_id}": {
-                "parameters": [{"name": "rule_id", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 1,
-                                           "maximum": 2147483647}}],
+                "parameters": [_id("rule_id")],
                 "patch": _op("Turn an alert rule off or on (admin)", _json(ALERT), {
                     "type": "object", "required": ["enabled"], "additionalProperties": False,
                     "properties": {"enabled": {"type": "boolean"}}}),
                 "delete": {"summary": "Delete an alert rule (admin)",
                            "responses": {"204": {"description": "deleted"}, **ERRORS}}},
             "/api/v1/alerts/{rule_id}/test": {
-                "parameters": [{"name": "rule_id", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 1,
-                                           "maximum": 2147483647}}],
+                "parameters": [_id("rule_id")],
                 "post": _op("Deliver a test alert of the rule now (admin): each channel's "
                             "outcome", _json({"type": "object", "additionalProperties": {
                                 "type": "string"}}))},

@@ -12,17 +12,10 @@ from ..storage import db as database
 from .base import body, bp, iso
 
 
-def process_filter() -> ProcessFilter:
-    args = request.args
-    return ProcessFilter(node=args.get("node", ""), environment=args.get("environment", ""),
-                         group=args.get("group", ""), state=args.get("state", ""),
-                         search=args.get("q", "")[:200])
-
-
 @bp.get("/processes")
 def list_processes() -> Response:
     db = database.session()
-    where = process_filter()
+    where = ProcessFilter.from_query(request.args)
     views = snapshot_views(db, where.nodes(access.nodes(db, actor())))
     if where.per_process():
         return jsonify(snapshot.processes(views, where))

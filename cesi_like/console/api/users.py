@@ -51,19 +51,15 @@ def update_user(username: str) -> Response:
     db = database.session()
     user = user_rules.find(db, username)
     data = body(FIELDS)
-    try:
-        user_rules.update(
-            db, actor(), user,
-            username=validate.text(data["username"], "username") if "username" in data
-            else None,
-            role=data.get("role"),
-            active=validate.flag(data["active"], "active") if "active" in data else None,
-            password=validate.text(data["password"], "password") if "password" in data
-            else None,
-            scope=node_rules.environments(db, data["environments"])
-            if "environments" in data else None)
-    finally:
-        db.commit()  # a refusal changed nothing but its record
+    user_rules.update(
+        db, actor(), user,
+        username=validate.text(data["username"], "username") if "username" in data else None,
+        role=data.get("role"),
+        active=validate.flag(data["active"], "active") if "active" in data else None,
+        password=validate.text(data["password"], "password") if "password" in data else None,
+        scope=node_rules.environments(db, data["environments"])
+        if "environments" in data else None)
+    db.commit()
     return jsonify(user_json(user))
 
 
@@ -71,8 +67,6 @@ def update_user(username: str) -> Response:
 @permission(Permission.USERS)
 def delete_user(username: str) -> tuple[str, int]:
     db = database.session()
-    try:
-        user_rules.delete(db, actor(), user_rules.find(db, username))
-    finally:
-        db.commit()
+    user_rules.delete(db, actor(), user_rules.find(db, username))
+    db.commit()
     return "", 204

@@ -14,7 +14,7 @@ import datetime
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,6 +357,13 @@ class ProcessFilter:
     group: str = ""
     state: str = ""  # a statename (RUNNING) or a class: running, stopped, failed
     search: str = ""
+
+    @classmethod
+    def from_query(cls, values: Mapping[str, str]) -> ProcessFilter:
+        """From a page's or the API's query string (or a form's copy of it; `q`: search)."""
+        return cls(node=values.get("node", ""), environment=values.get("environment", ""),
+                   group=values.get("group", ""), state=values.get("state", ""),
+                   search=values.get("q", "")[:200])
 
     def nodes(self, nodes: Iterable[Node]) -> list[Node]:
         return [node for node in nodes

@@ -24,6 +24,13 @@ from .credentials import check_password, hash_password, password_problem
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
+def _refused(db: Session, actor: Actor, action: str, target: str, why: str = "") -> None:
+    """A refusal is activity worth keeping, whatever the caller does with its transaction."""
+    db.rollback()
+    record(db, actor, action, target, Result.DENIED, why)
+    db.commit()
+
+
 def listed(db: Session, actor: Actor) -> list[User]:
     """Every account, by name (admins)."""
     access.require(db, actor, Permission.USERS, "user.list")
@@ -113,7 +120,7 @@ def update(db: Session, actor: Actor, user: User, *, username: str | None = None
     _scoped_admin(new_role, user.scope if scope is None else scope)
     problem = last_admin_problem(db, user, new_role, new_active)
     if problem:
-        record(db, actor, "user.update", user.username, Result.DENIED, problem)
+        _refused(db, actor, "user.update", user.username, problem)
         raise Conflict(problem, "role")
     changes = []
     if username is not None and username != user.username:
@@ -147,7 +154,7 @@ def change_own_password(db: Session, actor: Actor, current: str, new: str) -> Us
     not committed."""
     user = actor.user
     if user is None or not check_password(user, current):
-        record(db, actor, "password.change", actor.username, Result.DENIED)
+        _refused(db, actor, "password.change", actor.username)
         raise Invalid("That is not your current password.", "current")
     update(db, actor, user, password=new)
     return user
@@ -160,7 +167,7 @@ def delete(db: Session, actor: Actor, user: User) -> None:
     if problem is None and actor.user is not None and actor.user.id == user.id:
         problem = "You cannot delete yourself."
     if problem:
-        record(db, actor, "user.delete", user.username, Result.DENIED, problem)
+        _refused(db, actor, "user.delete", user.username, problem)
         raise Conflict(problem)
     db.delete(user)
     record(db, actor, "user.delete", user.username)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from . import Invalid
 
@@ -80,30 +80,31 @@ def names(value: Any, what: str) -> list[str]:
     return [name(n, what) for n in value]
 
 
+Number = TypeVar("Number", int, float)
+
+
+def _ranged(value: Any, what: str, kind: type[Number], low: Number, high: Number) -> Number:
+    noun = "a whole number" if kind is int else "a number"
+    if isinstance(value, bool):  # JSON's true is not 1
+        raise Invalid(f"{what} must be {noun}", what)
+    try:
+        found = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise Invalid(f"{what} must be {noun}", what) from None
+    if not low <= found <= high:  # NaN compares false: refused here too
+        shown = [f"{limit:g}" if kind is float else str(limit) for limit in (low, high)]
+        raise Invalid(f"{what} must be from {shown[0]} to {shown[1]}", what)
+    return found
+
+
 def number(value: Any, what: str, low: float, high: float) -> float:
     """A number (a fraction too) from `low` to `high`; not NaN, not a boolean."""
-    if isinstance(value, bool):
-        raise Invalid(f"{what} must be a number", what)
-    try:
-        found = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise Invalid(f"{what} must be a number", what) from None
-    if not low <= found <= high:  # NaN compares false: refused here too
-        raise Invalid(f"{what} must be from {low:g} to {high:g}", what)
-    return found
+    return _ranged(value, what, float, low, high)
 
 
 def whole(value: Any, what: str, low: int, high: int) -> int:
     """A whole number from `low` to `high` (JSON numbers, form strings)."""
-    if isinstance(value, bool):
-        raise Invalid(f"{what} must be a whole number", what)
-    try:
-        number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise Invalid(f"{what} must be a whole number", what) from None
-    if not low <= number <= high:
-        raise Invalid(f"{what} must be from {low} to {high}", what)
-    return number
+    return _ranged(value, what, int, low, high)
 
 
 def known(found: Sequence[str], asked: Sequence[str], what: str) -> None:

@@ -55,21 +55,17 @@ class Role(enum.StrEnum):
     ADMIN = "admin"  # + users, nodes, environments, activity log
 
 
-node_environments = Table(
-    "node_environments",
-    Base.metadata,
-    Column("node_id", ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
-    Column("environment_id", ForeignKey("environments.id", ondelete="CASCADE"),
-           primary_key=True),
-)
+def _environments_of(owner: str) -> Table:
+    """The link of a node or a user to its environments (gone with either side)."""
+    return Table(f"{owner}_environments", Base.metadata,
+                 Column(f"{owner}_id", ForeignKey(f"{owner}s.id", ondelete="CASCADE"),
+                        primary_key=True),
+                 Column("environment_id", ForeignKey("environments.id", ondelete="CASCADE"),
+                        primary_key=True))
 
-user_environments = Table(
-    "user_environments",
-    Base.metadata,
-    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("environment_id", ForeignKey("environments.id", ondelete="CASCADE"),
-           primary_key=True),
-)
+
+node_environments = _environments_of("node")
+user_environments = _environments_of("user")
 
 
 class User(UserMixin, Base):

@@ -1,58 +1,54 @@
 """Admin pages: users, nodes and environments. Every change is checked on the server, recorded
-in the activity log, and a bad form is shown again with its message."""
+in the activity log, and a bad form is shown again with its message beside its field."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import (
-    Blueprint,
-    abort,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
-from flask_wtf import FlaskForm
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
-from wtforms import Field
 from wtforms.fields.choices import SelectChoice
 
 from ...supervisor_rpc.node import NodeError
 from ..context import actor, console
 from ..guard import permission
-from ..services import Problem
+from ..services import Invalid, access
 from ..services import nodes as node_rules
 from ..services import users as user_rules
 from ..services.access import Permission
 from ..storage import db as database
 from ..storage.models import Environment, Node, User
+from .flows import pressed, saved
 from .forms import ConfirmForm, EnvironmentForm, NodeForm, UserForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 Page = str | Response
+Row = TypeVar("Row", User, Node, Environment)
 
 
-def _environment_choices(db: Session) -> list[SelectChoice]:
-    return [SelectChoice(env.id, env.name)
-            for env in db.scalars(select(Environment).order_by(Environment.name))]
-
-
-def _get(db: Session, model: type, ident: int) -> object:
-    if not 0 < ident < 2**63:  # what no database id can be is simply not found
+def _get(model: type[Row], ident: int) -> Row:
+    """The row, or 404 (so is an id no database can hold)."""
+    found = database.session().get(model, ident) if 0 < ident < 2**63 else None
+    if found is None:
         abort(404)
-    item = db.get(model, ident)
-    if item is None:
-        abort(404)
-    return item
+    return found
 
 
 def _posted() -> bool:
     return request.method == "POST"
+
+
+def _choices(db: Session, model: type[Environment] | type[Node]) -> list[SelectChoice]:
+    return [SelectChoice(ident, name)
+            for ident, name in db.execute(select(model.id, model.name).order_by(model.name))]
+
+
+def _names(db: Session, model: type[Environment] | type[Node], ids: list[int] | None
+           ) -> list[str]:
+    return list(db.scalars(select(model.name).where(model.id.in_(ids or [])).order_by(model.name)))
 
 
 # -- users ---------------------------------------------------------------------------------
@@ -77,64 +73,51 @@ _USER_FIELDS = {"environments": "scope"}
 def user_new() -> Page:
     db = database.session()
     form = UserForm()
-    form.scope.choices = _environment_choices(db)
-    if form.validate_on_submit():
+    form.scope.choices = _choices(db, Environment)
+
+    def create() -> str:
         if not form.password.data:
-            form.password.errors.append("A new user needs a password.")
-        else:
-            try:
-                user = user_rules.create(db, actor(), form.username.data or "", form.password.data,
-                                    form.role.data, _scope(db, form.scope.data),
-                                    bool(form.active.data))
-            except Problem as exc:
-                db.rollback()
-                _refused(form, exc, _USER_FIELDS)
-            else:
-                db.commit()
-                flash(f"User {user.username} created.", "success")
-                return redirect(url_for("admin.users"))
-    return render_template("admin/user_form.html", form=form, user=None)
+            raise Invalid("A new user needs a password.", "password")
+        user = user_rules.create(db, actor(), form.username.data or "", form.password.data,
+                                 form.role.data, _scope(db, form.scope.data),
+                                 bool(form.active.data))
+        return f"User {user.username} created."
+
+    return saved(form, create, url_for("admin.users"), _USER_FIELDS) or render_template(
+        "admin/user_form.html", form=form, user=None)
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 @permission(Permission.USERS)
 def user_edit(user_id: int) -> Page:
     db = database.session()
-    user: User = _get(db, User, user_id)  # type: ignore[assignment]
+    user = _get(User, user_id)
     form = UserForm(obj=None if _posted() else user)
-    form.scope.choices = _environment_choices(db)
+    form.scope.choices = _choices(db, Environment)
     if not _posted():
         form.scope.data = [env.id for env in user.scope]
-    if form.validate_on_submit():
-        try:
-            user_rules.update(db, actor(), user, username=form.username.data, role=form.role.data,
-                         active=bool(form.active.data), password=form.password.data or None,
-                         scope=_scope(db, form.scope.data))
-        except Problem as exc:
-            db.commit()  # nothing changed; a refusal's record is kept
-            _refused(form, exc, _USER_FIELDS)
-        else:
-            db.commit()
-            flash(f"User {user.username} saved.", "success")
-            return redirect(url_for("admin.users"))
-    return render_template("admin/user_form.html", form=form, user=user)
+
+    def update() -> str:
+        user_rules.update(db, actor(), user, username=form.username.data, role=form.role.data,
+                          active=bool(form.active.data), password=form.password.data or None,
+                          scope=_scope(db, form.scope.data))
+        return f"User {user.username} saved."
+
+    return saved(form, update, url_for("admin.users"), _USER_FIELDS) or render_template(
+        "admin/user_form.html", form=form, user=user)
 
 
 @bp.post("/users/<int:user_id>/delete")
 @permission(Permission.USERS)
 def user_delete(user_id: int) -> Response:
-    db = database.session()
-    user: User = _get(db, User, user_id)  # type: ignore[assignment]
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    name = user.username
-    try:
-        user_rules.delete(db, actor(), user)
-        flash(f"User {name} deleted.", "success")
-    except Problem as exc:
-        flash(exc.message, "error")
-    db.commit()
-    return redirect(url_for("admin.users"))
+    user = _get(User, user_id)
+
+    def delete() -> str:
+        name = user.username
+        user_rules.delete(database.session(), actor(), user)
+        return f"User {name} deleted."
+
+    return pressed(delete, url_for("admin.users"))
 
 
 # -- nodes ---------------------------------------------------------------------------------
@@ -142,14 +125,8 @@ def user_delete(user_id: int) -> Response:
 @bp.get("/nodes")
 @permission(Permission.NODES)
 def nodes() -> Page:
-    db = database.session()
-    rows = db.scalars(select(Node).order_by(Node.name)).all()
+    rows = access.nodes(database.session(), actor())
     return render_template("admin/nodes.html", nodes=rows, confirm=ConfirmForm())
-
-
-def _names(db: Session, model: type[Environment] | type[Node], ids: list[int] | None
-           ) -> list[str]:
-    return list(db.scalars(select(model.name).where(model.id.in_(ids or [])).order_by(model.name)))
 
 
 def _node_fields(db: Session, form: NodeForm) -> dict[str, Any]:
@@ -167,79 +144,59 @@ def _node_fields(db: Session, form: NodeForm) -> dict[str, Any]:
     return fields
 
 
-def _refused(form: FlaskForm, exc: Problem, renamed: dict[str, str] | None = None
-             ) -> None:
-    """Show a rule's refusal next to the field it names, or above the form."""
-    name = exc.field or ""
-    field = getattr(form, (renamed or {}).get(name, name), None)
-    if isinstance(field, Field):
-        field.errors = [*field.errors, exc.message]
-    else:
-        flash(exc.message, "error")
-
-
 @bp.route("/nodes/new", methods=["GET", "POST"])
 @permission(Permission.NODES)
 def node_new() -> Page:
     db = database.session()
     form = NodeForm()
-    form.environments.choices = _environment_choices(db)
-    if form.validate_on_submit():
-        try:
-            node = node_rules.create_node(db, console().nodes, console().secrets, actor(),
-                                          _node_fields(db, form))
-        except Problem as exc:
-            db.rollback()
-            _refused(form, exc)
-        else:
-            db.commit()
-            flash(f"Node {node.name} added.", "success")
-            return redirect(url_for("admin.nodes"))
-    return render_template("admin/node_form.html", form=form, node=None)
+    form.environments.choices = _choices(db, Environment)
+
+    def create() -> str:
+        node = node_rules.create_node(db, console().nodes, console().secrets, actor(),
+                                      _node_fields(db, form))
+        return f"Node {node.name} added."
+
+    return saved(form, create, url_for("admin.nodes")) or render_template(
+        "admin/node_form.html", form=form, node=None)
 
 
 @bp.route("/nodes/<int:node_id>", methods=["GET", "POST"])
 @permission(Permission.NODES)
 def node_edit(node_id: int) -> Page:
     db = database.session()
-    node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
+    node = _get(Node, node_id)
     form = NodeForm(obj=None if _posted() else node)
     form.password.data = form.password.data if _posted() else ""  # never echo the secret
-    form.environments.choices = _environment_choices(db)
+    form.environments.choices = _choices(db, Environment)
     if not _posted():
         form.environments.data = [env.id for env in node.environments]
-    if form.validate_on_submit():
-        try:
-            node_rules.update_node(db, console().nodes, console().secrets, actor(), node,
-                                   _node_fields(db, form))
-        except Problem as exc:
-            db.rollback()
-            _refused(form, exc)
-        else:
-            db.commit()
-            flash(f"Node {node.name} saved.", "success")
-            return redirect(url_for("admin.nodes"))
-    return render_template("admin/node_form.html", form=form, node=node)
+
+    def update() -> str:
+        node_rules.update_node(db, console().nodes, console().secrets, actor(), node,
+                               _node_fields(db, form))
+        return f"Node {node.name} saved."
+
+    return saved(form, update, url_for("admin.nodes")) or render_template(
+        "admin/node_form.html", form=form, node=node)
 
 
 @bp.post("/nodes/<int:node_id>/delete")
 @permission(Permission.NODES)
 def node_delete(node_id: int) -> Response:
-    db = database.session()
-    node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    node_rules.delete_node(db, actor(), node)
-    db.commit()
-    flash(f"Node {node.name} deleted.", "success")
-    return redirect(url_for("admin.nodes"))
+    node = _get(Node, node_id)
+
+    def delete() -> str:
+        node_rules.delete_node(database.session(), actor(), node)
+        return f"Node {node.name} deleted."
+
+    return pressed(delete, url_for("admin.nodes"))
 
 
 @bp.post("/nodes/<int:node_id>/test")
 @permission(Permission.NODES)
 def node_test(node_id: int) -> Response:
     db = database.session()
-    node: Node = _get(db, Node, node_id)  # type: ignore[assignment]
+    node = _get(Node, node_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     found = node_rules.test_node(db, console().nodes, actor(), node)
@@ -257,15 +214,9 @@ def node_test(node_id: int) -> Response:
 @bp.get("/environments")
 @permission(Permission.ENVIRONMENTS)
 def environments() -> Page:
-    db = database.session()
-    rows = db.scalars(select(Environment).order_by(Environment.name)).all()
+    rows = access.environments(database.session(), actor())
     return render_template("admin/environments.html", environments=rows,
                            confirm=ConfirmForm())
-
-
-def _node_choices(db: Session) -> list[SelectChoice]:
-    return [SelectChoice(node.id, node.name)
-            for node in db.scalars(select(Node).order_by(Node.name))]
 
 
 def _environment_fields(db: Session, form: EnvironmentForm) -> dict[str, Any]:
@@ -278,50 +229,41 @@ def _environment_fields(db: Session, form: EnvironmentForm) -> dict[str, Any]:
 def environment_new() -> Page:
     db = database.session()
     form = EnvironmentForm()
-    form.nodes.choices = _node_choices(db)
-    if form.validate_on_submit():
-        try:
-            env = node_rules.create_environment(db, actor(), _environment_fields(db, form))
-        except Problem as exc:
-            db.rollback()
-            _refused(form, exc)
-        else:
-            db.commit()
-            flash(f"Environment {env.name} added.", "success")
-            return redirect(url_for("admin.environments"))
-    return render_template("admin/environment_form.html", form=form, environment=None)
+    form.nodes.choices = _choices(db, Node)
+
+    def create() -> str:
+        env = node_rules.create_environment(db, actor(), _environment_fields(db, form))
+        return f"Environment {env.name} added."
+
+    return saved(form, create, url_for("admin.environments")) or render_template(
+        "admin/environment_form.html", form=form, environment=None)
 
 
 @bp.route("/environments/<int:env_id>", methods=["GET", "POST"])
 @permission(Permission.ENVIRONMENTS)
 def environment_edit(env_id: int) -> Page:
     db = database.session()
-    env: Environment = _get(db, Environment, env_id)  # type: ignore[assignment]
+    env = _get(Environment, env_id)
     form = EnvironmentForm(obj=None if _posted() else env)
-    form.nodes.choices = _node_choices(db)
+    form.nodes.choices = _choices(db, Node)
     if not _posted():
         form.nodes.data = [node.id for node in env.nodes]
-    if form.validate_on_submit():
-        try:
-            node_rules.update_environment(db, actor(), env, _environment_fields(db, form))
-        except Problem as exc:
-            db.rollback()
-            _refused(form, exc)
-        else:
-            db.commit()
-            flash(f"Environment {env.name} saved.", "success")
-            return redirect(url_for("admin.environments"))
-    return render_template("admin/environment_form.html", form=form, environment=env)
+
+    def update() -> str:
+        node_rules.update_environment(db, actor(), env, _environment_fields(db, form))
+        return f"Environment {env.name} saved."
+
+    return saved(form, update, url_for("admin.environments")) or render_template(
+        "admin/environment_form.html", form=form, environment=env)
 
 
 @bp.post("/environments/<int:env_id>/delete")
 @permission(Permission.ENVIRONMENTS)
 def environment_delete(env_id: int) -> Response:
-    db = database.session()
-    env: Environment = _get(db, Environment, env_id)  # type: ignore[assignment]
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    node_rules.delete_environment(db, actor(), env)
-    db.commit()
-    flash(f"Environment {env.name} deleted.", "success")
-    return redirect(url_for("admin.environments"))
+    env = _get(Environment, env_id)
+
+    def delete() -> str:
+        node_rules.delete_environment(database.session(), actor(), env)
+        return f"Environment {env.name} deleted."
+
+    return pressed(delete, url_for("admin.environments"))

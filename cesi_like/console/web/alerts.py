@@ -11,6 +11,7 @@ from ..guard import permission
 from ..services import Problem, alerts
 from ..services.access import Permission
 from ..storage import db as database
+from .flows import pressed, saved
 from .forms import AlertForm, ConfirmForm
 
 bp = Blueprint("alerts", __name__, url_prefix="/admin/alerts")
@@ -21,21 +22,16 @@ bp = Blueprint("alerts", __name__, url_prefix="/admin/alerts")
 def index() -> Response | str:
     db = database.session()
     form = AlertForm()
-    if form.validate_on_submit():
+
+    def create() -> str:
         fields = {key: value for key, value in form.data.items()
                   if key in alerts.RULE_FIELDS and value not in (None, "")}
-        try:
-            rule = alerts.create_rule(db, actor(), fields, console().secrets.encrypt)
-            db.commit()
-        except Problem as exc:
-            db.rollback()
-            field = getattr(form, exc.field or "", None) or form.name
-            field.errors = [*field.errors, exc.message]
-        else:
-            flash(f"Alert rule {rule.name} added.", "success")
-            return redirect(url_for("alerts.index"))
-    return render_template("admin/alerts.html", rules=alerts.rules(db, actor()), form=form,
-                           confirm=ConfirmForm())
+        rule = alerts.create_rule(db, actor(), fields, console().secrets.encrypt)
+        return f"Alert rule {rule.name} added."
+
+    return saved(form, create, url_for("alerts.index")) or render_template(
+        "admin/alerts.html", rules=alerts.rules(db, actor()), form=form,
+        confirm=ConfirmForm())
 
 
 @bp.post("/<int:rule_id>/test")
@@ -58,29 +54,19 @@ def test(rule_id: int) -> Response:
 @bp.post("/<int:rule_id>/enabled")
 @permission(Permission.ALERT_RULES)
 def switch(rule_id: int) -> Response:
-    db = database.session()
-    if ConfirmForm().validate_on_submit():
-        try:
-            rule = alerts.set_enabled(db, actor(), rule_id,
-                                      {"enabled": request.form.get("enabled") == "1"})
-            db.commit()
-            flash(f"Alert rule {rule.name} {'on' if rule.enabled else 'off'}.", "success")
-        except Problem as exc:
-            db.rollback()
-            flash(exc.message, "error")
-    return redirect(url_for("alerts.index"))
+    def turn() -> str:
+        rule = alerts.set_enabled(database.session(), actor(), rule_id,
+                                  {"enabled": request.form.get("enabled") == "1"})
+        return f"Alert rule {rule.name} {'on' if rule.enabled else 'off'}."
+
+    return pressed(turn, url_for("alerts.index"))
 
 
 @bp.post("/<int:rule_id>/delete")
 @permission(Permission.ALERT_RULES)
 def delete(rule_id: int) -> Response:
-    db = database.session()
-    if ConfirmForm().validate_on_submit():
-        try:
-            alerts.delete_rule(db, actor(), rule_id)
-            db.commit()
-            flash("Alert rule deleted.", "success")
-        except Problem as exc:
-            db.rollback()
-            flash(exc.message, "error")
-    return redirect(url_for("alerts.index"))
+    def remove() -> str:
+        alerts.delete_rule(database.session(), actor(), rule_id)
+        return "Alert rule deleted."
+
+    return pressed(remove, url_for("alerts.index"))

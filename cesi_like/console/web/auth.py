@@ -170,7 +170,7 @@ def password() -> str | Response:
             user = user_rules.change_own_password(db, actor(), form.current.data or "",
                                                   form.new.data or "")
         except Problem as exc:
-            db.commit()  # a refusal changed nothing but its record
+            db.rollback()  # a refusal changed nothing (its record is kept)
             field = form.current if exc.field == "current" else form.new
             field.errors.append(exc.message)
             return render_template("auth/password.html", form=form)

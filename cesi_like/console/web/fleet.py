@@ -138,18 +138,11 @@ def node_log(name: str) -> Response:
     return make_response(render_template("fleet/main_log.html", name=found.name))
 
 
-def _filter(values: Any) -> ProcessFilter:
-    """The processes page's filters, from its query (or from its bulk form's copy of it)."""
-    return ProcessFilter(node=values.get("node", ""), environment=values.get("environment", ""),
-                         group=values.get("group", ""), state=values.get("state", ""),
-                         search=values.get("q", "")[:200])
-
-
 @bp.get("/processes")
 def processes() -> Response:
     db = database.session()
     args = request.args
-    where = _filter(args)
+    where = ProcessFilter.from_query(args)
     visible = access.nodes(db, actor())
     rows = snapshot.processes(views(where.nodes(visible)), where)
     sort = args.get("sort", "node") if args.get("sort") in SORTS else "node"
@@ -181,7 +174,7 @@ def bulk_action() -> Response:
     action = form.get("action", "")
     try:
         if form.get("scope") == "matching":
-            where = _filter(form)
+            where = ProcessFilter.from_query(form)
             rows = snapshot.processes(views(where.nodes(access.nodes(db, actor()))), where)
             if not rows:
                 raise Invalid("no process matches the filters")

@@ -15,6 +15,7 @@ from ..guard import permission
 from ..services import Problem, access, jobs, rollouts
 from ..services.access import Permission
 from ..storage import db as database
+from .flows import pressed
 from .forms import ConfirmForm, RolloutForm
 from .fragments import live_page
 
@@ -65,16 +66,11 @@ def show(job_id: int) -> Response:
 
 @bp.post("/jobs/<int:job_id>/cancel")
 def cancel(job_id: int) -> Response:
-    db = database.session()
-    if ConfirmForm().validate_on_submit():
-        try:
-            job = jobs.cancel(db, actor(), job_id)
-            db.commit()
-            flash(f"Job {job.id}: cancel requested; it stops before its next batch.", "success")
-        except Problem as exc:
-            db.rollback()
-            flash(exc.message, "error")
-    return redirect(url_for("jobs.show", job_id=job_id))
+    def stop() -> str:
+        job = jobs.cancel(database.session(), actor(), job_id)
+        return f"Job {job.id}: cancel requested; it stops before its next batch."
+
+    return pressed(stop, url_for("jobs.show", job_id=job_id))
 
 
 def _interval() -> int:

@@ -1,8 +1,4 @@
 """initial schema
-
-Revision ID: 0001
-Revises: 
-Create Date: 2026-11-23 20:29:28.715221
 """
 
 from __future__ import annotations
@@ -13,8 +9,6 @@ from alembic import op
 
 revision = '0001'
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

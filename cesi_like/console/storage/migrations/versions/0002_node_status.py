@@ -1,8 +1,4 @@
 """node status, process events, leases, node TLS
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-25 05:41:20.076992
 """
 
 from __future__ import annotations
@@ -13,8 +9,6 @@ from alembic import op
 
 revision = '0002'
 down_revision = '0001'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -3,10 +3,6 @@
 A counter restarts at 0 for a new user who gets a deleted user's id (SQLite reuses ids), so the
 old user's cookies logged in as the new one. Every existing user gets a random token, which also
 ends every session issued before the upgrade.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-25 06:35:00
 """
 
 from __future__ import annotations
@@ -19,8 +15,6 @@ from alembic import op
 
 revision = '0003'
 down_revision = '0002'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,10 +1,6 @@
 """API tokens: optional expiry and read-only tokens
 
 Existing tokens keep working as they did: no expiry, full powers of their user.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-25 09:10:00
 """
 
 from __future__ import annotations
@@ -15,8 +11,6 @@ from alembic import op
 
 revision = '0004'
 down_revision = '0003'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -2,10 +2,6 @@
 
 Replaces counting failed logins in the activity log, which raced: parallel attempts all read
 the count before any of them wrote one.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-25 10:20:00
 """
 
 from __future__ import annotations
@@ -16,8 +12,6 @@ from alembic import op
 
 revision = '0005'
 down_revision = '0004'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

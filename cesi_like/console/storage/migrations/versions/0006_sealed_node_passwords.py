@@ -2,10 +2,6 @@
 
 The values themselves are sealed by the console at its next start (`seal_plaintext`), since
 the key lives outside the database and only the console knows where.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-25 10:50:00
 """
 
 from __future__ import annotations
@@ -16,8 +12,6 @@ from alembic import op
 
 revision = '0006'
 down_revision = '0005'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,4 @@
 """durable jobs (rolling restarts): claimed by one console process, taken over if it dies
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-25 10:40:00
 """
 
 from __future__ import annotations
@@ -13,8 +9,6 @@ from alembic import op
 
 revision = '0007'
 down_revision = '0006'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,4 @@
 """node state changes, for reachability over time
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-11-25 11:40:00
 """
 
 from __future__ import annotations
@@ -13,8 +9,6 @@ from alembic import op
 
 revision = '0008'
 down_revision = '0007'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,4 @@
 """alert rules and when they fired
-
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-11-25 11:45:00
 """
 
 from __future__ import annotations
@@ -13,8 +9,6 @@ from alembic import op
 
 revision = '0009'
 down_revision = '0008'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

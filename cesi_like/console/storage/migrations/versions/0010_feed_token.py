@@ -1,8 +1,4 @@
 """the change-feed token of each stored snapshot
-
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-01 19:40:00
 """
 
 from __future__ import annotations
@@ -13,8 +9,6 @@ from alembic import op
 
 revision = '0010'
 down_revision = '0009'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
