@@ -264,14 +264,16 @@ class Supervisor:
         return True
 
     def ordered_groups(self) -> list[ProcessGroup]:
-        """Groups in start order: ascending priority, config order for ties (stable sort)."""
+        """Groups in start order: ascending priority, then the order they were added in (by
+        name at start, as supervisord sorts its configs; a group added later comes after
+        the others of its priority, as in supervisord's dict)."""
         return sorted(self.groups.values(), key=lambda g: g.config.priority)
 
     def start(self) -> None:
         """Create every group and start the autostart processes at once, in priority order."""
         # in priority order, as supervisord adds them: listener pools (priority -1) exist
         # before the groups whose PROCESS_GROUP_ADDED they may want
-        for group_config in sorted(self.config.groups, key=lambda g: g.priority):
+        for group_config in sorted(self.config.groups, key=lambda g: (g.priority, g.name)):
             self.add_group(group_config)
         self.events.publish("SUPERVISOR_STATE_CHANGE_RUNNING", "")
         self._tick()

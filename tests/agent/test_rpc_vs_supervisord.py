@@ -7,6 +7,7 @@ on a loaded machine its loop may reap a fast exit only after a short startsecs h
 from __future__ import annotations
 
 import os
+import re
 import signal
 import xmlrpc.client
 from collections.abc import Callable
@@ -265,3 +266,35 @@ def test_start_without_waiting_ignores_a_quick_exit(start_daemon: StartDaemon) -
     for _ in range(5):
         assert daemon.rpc().startProcess("exits", False) is True
         daemon.wait_state("exits", "EXITED")
+
+
+TIES = """
+[program:web]
+command=sleep 1000
+startsecs=0
+
+[program:talker]
+command=sleep 1000
+startsecs=0
+
+[program:api]
+command=sleep 1000
+startsecs=0
+priority=5
+"""
+
+
+def test_groups_of_equal_priority_go_in_name_order(start_daemon: StartDaemon) -> None:
+    """#18.3: supervisord sorts its groups by priority, then name (its config objects' order);
+    the agent kept the file's order, so `talker,web` came back `web,talker`."""
+    seen = {}
+    for kind in ("supervisord", "agent"):
+        daemon = start_daemon(TIES, kind=kind)
+        for name in ("api", "talker", "web"):
+            daemon.wait_state(name, "RUNNING")
+        spawned = re.findall(r"spawned: '(\w+)'", daemon.log())
+        rpc = daemon_proxy(daemon).supervisor
+        stopped = [r["name"] for r in rpc.stopAllProcesses(False)]
+        started = [r["name"] for r in rpc.startAllProcesses(False)]
+        seen[kind] = (spawned, stopped, started)
+    assert seen["agent"] == seen["supervisord"] == (["api", "talker", "web"],) * 3
