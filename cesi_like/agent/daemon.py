@@ -122,7 +122,7 @@ class Agent:
         while True:
             supervisor = Supervisor(self.config, self.log, loop)
             self.supervisor = supervisor
-            loop.add_signal_handler(signal.SIGCHLD, supervisor.reap)
+            loop.add_signal_handler(signal.SIGCHLD, supervisor.child_quit)
             for signum in handled:
                 loop.add_signal_handler(signum, self._on_signal, supervisor, signum)
             # Programs first: their startsecs clock starts at spawn, while the HTTP side

@@ -117,6 +117,7 @@ class Process:
         self.last_exit_expected = False
         self.last_pid = 0  # the pid a state event reports once the child is reaped
         self._quick_exits = 0  # exits in a row, each within MIN_RESTART_INTERVAL of its start
+        self._stop_reported = float("-inf")  # monotonic time of the last `waiting for` line
 
     @property
     def name(self) -> str:
@@ -223,12 +224,7 @@ class Process:
                 self.spawn()
         if state == ProcessState.STARTING and self.state == ProcessState.STARTING:
             if now - self._started_at > self.config.startsecs:
-                self.backoff = 0
-                self._change_state(ProcessState.RUNNING)
-                self.host.info(
-                    f"success: {self.name} entered RUNNING state, process has stayed up for > "
-                    f"than {self.config.startsecs} seconds (startsecs)"
-                )
+                self._enter_running()
             else:
                 self._wake_at(self._started_at + self.config.startsecs + 1e-3)
         if self.state == ProcessState.BACKOFF and self.backoff > self.config.startretries:
@@ -240,6 +236,20 @@ class Process:
             # a warning, as supervisord gives: the program ignored its stop signal
             self.host.warn(f"killing '{self.name}' ({self.pid}) with SIGKILL")
             self.kill(9)
+
+    def _enter_running(self) -> None:
+        self.backoff = 0
+        self._change_state(ProcessState.RUNNING)
+        self.host.info(f"success: {self.name} entered RUNNING state, process has stayed up for "
+                       f"> than {self.config.startsecs} seconds (startsecs)")
+
+    def stop_report(self) -> None:
+        """`waiting for NAME to stop`, at most every two seconds, while a stop is awaited (as
+        supervisord's stopProcess reports its wait)."""
+        now = self.host.monotonic()
+        if self.state == ProcessState.STOPPING and now >= self._stop_reported + 2:
+            self.host.info(f"waiting for {self.name} to stop")
+            self._stop_reported = now
 
     def give_up(self) -> None:
         self.backoff = 0
@@ -362,11 +372,13 @@ class Process:
             self.pid = 0
             self._change_state(ProcessState.BACKOFF)
         else:
-            self.backoff = 0
+            if self.state == ProcessState.STARTING:
+                # past startsecs, the child exited before the timer said so: RUNNING first,
+                # as supervisord's loop always sees it (a startsecs=0 program, say)
+                self._enter_running()
             self.exitstatus = code
             self.pid = 0
-            if self.state == ProcessState.STARTING:
-                self._change_state(ProcessState.RUNNING)
+            self.backoff = 0
             self.last_exit_expected = expected
             if expected:
                 self.host.info(f"exited: {self.name} ({how}; expected)")

@@ -363,8 +363,13 @@ class Supervisor:
 
     # -- children --------------------------------------------------------------------------
 
+    def child_quit(self) -> None:
+        """SIGCHLD, as supervisord logs it (at debug), then the reap."""
+        self.log.debug("received SIGCHLD indicating a child quit")
+        self.reap()
+
     def reap(self) -> None:
-        """Collect every exited child (SIGCHLD); drain its pipes first so no output is lost."""
+        """Collect every exited child; drain its pipes first so no output is lost."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -384,11 +389,16 @@ class Supervisor:
                     reader.read_available()
             process.finish(status)
 
-    async def wait_change(self, process: Process) -> None:
-        """Resolve at the next state change of `process`."""
+    async def wait_change(self, process: Process, timeout: float | None = None) -> None:
+        """Resolve at the next state change of `process` (or after `timeout` seconds)."""
         future: asyncio.Future[None] = self.loop.create_future()
         self._waiters.setdefault(process, []).append(future)
-        await future
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            waiting = self._waiters.get(process, [])
+            if future in waiting:
+                waiting.remove(future)
 
     def reopen_logs(self) -> None:
         self.log.info("received SIGUSR2 indicating log reopen request")

@@ -105,3 +105,35 @@ def test_state_sequences_match_supervisord(start_daemon: StartDaemon) -> None:
         assert final_info(agent, name) == final_info(reference, name), name
     # the child-side failure is reported in the program's stderr the same way
     assert agent.child_log("lost", "stderr") == reference.child_log("lost", "stderr")
+
+
+LINES = f"""
+[program:blink]
+command=/bin/sh -c "exit 0"
+startsecs=0
+autorestart=false
+
+[program:slowstop]
+command={program("ignore_term.py")}
+startsecs=0
+stopwaitsecs=1
+"""
+
+
+def test_the_main_log_says_what_supervisords_says(start_daemon: StartDaemon) -> None:
+    """#18.4 (Supervisor's own end-to-end suite looks for these): a startsecs=0 program that
+    exits at once entered RUNNING first; a reaped child is a debug line; a stop that has to
+    wait says so."""
+    for kind in ("supervisord", "agent"):
+        daemon = start_daemon(LINES, kind=kind, loglevel="debug")
+        daemon.wait_state("blink", "EXITED")
+        wait_for(lambda d=daemon: "ignoring SIGTERM" in d.child_log("slowstop"))
+        assert daemon.rpc().stopProcess("slowstop") is True
+        log = daemon.log()
+        blink = [line.split(" ", 3)[3] for line in log.splitlines() if "blink" in line
+                 and ("success:" in line or "exited:" in line)]
+        assert blink == [
+            "success: blink entered RUNNING state, process has stayed up for > than 0 "
+            "seconds (startsecs)", "exited: blink (exit status 0; expected)"], kind
+        assert "DEBG received SIGCHLD indicating a child quit" in log, kind
+        assert "INFO waiting for slowstop to stop" in log, kind

@@ -239,7 +239,8 @@ class SupervisorNamespace(LogMethods):
             raise RPCError(Fault.FAILED, message)
         self._sup.reap()
         while wait and process.state not in STOPPED_STATES:
-            await self._sup.wait_change(process)
+            process.stop_report()  # `waiting for NAME to stop`, every 2 s, as supervisord
+            await self._sup.wait_change(process, timeout=2.0)
         return True
 
     async def stopProcessGroup(self, name: str, wait: bool = True) -> list[Result]:
