@@ -252,7 +252,7 @@ def load(path: str, environ: Mapping[str, str] | None = None) -> Config:
         warnings=tuple(ini.warnings) + tuple(_warnings(groups)) + tuple(
             f"[{name}] is not supported by cesi-agentd yet: the section is ignored"
             for name in ini.names("fcgi-program:")
-        ),
+        ) + tuple(_plugin_warnings(ini)),
         included=tuple(ini.included),
     )
 
@@ -535,6 +535,25 @@ def _processes(
             )
         )
     return processes
+
+
+MAIN_RPC_FACTORY = "supervisor.rpcinterface:make_main_rpcinterface"
+
+
+def _plugin_warnings(ini: IniFile) -> list[str]:
+    """An `[rpcinterface:x]` other than supervisord's own names a plugin of supervisord's
+    Python API (supervisor_twiddler and the like), which the agent cannot host: say so once,
+    at start, rather than answer UNKNOWN_METHOD to its every call without a word."""
+    warnings = []
+    for name in ini.names("rpcinterface:"):
+        section = ini.sections[name]
+        factory = section.values.get("supervisor.rpcinterface_factory")
+        made_by = factory.text.strip() if factory is not None else "(no factory)"
+        if (name, made_by) != ("rpcinterface:supervisor", MAIN_RPC_FACTORY):
+            warnings.append(f"[{name}] ({made_by}) is an RPC interface plugin for supervisord's "
+                            "Python API, which cesi-agentd cannot load: the section is ignored "
+                            "and its methods are not available")
+    return warnings
 
 
 def _warnings(groups: list[GroupConfig]) -> list[str]:

@@ -199,3 +199,20 @@ def test_no_config_anywhere_is_exit_2(tmp_path: Path) -> None:
     if result.returncode != 2:  # a machine-wide /etc/supervisord.conf would be found first
         pytest.skip("this machine has a supervisord.conf in a default location")
     assert "No config file found at default paths" in result.stderr
+
+
+def test_an_rpc_plugin_it_cannot_host_is_said_once_at_start(start_daemon: StartDaemon) -> None:
+    """#18.5: `[rpcinterface:x]` plugins (supervisor_twiddler and the like) were accepted
+    without a word, and every call of theirs answered UNKNOWN_METHOD."""
+    daemon = start_daemon(
+        "[rpcinterface:twiddler]\nsupervisor.rpcinterface_factory = "
+        "supervisor_twiddler.rpcinterface:make_twiddler_rpcinterface\n"
+        "[program:a]\ncommand=sleep 100\nstartsecs=0\n")
+    daemon.wait_state("a", "RUNNING")
+    warned = [line for line in daemon.log().splitlines() if "[rpcinterface:" in line]
+    assert len(warned) == 1 and " WARN " in warned[0], warned
+    assert ("[rpcinterface:twiddler] (supervisor_twiddler.rpcinterface:"
+            "make_twiddler_rpcinterface) is an RPC interface plugin") in warned[0]
+    with pytest.raises(xmlrpc.client.Fault) as unknown:
+        server_proxy(daemon.url).twiddler.getAPIVersion()
+    assert unknown.value.faultCode == 1  # UNKNOWN_METHOD
