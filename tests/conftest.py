@@ -4,11 +4,12 @@ hash, and the `start_daemon` fixture; the helpers live in tests/support."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from cesi_like.console.services import credentials
-from tests.support import console
+from tests.support import console, npm
 from tests.support.daemons import start_daemon
 
 __all__ = ["start_daemon"]
@@ -23,6 +24,12 @@ credentials.METHOD = CHEAP_HASH
 @pytest.fixture(scope="session", autouse=True)
 def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> None:
     console.make_template(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture(scope="session")
+def npm_supervisord(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder where `require('supervisord')` finds the npm client Nodervisor uses."""
+    return npm.install(tmp_path_factory.mktemp("npm"), "supervisord@0.1.0")
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import hashlib
 import http.client
 import re
 import socket
+import subprocess
+import sys
 import xmlrpc.client
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 from cesi_like.agent.rpc.dispatch import dump_response
 from cesi_like.supervisor_rpc.xmlrpc_client import server_proxy
 from tests.support.daemons import Daemon, StartDaemon, program
+from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 
 
@@ -114,6 +117,9 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <params><param><value><string>&lol9;</string></value></param></params></methodCall>"""
 
 
+XML = {"Content-Type": "text/xml"}
+
+
 @pytest.mark.parametrize("body", [
     BILLION_LAUGHS,
     b"<methodCall><methodName>supervisor.getState",  # truncated
@@ -123,7 +129,7 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 ])
 def test_hostile_or_malformed_xml_gets_a_fault(start_daemon: StartDaemon, body: bytes) -> None:
     daemon = start_daemon("")
-    status, _, data = raw(daemon, "POST", "/RPC2", body)
+    status, _, data = raw(daemon, "POST", "/RPC2", body, XML)
     assert status == 200
     with pytest.raises(xmlrpc.client.Fault) as caught:
         xmlrpc.client.loads(data)
@@ -175,7 +181,7 @@ def test_basic_auth(start_daemon: StartDaemon, stored: str) -> None:
     wrong = "Basic " + base64.b64encode(b"admin:nope").decode()
     assert raw(daemon, "POST", "/RPC2", body, {"Authorization": wrong})[0] == 401
     good = "Basic " + base64.b64encode(b"admin:s3cret").decode()
-    status, _, data = raw(daemon, "POST", "/RPC2", body, {"Authorization": good})
+    status, _, data = raw(daemon, "POST", "/RPC2", body, {"Authorization": good, **XML})
     assert status == 200 and xmlrpc.client.loads(data)[0][0]["statename"] == "RUNNING"
     proxy = server_proxy(daemon.url, "admin", "s3cret").supervisor
     assert proxy.getAPIVersion() == "3.0"
@@ -272,3 +278,79 @@ def test_idle_connections_are_closed(tmp_path: Path) -> None:
         await server.close()
 
     asyncio.run(scenario())
+
+
+CLIENTS_CONFIG = """
+[inet_http_server]
+port=127.0.0.1:{port}
+username=admin
+password=s3cret
+
+[program:web]
+command=sleep 1000
+startsecs=0
+"""
+
+
+def _forged(port: int, headers: dict[str, str]) -> int:
+    """What another site's page can make a logged-in browser send: a valid XML-RPC body,
+    with the saved credentials."""
+    body = xmlrpc.client.dumps(("web",), "supervisor.stopProcess").encode()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("POST", "/RPC2", body=body, headers={
+        "Authorization": "Basic " + base64.b64encode(b"admin:s3cret").decode(), **headers})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_rpc2_refuses_other_sites_and_non_xml_and_every_client_still_works(
+        start_daemon: StartDaemon) -> None:
+    """#18.6: another site's `<form enctype="text/plain">` could POST stopProcess to the
+    agent with the browser's saved basic-auth credentials (supervisord does the same)."""
+    port = free_port()
+    daemon = start_daemon(CLIENTS_CONFIG.format(port=port))
+    daemon.wait_state("web", "RUNNING")
+    pid = daemon.info("web")["pid"]
+    for headers, status in (
+            ({"Origin": "http://evil.example", "Content-Type": "text/plain"}, 403),
+            ({"Origin": "http://evil.example", "Content-Type": "text/xml"}, 403),
+            ({"Origin": "null", "Content-Type": "text/xml"}, 403),
+            ({"Content-Type": "text/plain"}, 415),
+            ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+            ({}, 415)):  # a no-CORS fetch of a typeless blob sends no Content-Type at all
+        assert _forged(port, headers) == status, headers
+    assert daemon.info("web")["pid"] == pid  # still running, untouched
+    # the real clients: the stock supervisorctl, Python's xmlrpc.client (CESI, the Nagios
+    # check), supervisor's own transport (superlance), and the npm client Nodervisor uses
+    ctl = subprocess.run([sys.executable, "-m", "supervisor.supervisorctl", "-s",
+                          f"http://127.0.0.1:{port}", "-u", "admin", "-p", "s3cret",
+                          "status"], capture_output=True, text=True, timeout=60)
+    assert ctl.returncode == 0 and ctl.stdout.startswith("web"), ctl.stdout + ctl.stderr
+    proxy = xmlrpc.client.ServerProxy(f"http://admin:s3cret@127.0.0.1:{port}/RPC2")
+    assert proxy.supervisor.getState()["statename"] == "RUNNING"
+    from supervisor import childutils
+
+    assert childutils.getRPCInterface({
+        "SUPERVISOR_SERVER_URL": f"http://127.0.0.1:{port}", "SUPERVISOR_USERNAME": "admin",
+        "SUPERVISOR_PASSWORD": "s3cret"}).supervisor.getPID() == daemon.proc.pid
+    # from the same site (the agent's own page would be): allowed
+    assert _forged(port, {"Origin": f"http://127.0.0.1:{port}",
+                          "Content-Type": "text/xml"}) == 200
+    assert daemon.state("web") == "STOPPED"
+
+
+def test_rpc2_answers_the_npm_client(start_daemon: StartDaemon, npm_supervisord: Path
+                                     ) -> None:
+    """The npm `supervisord` client (Nodervisor's) through its real code, over TCP with
+    basic auth, against the agent's /RPC2 refusals."""
+    port = free_port()
+    daemon = start_daemon(CLIENTS_CONFIG.format(port=port))
+    daemon.wait_state("web", "RUNNING")
+    script = ("const s = require('supervisord').connect(process.argv[1]);"
+              "s.getAllProcessInfo((e, v) => { if (e) { console.error(String(e));"
+              " process.exit(1); } console.log(JSON.stringify(v.map(p => p.statename))); });")
+    done = subprocess.run(["node", "-e", script, f"http://admin:s3cret@127.0.0.1:{port}"],
+                          cwd=npm_supervisord, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == '["RUNNING"]'

@@ -136,9 +136,7 @@ class WebUI:
     async def _act(self, request: Request) -> Response:
         """Run the form's action, then send the browser back to the status page with
         supervisord's message (post, redirect, get: a reload does not repeat the action)."""
-        origin = request.headers.get("origin")
-        host = request.headers.get("host", "")
-        if origin is not None and urllib.parse.urlsplit(origin).netloc != host:
+        if request.from_another_site():
             return Response(403, b"Forbidden: the form came from another site\n")
         if len(request.body) > MAX_FORM:
             return Response(413, b"Request Entity Too Large\n")

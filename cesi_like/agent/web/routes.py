@@ -74,6 +74,22 @@ async def follow(
             listeners.remove(listener)
 
 
+XML = frozenset({"text/xml", "application/xml"})
+
+
+def _cross_site(request: Request) -> Response | None:
+    """Another site's page may make a logged-in browser POST a valid XML-RPC body here (a
+    form sends text/plain) with its saved credentials: refuse a request from another site,
+    and any body that is not XML, which every XML-RPC client sends (supervisorctl, Python's
+    xmlrpc.client, the npm client) and no form or no-CORS fetch can."""
+    if request.from_another_site():
+        return Response(403, b"Forbidden: XML-RPC from another site's page\n")
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind not in XML:
+        return Response(415, b"Unsupported Media Type: XML-RPC requests are text/xml\n")
+    return None
+
+
 STREAM_HEADERS = [("X-Accel-Buffering", "no")]
 TEXT = "text/plain;charset=utf-8"
 
@@ -91,6 +107,9 @@ class Routes:
         if path.startswith("/RPC2"):
             if request.method != "POST":
                 return Response(400, b"XML-RPC requests must be POSTed\n")
+            refused = _cross_site(request)
+            if refused is not None:
+                return refused
             body = await self.dispatcher.handle(request.body)
             return Response(200, body, "text/xml")
         if path.startswith("/logtail/"):

@@ -16,6 +16,7 @@ import os
 import resource
 import socket
 import traceback
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -41,6 +42,14 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes = b""
+
+    def from_another_site(self) -> bool:
+        """Sent by a browser from another site's page: its Origin is not this host (a
+        browser adds the saved credentials to such a request; other clients send no
+        Origin)."""
+        origin = self.headers.get("origin")
+        return origin is not None and \
+            urllib.parse.urlsplit(origin).netloc != self.headers.get("host", "")
 
 
 @dataclass
