@@ -298,3 +298,40 @@ def test_groups_of_equal_priority_go_in_name_order(start_daemon: StartDaemon) ->
         started = [r["name"] for r in rpc.startAllProcesses(False)]
         seen[kind] = (spawned, stopped, started)
     assert seen["agent"] == seen["supervisord"] == (["api", "talker", "web"],) * 3
+
+
+UNICODE = """
+[program:u]
+command=/bin/sh -c "printf 'caf\\303\\251 \\342\\202\\254'; exec sleep 1000"
+startsecs=0
+stdout_logfile=%(here)s/u.log
+"""
+
+
+def _windows(daemon: Daemon) -> list[tuple[str, int, int, object]]:
+    rpc = daemon_proxy(daemon).supervisor
+    seen: list[tuple[str, int, int, object]] = []
+    for method in ("readProcessStdoutLog", "tailProcessStdoutLog"):
+        for offset in range(10):
+            for length in (1, 2, 3, 9):
+                try:
+                    answer = getattr(rpc, method)("u", offset, length)
+                except xmlrpc.client.ProtocolError as error:
+                    answer = f"HTTP {error.errcode}"
+                seen.append((method, offset, length, answer))
+    return seen
+
+
+def test_a_log_window_that_cuts_a_character_is_an_error(start_daemon: StartDaemon) -> None:
+    """#18.2: "café €" read one byte at a time came back as U+FFFD garbage; supervisord
+    answers HTTP 500 for a window that cuts a character, and clients widen it on that."""
+    seen = {}
+    for kind in ("supervisord", "agent"):
+        daemon = start_daemon(UNICODE, kind=kind)
+        wait_for(lambda d=daemon: (d.dir / "u.log").read_bytes().endswith("€".encode()))
+        seen[kind] = _windows(daemon)
+    assert seen["agent"] == seen["supervisord"]
+    answers = {(offset, length): answer for method, offset, length, answer in seen["agent"]
+               if method == "readProcessStdoutLog"}
+    assert answers[(3, 1)] == "HTTP 500" and answers[(3, 2)] == "é"
+    assert not any("\ufffd" in str(answer) for *_, answer in seen["agent"])

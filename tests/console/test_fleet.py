@@ -22,8 +22,8 @@ from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Node, ProcessEvent
 from cesi_like.console.workers.poller import SHARDS, shares
 from cesi_like.supervisor_rpc.schema import running_description
-from tests.support.console import make_app, token_for
-from tests.support.daemons import Daemon, daemons, program
+from tests.support.console import bearer, make_app
+from tests.support.daemons import Daemon, StartDaemon, daemons, program
 from tests.support.hostile import XSS, hostile_node
 from tests.support.ports import free_port
 from tests.support.tlsproxy import tls_proxy
@@ -93,10 +93,6 @@ def fleet_app(tmp_path: Path, nodes: dict[str, Any]) -> Iterator[Flask]:
     make_poller(app).poll_now()
     yield app
     console(app).engine.dispose()
-
-
-def bearer(app: Flask, user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token_for(app, user)}"}
 
 
 def repoll(app: Flask) -> None:
@@ -431,3 +427,37 @@ def test_shard_leases_are_held_by_one_poller_each(fleet_app: Flask) -> None:
     finally:
         for poller in pollers:
             poller.stop()
+
+
+EURO_LINE = r"'\u20ac\u20ac\n'"  # "€€\n", 7 bytes: 1 KB windows cut its characters
+EUROS = f"""
+[program:euros]
+command={program("repeat.py", EURO_LINE, 1500)}
+startsecs=0
+stdout_logfile=%(here)s/euros.log
+"""
+
+
+@pytest.mark.parametrize("kind", ["supervisord", "agent"])
+def test_logs_whose_windows_cut_characters_are_read_whole(tmp_path: Path,
+                                                          start_daemon: StartDaemon,
+                                                          kind: str) -> None:
+    """#18.2: a node answers HTTP 500 for a log window that cuts a UTF-8 character (both do
+    now); the console widens the window instead of failing, and never invents a character:
+    a tail of 1000 bytes of 3-byte characters, and a download read in 1 KB windows."""
+    daemon = start_daemon(EUROS, kind=kind)
+    wait_for(lambda: (daemon.dir / "euros.log").exists()
+             and (daemon.dir / "euros.log").stat().st_size == 1500 * 7)
+    app = make_app(tmp_path, CESI_NODE_MAX_BYTES=8192)  # downloads read 1,024 bytes a call
+    with database.standalone(app) as db:
+        db.add(Node(name="n", url=daemon.url))
+        db.commit()
+    client, admin = app.test_client(), bearer(app, "admin")
+    url = "/api/v1/nodes/n/processes/euros:euros/log"
+    tail = client.get(f"{url}?length=1000", headers=admin)
+    assert tail.status_code == 200, tail.get_json()
+    assert tail.get_json()["data"].endswith("€€\n") and "\ufffd" not in tail.get_json()["data"]
+    download = client.get(f"{url}/download", headers=admin)
+    assert download.status_code == 200
+    assert download.get_data() == "€€\n".encode() * 1500
+    console(app).engine.dispose()

@@ -22,7 +22,8 @@ from cesi_like.console.context import console
 from cesi_like.console.services.credentials import hash_password
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Job, Node, User, utcnow
-from tests.support.console import PASSWORD, make_app, token_for
+from tests.support.console import PASSWORD, make_app
+from tests.support.console import bearer as support_bearer
 from tests.support.daemons import Daemon, daemons
 from tests.support.waiting import wait_for
 
@@ -74,7 +75,7 @@ def rollout_app(tmp_path: Path, nodes: list[Daemon]) -> Iterator[Flask]:
 
 
 def bearer(app: Flask, user: str = "op") -> dict[str, str]:
-    return {"Authorization": f"Bearer {token_for(app, user)}"}
+    return support_bearer(app, user)
 
 
 def pids(daemon: Daemon) -> dict[str, int]:

@@ -4,6 +4,7 @@ supervisord's way of applying one call to many processes."""
 from __future__ import annotations
 
 import asyncio
+import codecs
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from ..config import Config
 from ..groups import ProcessGroup
 from ..process import Process
 from ..supervisor import Supervisor
-from .dispatch import RPCError
+from .dispatch import RPCError, ServerError
 
 MAX_INT = 2**31 - 1
 
@@ -25,7 +26,17 @@ def capped(value: float) -> int:
 
 
 def text(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
+    """A window of a log as the answer's string. One that cuts a UTF-8 character at either
+    end is not answered with an invented character: supervisord answers HTTP 500 there, and
+    clients widen their window on that. (Bytes that are no UTF-8 at all, inside the window,
+    are shown as U+FFFD; supervisord refuses every window holding them.)"""
+    if data[:1] and 0x80 <= data[0] < 0xC0:
+        raise ServerError("the window begins inside a UTF-8 character")
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    decoded: str = decoder.decode(data)  # an unfinished character stays in its buffer
+    if decoder.getstate()[0]:
+        raise ServerError("the window ends inside a UTF-8 character")
+    return decoded
 
 
 class NamespaceBase:

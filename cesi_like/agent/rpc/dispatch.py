@@ -23,6 +23,11 @@ from ..logs import MainLog
 Method = Callable[..., Awaitable[Any]]
 
 
+class ServerError(Exception):
+    """A call supervisord answers with HTTP 500 rather than a fault (its method raised), and
+    clients tell apart from a fault: a log window that cuts a UTF-8 character, say."""
+
+
 class RPCError(Exception):
     """A Supervisor fault: `faultString` is `NAME` or `NAME: extra`."""
 

@@ -12,7 +12,7 @@ import os
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 
-from ..rpc.dispatch import Dispatcher
+from ..rpc.dispatch import Dispatcher, ServerError
 from ..supervisor import Supervisor
 from .page import WebUI
 from .server import Request, Response
@@ -110,7 +110,11 @@ class Routes:
             refused = _cross_site(request)
             if refused is not None:
                 return refused
-            body = await self.dispatcher.handle(request.body)
+            try:
+                body = await self.dispatcher.handle(request.body)
+            except ServerError as exc:  # as supervisord answers it
+                self.supervisor.log.debug(f"XML-RPC answered HTTP 500: {exc}")
+                return Response(500, b"Internal Server Error\n")
             return Response(200, body, "text/xml")
         if path.startswith("/logtail/"):
             return self._logtail(request, path[len("/logtail/"):])

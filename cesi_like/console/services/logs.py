@@ -5,7 +5,7 @@ node's own main log for admins."""
 from __future__ import annotations
 
 import xmlrpc.client
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -51,20 +51,30 @@ def main_tail(client: NodeClient, peer: NodeAddress, length: Any = 64 * 1024) ->
     """`{data}`: the last `length` bytes of the node's main log (`readLog` from the end).
     Supervisor has no offset-following call for the main log, so a reader re-reads the tail."""
     size = validate.whole(length, "length", 1, MAX_TAIL)
-    data = _call(client, peer, "supervisor.readLog", -size, 0)
+    data = _window(client, peer, "supervisor.readLog", lambda more: (-(size + more), 0))
     if not isinstance(data, str):
         raise NodeFailed(f"node {peer.name} is error: supervisor.readLog: malformed answer")
     return {"data": data}
 
 
-def _call(client: NodeClient, peer: NodeAddress, method: str, *params: Any) -> Any:
-    """A log method's answer; its fault (no such process, no log file) is a NotFound."""
-    try:
-        return client.call(peer, method, *params)
-    except xmlrpc.client.Fault as fault:
-        raise NotFound(fault_text(fault)) from None
-    except NodeError as exc:
-        raise NodeFailed(f"node {peer.name} is {exc.state}: {exc.reason}") from None
+CUT = 3  # a UTF-8 character has at most 4 bytes: a window cuts one by at most 3
+
+
+def _window(client: NodeClient, peer: NodeAddress, method: str,
+            params: Callable[[int], tuple[Any, ...]]) -> Any:
+    """A log method's answer for the window `params(0)` gives; its fault (no such process, no
+    log file) is a NotFound. Supervisor answers HTTP 500 for a window that cuts a UTF-8
+    character (rather than invent one): the window is tried again up to CUT bytes wider,
+    `params(more)` saying which way it grows."""
+    for more in range(CUT + 1):
+        try:
+            return client.call(peer, method, *params(more))
+        except xmlrpc.client.Fault as fault:
+            raise NotFound(fault_text(fault)) from None
+        except NodeError as exc:
+            if more == CUT or not exc.reason.startswith("HTTP 500"):
+                raise NodeFailed(f"node {peer.name} is {exc.state}: {exc.reason}") from None
+    raise AssertionError("not reached")
 
 
 def tail(client: NodeClient, peer: NodeAddress, spec: str, stream: str = "stdout",
@@ -75,7 +85,7 @@ def tail(client: NodeClient, peer: NodeAddress, spec: str, stream: str = "stdout
     method = f"supervisor.tailProcess{_stream(stream)}Log"
     start = validate.whole(offset, "offset", 0, 2**31 - 1)
     size = validate.whole(length, "length", 1, MAX_TAIL)
-    answer = _call(client, peer, method, name, start, size)
+    answer = _window(client, peer, method, lambda more: (name, start, size + more))
     if (not isinstance(answer, list) or len(answer) != 3 or not isinstance(answer[0], str)
             or not isinstance(answer[1], int) or isinstance(answer[1], bool)
             or not isinstance(answer[2], bool)):
@@ -86,7 +96,7 @@ def tail(client: NodeClient, peer: NodeAddress, spec: str, stream: str = "stdout
         # precede `offset`; a follower wants only what came after it.
         raw = data.encode("utf-8", "surrogateescape")
         fresh = max(0, end - start)
-        if fresh < len(raw):
+        if fresh < len(raw):  # `start` is where the last answer ended: a character's start
             data = raw[len(raw) - fresh:].decode("utf-8", "replace")
     return {"data": data, "offset": end, "overflow": overflow}
 
@@ -101,8 +111,8 @@ def download(client: NodeClient, peer: NodeAddress, spec: str,
     # XML escaping can grow text (`&` -> `&amp;`): leave room under the answer cap
     chunk = max(1024, min(CHUNK, client.max_bytes // 8))
 
-    def read(offset: int) -> str:
-        data = _call(client, peer, method, name, offset, chunk)
+    def read(offset: int) -> str:  # the window ends where a character does
+        data = _window(client, peer, method, lambda fewer: (name, offset, chunk - fewer))
         if not isinstance(data, str):
             raise NodeFailed(f"node {peer.name} is error: {method}: malformed answer")
         return data
