@@ -4,11 +4,17 @@ running agent: a Supervisor generation plus its HTTP servers and signal handling
 A restart (SIGHUP or `supervisor.restart`) ends the generation after an orderly stop and begins a
 new one from a freshly read config. If that config is broken, the old one is kept and the error
 logged: a typo must not take every program on the host down.
+
+SIGHUPs that arrive during a restart (from the signal until the new generation's programs
+have started) give one more restart, not one each: it follows once they have been quiet for
+`HUP_QUIET` seconds, so a storm of them (a config tool that sends one per file it changed)
+restarts the programs twice, as supervisord coalesces them, not once per signal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import signal
@@ -72,10 +78,12 @@ def drop_privileges(user: str | None) -> str | None:
     return None
 
 
-def daemonize(directory: str | None) -> None:
-    """Fork into the background: the parent exits, the child leads a new session."""
+def daemonize(directory: str | None, umask: int) -> None:
+    """Fork into the background: the parent exits, the child leads a new session with the
+    config's umask (supervisord sets it only here: in the foreground the shell's applies)."""
     if os.fork():
         os._exit(0)
+    os.umask(umask)
     if directory:
         os.chdir(directory)
     null = os.open(os.devnull, os.O_RDWR)
@@ -83,6 +91,9 @@ def daemonize(directory: str | None) -> None:
         os.dup2(null, fd)
     os.close(null)
     os.setsid()
+
+
+HUP_QUIET = 1.0  # seconds without a SIGHUP before the restart the others asked for
 
 
 class Agent:
@@ -100,8 +111,22 @@ class Agent:
         self.reread = reread
         self.listeners = listeners
         self.supervisor: Supervisor | None = None
+        self._restarting = False  # from a restart's signal until its programs have started
+        self._hup_again = False  # a SIGHUP came during it: one more restart after it
+        self._last_hup = 0.0
+        self._between: list[int] = []  # signals that came between two generations
 
-    def _on_signal(self, supervisor: Supervisor, signum: int) -> None:
+    HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR2)
+
+    def _child_quit(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.child_quit()
+
+    def _on_signal(self, signum: int) -> None:
+        supervisor = self.supervisor
+        if supervisor is None:  # the next generation takes it when it has started
+            self._between.append(signum)
+            return
         name = signal.Signals(signum).name
         if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             self.log.warn(f"received {name} indicating exit request")
@@ -109,37 +134,72 @@ class Agent:
         elif signum == signal.SIGHUP:
             if supervisor.state == SupervisorState.SHUTDOWN:
                 self.log.warn(f"ignored {name} indicating restart request (shutdown in progress)")
+            elif self._restarting or supervisor.state == SupervisorState.RESTARTING:
+                if not self._hup_again:
+                    self.log.warn(f"received {name} during a restart: one more restart will "
+                                  "follow it")
+                self._hup_again = True
+                self._last_hup = asyncio.get_running_loop().time()
             else:
                 self.log.warn(f"received {name} indicating restart request")
+                self._restarting = True
                 supervisor.request_stop(SupervisorState.RESTARTING)
         elif signum == signal.SIGUSR2:
             supervisor.reopen_logs()
 
     async def run(self) -> None:
-        """Serve until shut down; each loop iteration is one generation."""
+        """Serve until shut down, one generation after another."""
         loop = asyncio.get_running_loop()
-        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR2)
-        while True:
-            supervisor = Supervisor(self.config, self.log, loop)
-            self.supervisor = supervisor
-            loop.add_signal_handler(signal.SIGCHLD, supervisor.child_quit)
-            for signum in handled:
-                loop.add_signal_handler(signum, self._on_signal, supervisor, signum)
-            # Programs first: their startsecs clock starts at spawn, while the HTTP side
-            # (imported only now) is ready long before anyone can see a RUNNING state.
-            supervisor.start()
-            servers = await self._start_servers(supervisor)
-            supervisor.reap()  # children that died before the handler was installed
-            await supervisor.wait_stopped()
-            for server in servers:
-                await server.close()
-            supervisor.close()
-            if supervisor.state == SupervisorState.SHUTDOWN:
-                for signum in (*handled, signal.SIGCHLD):
-                    loop.remove_signal_handler(signum)
-                self._close_listeners()
-                return
+        loop.add_signal_handler(signal.SIGCHLD, self._child_quit)
+        for signum in self.HANDLED:
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        while await self._generation() != SupervisorState.SHUTDOWN:
+            # the generation is over and unreferenced: free all of it (its processes,
+            # channels and servers hold each other) before the next is read and built, so
+            # the next reuses its memory instead of fragmenting a new megabyte each restart
+            gc.collect()
             self._restart_config()
+        for signum in (*self.HANDLED, signal.SIGCHLD):
+            loop.remove_signal_handler(signum)
+        self._close_listeners()
+
+    async def _generation(self) -> SupervisorState:
+        """Run one Supervisor and its servers until it stops; how it stopped."""
+        loop = asyncio.get_running_loop()
+        supervisor = Supervisor(self.config, self.log, loop)
+        self.supervisor = supervisor
+        # Programs first: their startsecs clock starts at spawn, while the HTTP side
+        # (imported only now) is ready long before anyone can see a RUNNING state.
+        supervisor.start()
+        servers = await self._start_servers(supervisor)
+        supervisor.reap()  # children that died before the handler was installed
+        for signum in self._between:
+            self._on_signal(signum)
+        self._between.clear()
+        settling = loop.create_task(self._restart_settled(supervisor))
+        await supervisor.wait_stopped()
+        settling.cancel()
+        for server in servers:
+            await server.close()
+        supervisor.close()
+        self.supervisor = None
+        return supervisor.state
+
+    async def _restart_settled(self, supervisor: Supervisor) -> None:
+        """A generation's programs have started: a restart is over, unless SIGHUPs came
+        during it, which give one more once they have been quiet for HUP_QUIET."""
+        await supervisor.settled()
+        loop = asyncio.get_running_loop()
+        while self._hup_again:
+            quiet = loop.time() - self._last_hup
+            if quiet < HUP_QUIET:
+                await asyncio.sleep(HUP_QUIET - quiet)
+                continue
+            self._hup_again = False
+            self.log.warn("restarting for the SIGHUPs received during the last restart")
+            supervisor.request_stop(SupervisorState.RESTARTING)
+            return  # the next generation is still part of a restart
+        self._restarting = False
 
     async def _start_servers(self, supervisor: Supervisor) -> list[HttpServer]:
         # imported here, after the programs are spawned: see run()

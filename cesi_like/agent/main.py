@@ -140,7 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"Error: {problem}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    os.umask(server.umask)
     try:
         log = make_log(config)
     except OSError as exc:
@@ -161,8 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"Error: cannot open an HTTP server: {exc}", file=sys.stderr)
         return 1
-    if not server.nodaemon:
-        daemonize(server.directory)
+    if not server.nodaemon:  # the umask too, as supervisord: in the foreground, the shell's
+        daemonize(server.directory, server.umask)
     try:
         with open(server.pidfile, "w") as handle:
             handle.write(f"{os.getpid()}\n")

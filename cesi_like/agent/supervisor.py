@@ -79,6 +79,7 @@ class Supervisor:
         self.transitions = TransitionLog()  # and what each process change was, for the feed
         self.events = EventBus()
         self._tick_timer: asyncio.TimerHandle | None = None
+        self._shutdown_timer: asyncio.TimerHandle | None = None
 
     # -- ProcessHost -----------------------------------------------------------------------
 
@@ -389,6 +390,15 @@ class Supervisor:
                     reader.read_available()
             process.finish(status)
 
+    async def settled(self) -> None:
+        """Until no process is STARTING: what a start (or a restart) set in motion is over."""
+        while True:
+            starting = [p for g in self.groups.values() for p in g.processes.values()
+                        if p.state == ProcessState.STARTING]
+            if not starting:
+                return
+            await self.wait_change(starting[0])
+
     async def wait_change(self, process: Process, timeout: float | None = None) -> None:
         """Resolve at the next state change of `process` (or after `timeout` seconds)."""
         future: asyncio.Future[None] = self.loop.create_future()
@@ -424,7 +434,7 @@ class Supervisor:
         """Re-check once a second so `waiting for ...` is reported even when nothing changes."""
         self._continue_shutdown()
         if not self._done.done():
-            self.loop.call_later(1.0, self._shutdown_tick)
+            self._shutdown_timer = self.loop.call_later(1.0, self._shutdown_tick)
 
     def _continue_shutdown(self) -> None:
         """Stop the highest-priority group still running; finish when none is left."""
@@ -452,8 +462,9 @@ class Supervisor:
 
     def close(self) -> None:
         """Release everything: pipes, log files. Called once all processes are stopped."""
-        if self._tick_timer is not None:
-            self._tick_timer.cancel()
+        for timer in (self._tick_timer, self._shutdown_timer):
+            if timer is not None:  # a pending one would hold this generation for a second
+                timer.cancel()
         for child in self.children.values():
             for reader in list(child.readers):
                 reader.read_available()

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import xmlrpc.client
 from pathlib import Path
 
@@ -216,3 +217,39 @@ def test_an_rpc_plugin_it_cannot_host_is_said_once_at_start(start_daemon: StartD
     with pytest.raises(xmlrpc.client.Fault) as unknown:
         server_proxy(daemon.url).twiddler.getAPIVersion()
     assert unknown.value.faultCode == 1  # UNKNOWN_METHOD
+
+
+def test_a_storm_of_sighups_is_two_restarts_and_the_last_config_wins(
+        start_daemon: StartDaemon) -> None:
+    """#18.10: 50 SIGHUPs in 5 s restarted the agent 27-39 times (thousands of program
+    restarts); supervisord coalesces them into two. Signals that arrive during a restart now
+    give one more, once they are quiet: two restarts, the second with the config of the last
+    signal."""
+    daemon = start_daemon("[program:worker]\ncommand=sleep 1000\nprocess_name=w%(process_num)s"
+                          "\nnumprocs=5\n")
+    for index in range(5):
+        daemon.wait_state(f"worker:w{index}", "RUNNING")
+    base = daemon.conf.read_text()
+    for round_ in range(50):
+        daemon.conf.write_text(base.replace("sleep 1000", f"sleep {1000 + round_}"))
+        daemon.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.05)  # the storm's own pace: the thing under test, not a wait for it
+    wait_for(lambda: "sleep 1049" in Path(f"/proc/{daemon.info('worker:w0')['pid']}/cmdline")
+             .read_text().replace("\0", " ") and daemon.state("worker:w4") == "RUNNING",
+             30, "the last config running")
+    generations = daemon.log().count("RPC interface 'supervisor' initialized")
+    assert generations == 3, daemon.log()[-3000:]  # the start, then two restarts
+
+
+def test_the_umask_applies_as_supervisords_does(start_daemon: StartDaemon) -> None:
+    """#18.10: with umask=000 the agent wrote its pidfile 0666 in the foreground; supervisord
+    sets its umask only when it goes into the background, so the shell's applies (0644)."""
+    modes = {}
+    old = os.umask(0o022)
+    try:
+        for kind in ("supervisord", "agent"):
+            daemon = start_daemon("", kind=kind, extra_args=("-n", "-m", "000"))
+            modes[kind] = (daemon.dir / "daemon.pid").stat().st_mode & 0o777
+    finally:
+        os.umask(old)
+    assert modes["agent"] == modes["supervisord"] == 0o644

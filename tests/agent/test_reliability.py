@@ -9,6 +9,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -282,3 +283,28 @@ def test_a_full_disk_corrupts_no_line(start_daemon: StartDaemon, tmp_path: Path)
     bad = [line for line in lines[:-1] if not re.fullmatch(rb"\d{8} x{90}", line)]
     assert not bad, bad[:5]
     assert lines[-1] == b""  # the last line is whole too
+
+
+def test_restarts_leave_nothing_behind(start_daemon: StartDaemon) -> None:
+    """#18.10: each SIGHUP restart kept about half a megabyte (60 restarts of 100 programs:
+    27.9 -> 47.7 MB, where supervisord goes 25.4 -> 31.8). An ended generation's objects hold each other, so only the
+    collector frees them, late; and its once-a-second shutdown check, still pending, held it
+    for a second more, so quick restarts piled generations up. Now the check is cancelled and
+    the ended generation collected before the next is built: memory stays where it is."""
+    daemon = start_daemon("[program:p]\ncommand=sleep 1000\nprocess_name=p%(process_num)s\n"
+                          "numprocs=50\nstartsecs=0\nstdout_logfile=NONE\n"
+                          "stderr_logfile=NONE\n")
+
+    def restart(count: int) -> None:
+        for _ in range(count):
+            done = daemon.log().count("RPC interface 'supervisor' initialized")
+            daemon.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda n=done: daemon.log().count(
+                "RPC interface 'supervisor' initialized") > n, what="the restart")
+            wait_for(lambda: daemon.state("p:p49") == "RUNNING", what="its programs")
+
+    restart(5)
+    settled = rss_kb(daemon.proc.pid)
+    restart(15)
+    grown = (rss_kb(daemon.proc.pid) - settled) / 1024
+    assert grown < 1.5, f"{grown:.1f} MB more after 15 more restarts"
