@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..inifile import ConfigError, IniFile, Section, env_expansions, expand, read_ini
 from . import datatypes as dt
+from . import result_handlers
 from .loglevel import LogLevel
 
 AUTO = "AUTO"
@@ -72,7 +73,9 @@ class GroupConfig:
     kind: str  # "program", "group", "eventlistener" or "fcgi-program"
     events: tuple[str, ...] = ()
     buffer_size: int = 10
-    result_handler: str = ""
+    result_handler: str = result_handlers.DEFAULT  # as written: what reloadConfig compares
+    handler: result_handlers.ResultHandler = field(
+        default=result_handlers.default_handler, compare=False)  # what it names, imported
     socket: str = ""
 
 
@@ -421,6 +424,12 @@ def _listener_pool(
             f"[{section.name}] section sets redirect_stderr=true but this is not allowed "
             "because it will interfere with the eventlistener protocol",
         )
+    spec = r.text("result_handler", result_handlers.DEFAULT) or result_handlers.DEFAULT
+    try:
+        handler = result_handlers.load(spec)
+    except Exception as exc:  # importing a plugin runs its code: anything can go wrong
+        raise section.error("result_handler", f"{spec} cannot be resolved within "
+                            f"[{section.name}]: {type(exc).__name__}: {exc}") from None
     return GroupConfig(
         name=pool_name,
         priority=r.typed("priority", dt.integer, "-1"),
@@ -428,7 +437,8 @@ def _listener_pool(
         kind="eventlistener",
         events=tuple(sorted(set(events))),
         buffer_size=buffer_size,
-        result_handler=r.text("result_handler", "supervisor.dispatchers:default_handler") or "",
+        result_handler=spec,
+        handler=handler,
     )
 
 

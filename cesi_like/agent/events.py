@@ -11,9 +11,14 @@ accepted (at most `buffer_size`, dropping the oldest) and hands each event to on
                            + L characters of payload
     RESULT 2\\nOK       ->  done (anything but OK: the event is put back at the head)
 
-A member that writes anything else is UNKNOWN and gets no more events until it restarts; its
-event goes back to the pool. Listeners are fed through the daemon's non-blocking stdin queue,
-so a slow or stuck listener delays only its own pool, never process management or the RPC.
+The pool's `result_handler` judges the RESULT body (see result_handlers). A member that writes
+anything else, or whose result makes the handler fail, is UNKNOWN and gets no more events until
+it restarts; its event goes back to the pool. A rejected event is offered again, as supervisord
+does, but not at once: after `REJECTED_PAUSE` seconds, doubling with each rejection in a row
+up to `MAX_REJECTED_PAUSE`, so a listener that rejects everything costs a few log lines a
+minute instead of a busy loop (supervisord: 41,000 warnings in 6 s). Listeners are fed through
+the daemon's non-blocking stdin queue, so a slow or stuck listener delays only its own pool,
+never process management or the RPC.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ from typing import Protocol
 
 from ..supervisor_rpc.states import ProcessState
 from .config import GroupConfig
-from .process import Process
+from .process import Process, TimerHandle
+from .result_handlers import Verdict, judge
 
 MAX_SERIAL = 2**63 - 1  # supervisord wraps its serials at sys.maxsize
 READY = b"READY\n"
 RESULT = b"RESULT "
 MAX_RESULT_LINE = 64  # "RESULT <len>": longer without a newline is a protocol violation
+REJECTED_PAUSE = 0.1  # seconds before a rejected event is offered again...
+MAX_REJECTED_PAUSE = 10.0  # ...doubling with each rejection in a row, up to this
 
 
 class ListenerState(enum.IntEnum):
@@ -80,6 +88,8 @@ class PoolHost(Protocol):
 
     def write_stdin(self, process: Process, data: bytes) -> None: ...
 
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle: ...
+
     def debug(self, message: str) -> None: ...
 
     def warn(self, message: str) -> None: ...
@@ -105,6 +115,8 @@ class ListenerPool:
         self.host = host
         self.buffer: deque[Event] = deque()
         self.serial = -1
+        self._rejections = 0  # in a row: how long the pool pauses before offering again
+        self._paused: TimerHandle | None = None
 
     @property
     def name(self) -> str:
@@ -133,7 +145,7 @@ class ListenerPool:
 
     def dispatch(self) -> None:
         """Hand buffered events, oldest first, to READY members while there are any."""
-        while self.buffer:
+        while self.buffer and self._paused is None:
             member = next((p for p, m in self.members.items()
                            if p.state == ProcessState.RUNNING
                            and m.state == ListenerState.READY), None)
@@ -235,13 +247,39 @@ class ListenerPool:
 
     def _result(self, process: Process, member: _Member, result: bytes) -> None:
         event, member.event = member.event, None
-        if result == b"OK":
+        verdict, error = judge(self.config.handler, event, result)
+        if verdict == Verdict.PROCESSED:
             self.host.debug(f"{process.name}: event was processed")
-        else:  # supervisord's default_handler rejects anything but OK: try again later
+            self._rejections = 0
+            self._change(process, ListenerState.ACKNOWLEDGED)
+            return
+        if verdict == Verdict.REJECTED:
             self.host.warn(f"{process.name}: event was rejected")
-            if event is not None:
-                self.accept(event, head=True)
-        self._change(process, ListenerState.ACKNOWLEDGED)
+            self._change(process, ListenerState.ACKNOWLEDGED)
+            self._pause()
+        else:
+            self.host.warn(f"{process.name}: event caused an error ({error})")
+            self._change(process, ListenerState.UNKNOWN)
+        if event is not None:
+            self.accept(event, head=True)
+
+    def _pause(self) -> None:
+        """Hold the buffer back after a rejection, longer each time in a row."""
+        delay = min(REJECTED_PAUSE * 2 ** self._rejections, MAX_REJECTED_PAUSE)
+        self._rejections += 1
+        if self._paused is not None:
+            self._paused.cancel()
+        self._paused = self.host.call_later(delay, self._resume)
+
+    def _resume(self) -> None:
+        self._paused = None
+        self.dispatch()
+
+    def close(self) -> None:
+        """The generation is over: no more pending work (a timer would keep the pool alive)."""
+        if self._paused is not None:
+            self._paused.cancel()
+            self._paused = None
 
     def _violated(self, process: Process, member: _Member) -> None:
         self._change(process, ListenerState.UNKNOWN)

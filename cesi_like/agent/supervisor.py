@@ -259,7 +259,9 @@ class Supervisor:
                 channel.close()
             self._close_stdin(child)
         del self.groups[name]
-        self.events.pools.pop(name, None)
+        pool = self.events.pools.pop(name, None)
+        if pool is not None:
+            pool.close()
         self.changes += 1
         self.events.publish("PROCESS_GROUP_REMOVED", f"groupname:{name}\n")
         return True
@@ -465,6 +467,8 @@ class Supervisor:
         for timer in (self._tick_timer, self._shutdown_timer):
             if timer is not None:  # a pending one would hold this generation for a second
                 timer.cancel()
+        for pool in self.events.pools.values():
+            pool.close()
         for child in self.children.values():
             for reader in list(child.readers):
                 reader.read_available()

@@ -195,3 +195,101 @@ def test_a_stuck_listener_does_not_hold_up_supervisorctl(start_daemon: StartDaem
         assert "p                                RUNNING" in status.stdout, status.stdout
         daemon.rpc().stopProcess("p")
         daemon.rpc().startProcess("p")
+
+
+def handlers_on_path(monkeypatch: pytest.MonkeyPatch, directory: Path, **modules: str) -> None:
+    """Write each module's source into `directory` and put it on the daemons' import path."""
+    for name, source in modules.items():
+        (directory / f"{name}.py").write_text(source)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(directory), os.environ.get("PYTHONPATH")])))
+
+
+def without_colours(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_supervisor_stdlog_relays_output_as_under_supervisord(
+        start_daemon: StartDaemon) -> None:
+    """#18.1: supervisor-stdlog (from PyPI, unchanged) answers each PROCESS_LOG event with the
+    event itself, and its `result_handler` writes it to the daemon's own stdout. The agent
+    judged the answers by the default rule: every event rejected and sent again, forever."""
+    relayed = {}
+    for kind in ("supervisord", "agent"):
+        daemon = start_daemon(
+            "[program:web]\ncommand=sh -c 'echo hello from web; echo second line; "
+            "sleep 1000'\nstartsecs=0\nstdout_events_enabled=true\n"
+            f"[eventlistener:stdlog]\ncommand={sys.executable} -m supervisor_stdlog\n"
+            "events=PROCESS_LOG\nbuffer_size=100\nstartsecs=0\n"
+            "result_handler=supervisor_stdlog:log_handler\n", kind=kind)
+        stdout = daemon.dir / "stdout.txt"
+        relayed[kind] = wait_for(
+            lambda s=stdout: "web | second line" in without_colours(s.read_text())
+            and [line for line in without_colours(s.read_text()).splitlines()
+                 if line.startswith("web")], what=f"{kind}: the relayed lines")
+        assert "rejected" not in (daemon.dir / "main.log").read_text()
+    assert relayed["agent"] == relayed["supervisord"] == ["web | hello from web",
+                                                          "web | second line"]
+
+
+def test_a_result_handler_that_cannot_be_imported_starts_nothing(
+        start_daemon: StartDaemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """supervisor-stdout's handler is Python 2 (`print '...'`): supervisord stops at the
+    import; so does the agent, naming the file, line and key, before spawning anything."""
+    handlers_on_path(monkeypatch, tmp_path, py2_stdout="def event_handler(event, response):\n"
+                     "    print '%s' % response\n")
+    marker = tmp_path / "spawned"
+    programs = (f"[program:web]\ncommand=touch {marker}\nstartsecs=0\nautorestart=false\n"
+                "[eventlistener:stdout]\ncommand=cat\nevents=PROCESS_LOG\n"
+                "result_handler=py2_stdout:event_handler\n")
+    for kind in ("supervisord", "agent"):
+        daemon = start_daemon(programs, kind=kind, wait=False)
+        assert daemon.proc.wait(20) != 0, kind
+        output = (daemon.dir / "stdout.txt").read_text()
+        assert "py2_stdout" in output, (kind, output)
+    line = daemon.conf.read_text().splitlines().index("result_handler=py2_stdout:event_handler")
+    assert f"daemon.conf:{line + 1}: [eventlistener:stdout] result_handler:" in output, output
+    assert "SyntaxError" in output and "py2_stdout.py, line 2" in output
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["supervisord", "agent"])
+def test_a_result_handler_that_fails_makes_the_listener_unknown(
+        start_daemon: StartDaemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        kind: str) -> None:
+    """A handler that raises anything but RejectEvent: the event caused an error and the
+    listener gets no more events, under both daemons."""
+    handlers_on_path(monkeypatch, tmp_path, broken="def handler(event, response):\n"
+                     "    raise ValueError('cannot parse ' + response.decode())\n")
+    out = tmp_path / "events"
+    daemon = start_daemon(config(out, events="PROCESS_GROUP")
+                          + "result_handler=broken:handler\n", kind=kind)
+    log = daemon.dir / "main.log"
+    wait_for(lambda: "has entered the UNKNOWN state" in log.read_text(), what="UNKNOWN")
+    assert "watch: event caused an error" in log.read_text()
+    assert len(received(out)) == 1
+
+
+def test_a_listener_that_rejects_everything_does_not_spin_the_agent(
+        start_daemon: StartDaemon, tmp_path: Path) -> None:
+    """A rejected event comes again after a pause that doubles with each rejection (to 10 s),
+    not at once: 2 s of rejections are a handful of log lines and almost no CPU (supervisord
+    re-sends at once, forever: 41,000 warnings in 6 s). Once the listener accepts, the event
+    is delivered and the pause is over."""
+    out = tmp_path / "events"
+    daemon = start_daemon(config(out, "fail-until", "PROCESS_GROUP"))
+    log = daemon.dir / "main.log"
+    wait_for(lambda: log.read_text().count("watch: event was rejected") >= 4,
+             what="a few rejections")
+    with open(f"/proc/{daemon.proc.pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    cpu_seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    rejections = log.read_text().count("watch: event was rejected")
+    assert rejections < 12, rejections  # 0.1 + 0.2 + 0.4 + 0.8 s... so far
+    assert cpu_seconds < 2, cpu_seconds
+    first = received(out)[0]
+    assert {e[1] for e in received(out)} == {first[1]}  # the same event each time
+    Path(f"{out}.ok").touch()
+    wait_for(lambda: len({e[1] for e in received(out)}) == 3, 30, what="the events after it")
+    serials = [e[1] for e in received(out)]
+    assert serials[-3:] == sorted(set(serials[-3:])) and first[1] in serials

@@ -287,10 +287,11 @@ def test_a_full_disk_corrupts_no_line(start_daemon: StartDaemon, tmp_path: Path)
 
 def test_restarts_leave_nothing_behind(start_daemon: StartDaemon) -> None:
     """#18.10: each SIGHUP restart kept about half a megabyte (60 restarts of 100 programs:
-    27.9 -> 47.7 MB, where supervisord goes 25.4 -> 31.8). An ended generation's objects hold each other, so only the
-    collector frees them, late; and its once-a-second shutdown check, still pending, held it
-    for a second more, so quick restarts piled generations up. Now the check is cancelled and
-    the ended generation collected before the next is built: memory stays where it is."""
+    27.9 -> 47.7 MB, where supervisord goes 25.4 -> 31.8). An ended generation's objects hold
+    each other, so only the collector frees them, late; and its once-a-second shutdown check,
+    still pending, held it for a second more, so quick restarts piled generations up. Now the
+    check is cancelled and the ended generation collected before the next is built: memory
+    stays where it is."""
     daemon = start_daemon("[program:p]\ncommand=sleep 1000\nprocess_name=p%(process_num)s\n"
                           "numprocs=50\nstartsecs=0\nstdout_logfile=NONE\n"
                           "stderr_logfile=NONE\n")

@@ -1,12 +1,14 @@
 """An event listener built on supervisor.childutils (PyPI `supervisor`), as real listeners
 are; writes each event it gets to a file.
 
-usage: listener.py OUT [fail-first|garbage|stuck]
+usage: listener.py OUT [fail-first|garbage|stuck|fail-until]
   fail-first  answer FAIL to the first event (it must come again), OK after
   garbage     answer the first event with something that is not a RESULT
   stuck       never answer the first event
+  fail-until  answer FAIL until a file OUT.ok exists, OK after
 """
 
+import os
 import sys
 import time
 
@@ -21,7 +23,9 @@ while True:
         out.write(f"{headers['eventname']}|{headers['serial']}|{headers['pool']}|"
                   f"{headers['poolserial']}|{headers['ver']}|{payload!r}\n")
     count += 1
-    if count == 1 and mode == "fail-first":
+    rejected = ((count == 1 and mode == "fail-first")
+                or (mode == "fail-until" and not os.path.exists(out_path + ".ok")))
+    if rejected:
         childutils.listener.fail(sys.stdout)
     elif mode == "stuck":
         time.sleep(100_000)
