@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TextIO
 
@@ -33,6 +34,10 @@ class RotatingFile:
     A write that fails (a full disk) takes back the line it left unfinished, and the rest of
     that line is dropped when writing works again: output is lost while the disk is full,
     but no half line is ever glued to the next one.
+
+    Every byte written has a position: its number in everything this object wrote, across
+    rotations. `locate` says which file, if any still does, holds a position, so a reader
+    slower than the writer (`tail -f`) can follow from the files at its own pace.
     """
 
     def __init__(self, path: str, maxbytes: int = 0, backups: int = 0,
@@ -45,14 +50,43 @@ class RotatingFile:
         self._size = 0
         self._line_start = 0  # the size just after the last newline written
         self._torn = False  # a failed write lost part of a line: drop up to its newline
+        self._inode = -1
+        self._start = 0  # the position of the current file's first byte
+        self._backup_starts: deque[int] = deque(maxlen=max(backups, 0))  # path.1's, path.2's...
         self.open()
 
     def open(self) -> None:
         """(Re)open the file for appending; used at start and on SIGUSR2."""
+        before, end = self._inode, self.end
+        self._open()
+        if self._inode != before and before >= 0:  # someone else moved it (logrotate)
+            self._start = end  # what the new file holds comes after what we wrote
+            self._backup_starts.clear()  # and the backups are not where rotate() put them
+
+    def _open(self) -> None:
         self.close()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                            self.mode)
-        self._size = self._line_start = os.fstat(self._fd).st_size
+        stat = os.fstat(self._fd)
+        self._inode = stat.st_ino
+        self._size = self._line_start = stat.st_size
+
+    @property
+    def end(self) -> int:
+        """The position after the last byte written."""
+        return self._start + self._size
+
+    def locate(self, position: int) -> tuple[str, int, int] | int:
+        """Where the byte at `position` is kept: (file, offset in it, bytes from there to the
+        end of that file). If rotation or a clear removed it: the first position still kept."""
+        if position >= self._start:
+            return self.path, position - self._start, self.end - position
+        end = self._start
+        for index, start in enumerate(self._backup_starts, 1):
+            if position >= start:
+                return f"{self.path}.{index}", position - start, end - position
+            end = start
+        return self._backup_starts[-1] if self._backup_starts else self._start
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -123,6 +157,10 @@ class RotatingFile:
     def rotate(self) -> None:
         """Shift `path.i` to `path.i+1`, `path` to `path.1`, start an empty `path`."""
         self.close()
+        if self._backup_starts.maxlen:
+            self._backup_starts.appendleft(self._start)
+        self._start = self.end
+        self._size = 0
         if self.backups > 0:
             for index in range(self.backups - 1, 0, -1):
                 source = f"{self.path}.{index}"
@@ -131,16 +169,19 @@ class RotatingFile:
             os.replace(self.path, f"{self.path}.1")
         else:
             _unlink(self.path)
-        self.open()
+        self._open()
 
     def clear(self) -> None:
         """Truncate the current file and delete its backups (clearProcessLogs / clearLog)."""
         self.close()
+        self._backup_starts.clear()
+        self._start = self.end
+        self._size = 0
         for index in range(1, self.backups + 1):
             _unlink(f"{self.path}.{index}")
         with open(self.path, "wb"):
             pass
-        self.open()
+        self._open()
 
 
 def _unlink(path: str) -> None:
@@ -181,8 +222,6 @@ class MainLog:
             return
         line = f"{format_time(time.time())} {level.tag} {message}\n"
         data = line.encode("utf-8", "backslashreplace")
-        for listener in list(self.listeners):
-            listener(data)
         if self.file is not None:
             try:
                 self.file.write(data)
@@ -192,6 +231,8 @@ class MainLog:
                     self._last_failure = now
                     print(f"cesi-agentd: cannot write {self.file.path}: {exc.strerror}",
                           file=sys.stderr)
+        for listener in list(self.listeners):  # after the file: followers read on from there
+            listener(data)
         if self.echo is not None:
             try:
                 self.echo.write(line)

@@ -67,6 +67,29 @@ def test_backups_beyond_the_count_are_dropped(tmp_path: Path) -> None:
         "out.log.2", "out.log.1", "out.log"]
 
 
+def test_every_position_is_located_across_rotations(tmp_path: Path) -> None:
+    """What a slow `tail -f` reads from: each byte written has a position that names the file
+    still holding it; rotation past the backups, a clear and an outside move (logrotate, then
+    SIGUSR2) each say where what is left begins."""
+    path = tmp_path / "p.log"
+    log = RotatingFile(str(path), maxbytes=10, backups=2)
+    for letter in b"abcdefg":  # files of two lines: ab cd ef g
+        log.write(bytes([letter]) * 4 + b"\n")
+    assert log.end == 35
+    assert log.locate(3) == 10  # "ab" is gone: p.log.2 holds from position 10
+    assert log.locate(12) == (f"{path}.2", 2, 8)
+    assert log.locate(21) == (f"{path}.1", 1, 9)
+    assert log.locate(32) == (str(path), 2, 3)
+    assert (tmp_path / "p.log.2").read_bytes()[2:] == b"cc\ndddd\n"
+    log.clear()
+    assert log.locate(12) == 35 and log.end == 35
+    log.write(b"hhhh\n")
+    os.replace(path, tmp_path / "moved")  # logrotate
+    log.open()
+    log.write(b"ii\n")
+    assert log.locate(36) == 40 and log.locate(41) == (str(path), 1, 2)
+
+
 def test_read_range_and_tail_match_supervisord(tmp_path: Path) -> None:
     from supervisor.options import readFile, tailFile
 

@@ -132,8 +132,12 @@ def test_the_main_log_says_what_supervisords_says(start_daemon: StartDaemon) -> 
         log = daemon.log()
         blink = [line.split(" ", 3)[3] for line in log.splitlines() if "blink" in line
                  and ("success:" in line or "exited:" in line)]
-        assert blink == [
-            "success: blink entered RUNNING state, process has stayed up for > than 0 "
-            "seconds (startsecs)", "exited: blink (exit status 0; expected)"], kind
+        success = ("success: blink entered RUNNING state, process has stayed up for > than 0 "
+                   "seconds (startsecs)")
+        exited = "exited: blink (exit status 0; expected)"
+        # supervisord skips the success line when it reaps the exit before its next look at
+        # the STARTING process (under load); the agent always logs it
+        assert blink == [success, exited] or (kind == "supervisord" and blink == [exited]), \
+            (kind, blink)
         assert "DEBG received SIGCHLD indicating a child quit" in log, kind
         assert "INFO waiting for slowstop to stop" in log, kind

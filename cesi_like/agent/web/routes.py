@@ -1,78 +1,19 @@
 """The agent's HTTP routes: `/RPC2` (XML-RPC), `/logtail/...` and `/mainlogtail` (streams),
 and the status page (`page.py`).
 
-Streams follow the writer, not the file: a follower subscribes to the channel and gets each
-chunk as it is captured, so rotation and truncation never lose or repeat a byte for it.
+Streams follow the writer while the reader keeps up and the files when it does not (see
+follow.py), so a slow reader gets every byte rotation left, at its own pace.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
 
 from ..rpc.dispatch import Dispatcher, ServerError
 from ..supervisor import Supervisor
+from .follow import follow
 from .page import WebUI
 from .server import Request, Response
-
-TAIL_START = 1024
-"""Bytes of history a new follower gets first, as supervisord sends."""
-
-FOLLOWER_BACKLOG = 1024 * 1024
-"""A follower whose queue holds this much (its connection's writes are capped too) is
-disconnected rather than buffered without bound."""
-
-
-def _last_bytes(path: str | None, count: int) -> bytes:
-    if path is None:
-        return b""
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            handle.seek(max(0, size - count))
-            return handle.read()
-    except OSError:
-        return b""
-
-
-async def follow(
-    history: bytes, listeners: list[Callable[[bytes], None]]
-) -> AsyncIterator[bytes]:
-    """Yield `history`, then every chunk the listeners list is fed, until the client leaves."""
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-    backlog = 0
-
-    def listener(data: bytes) -> None:
-        nonlocal backlog
-        backlog += len(data)
-        if backlog <= FOLLOWER_BACKLOG:
-            queue.put_nowait(data)
-        else:  # the stream ends at the None: stop feeding it
-            listeners.remove(listener)
-            queue.put_nowait(None)
-
-    listeners.append(listener)
-    try:
-        yield history
-        while True:
-            chunk = await queue.get()
-            if chunk is None:
-                return
-            parts = [chunk]
-            while not queue.empty():
-                more = queue.get_nowait()
-                if more is None:
-                    return
-                parts.append(more)
-            data = b"".join(parts)
-            backlog -= len(data)
-            yield data
-    finally:
-        if listener in listeners:
-            listeners.remove(listener)
-
 
 XML = frozenset({"text/xml", "application/xml"})
 
@@ -134,17 +75,20 @@ class Routes:
         if process is None:
             return Response(404, b"Not Found\n")
         channel = self.supervisor.channel(process, channel_name)
-        if channel.path is None:
+        try:
+            channel.open()
+        except OSError:
             return Response(404, b"Not Found\n")
-        stream = follow(_last_bytes(channel.path, TAIL_START), channel.listeners)
+        if channel.file is None:
+            return Response(404, b"Not Found\n")
+        stream = follow(channel.file, channel.listeners)
         return Response(200, content_type=TEXT, headers=STREAM_HEADERS, stream=stream)
 
     def _mainlogtail(self, request: Request) -> Response:
         if request.method != "GET":
             return Response(400, b"Bad Request\n")
         log = self.supervisor.log
-        path = log.file.path if log.file is not None else None
-        if path is None:
+        if log.file is None:
             return Response(404, b"Not Found\n")
-        stream = follow(_last_bytes(path, TAIL_START), log.listeners)
+        stream = follow(log.file, log.listeners)
         return Response(200, content_type=TEXT, headers=STREAM_HEADERS, stream=stream)

@@ -3,7 +3,7 @@
 Authentication is checked on the request head, before a byte of the body is read, so an
 unauthenticated client cannot make us buffer anything. Bodies are capped. Each complete response
 goes out in one write (headers and body together) to avoid Nagle/delayed-ACK stalls; streams
-(`/logtail`) are sent chunked as data arrives.
+(`/logtail`) are sent chunked, as fast as the client reads them.
 """
 
 from __future__ import annotations
@@ -30,10 +30,6 @@ MAX_BODY = 2 * 1024 * 1024
 
 MAX_HEAD = 64 * 1024
 LINGER_SECONDS = 2.0  # after refusing a request, how long its body may still arrive
-
-MAX_STREAM_BEHIND = 512 * 1024
-"""Unsent bytes of a stream (`/logtail`) past which its client is disconnected: a follower
-that stops reading costs this much, not everything the program writes meanwhile."""
 
 
 @dataclass
@@ -444,16 +440,12 @@ class _Connection:
         self.writer.write(out)
         await self.writer.drain()
         stream = response.stream
-        transport = self.writer.transport
         try:
-            # no drain() here: a follower that stops reading would hold this loop there while
-            # its stream's queue grows; instead its unsent output is capped and it is cut off
+            # at the reader's pace: the stream bounds what it holds while this waits
             async for chunk in stream:
                 if chunk:
                     self.writer.write(self.conn.send(h11.Data(data=chunk)) or b"")
-                    if transport.get_write_buffer_size() > MAX_STREAM_BEHIND:
-                        transport.abort()  # frees the buffer; the client sees the stream end
-                        raise ConnectionAbortedError("the follower fell too far behind")
+                    await self.writer.drain()
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
