@@ -8,6 +8,8 @@ Each daemon manages N programs (default 500) and is measured in turn, alone on t
   capture      MB/s of one noisy program (100-byte lines; 64 KiB writes) with N managed,
                rotating every 8 MB, checked byte for byte afterwards
   restart      seconds from SIGKILL of a child to RUNNING again (startsecs=0)
+  memory       resident memory of N plain programs (`sleep`) alone, without child logs and
+               with AUTO ones, once all are RUNNING and after 30 getAllProcessInfo calls
 
 Usage: python bench/agent_vs_supervisord.py [--programs 500] [--idle 20] [--mb 100]
 """
@@ -258,7 +260,64 @@ def measure(kind: str, programs: int, idle_seconds: float, total: int) -> dict[s
     return results
 
 
+def plain_config(directory: Path, programs: int, logs: str) -> str:
+    return f"""[supervisord]
+logfile={directory}/main.log
+pidfile={directory}/daemon.pid
+childlogdir={directory}
+minfds=16384
+minprocs=2000
+
+[unix_http_server]
+file={directory}/daemon.sock
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[program:idle]
+command=sleep 100000
+process_name=%(program_name)s_%(process_num)03d
+numprocs={programs}
+startsecs=1
+stdout_logfile={logs}
+stderr_logfile={logs}
+"""
+
+
+def plain_memory(kind: str, programs: int) -> dict[str, float]:
+    """RSS with nothing but N idle programs, with and without child logs."""
+    results: dict[str, float] = {}
+    for logs, label in (("NONE", "no child logs"), ("AUTO", "AUTO child logs")):
+        directory = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
+        conf = directory / "daemon.conf"
+        conf.write_text(plain_config(directory, programs, logs))
+        module = "cesi_like.agent.main" if kind == "agent" else "supervisor.supervisord"
+        proc = subprocess.Popen([PY, "-m", module, "-c", str(conf), "-n", "-s"], cwd=directory,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            main_log = directory / "main.log"
+            wait_for(lambda log=main_log: log.exists()
+                     and log.read_bytes().count(b" entered RUNNING state") >= programs, 120)
+            time.sleep(1)
+            results[f"rss, {label} MB"] = rss_mb(proc.pid)
+            rpc = server_proxy(f"unix://{directory}/daemon.sock", timeout=60).supervisor
+            for _ in range(30):
+                rpc.getAllProcessInfo()
+            results[f"rss after 30 getAllProcessInfo, {label} MB"] = rss_mb(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            subprocess.run(["rm", "-rf", str(directory)], check=False)
+    return results
+
+
 LOWER_IS_BETTER = ("startup s", "rss MB", "rss after the getAllProcessInfo calls MB",
+                   "rss, no child logs MB", "rss after 30 getAllProcessInfo, no child logs MB",
+                   "rss, AUTO child logs MB",
+                   "rss after 30 getAllProcessInfo, AUTO child logs MB",
                    "idle cpu s", "getAllProcessInfo ms",
                    "getAllProcessInfo wire ms",
                    "supervisorctl status s", "crash->RUNNING ms")
@@ -277,8 +336,10 @@ def main() -> None:
     print(f"{args.programs} programs, idle window {args.idle:.0f}s, {args.mb} MB per capture test",
           flush=True)
     reference = measure("supervisord", args.programs, args.idle, total)
+    reference |= plain_memory("supervisord", args.programs)
     print("supervisord measured", flush=True)
     agent = measure("agent", args.programs, args.idle, total)
+    agent |= plain_memory("agent", args.programs)
     print("\n| metric | supervisord 4.3.0 | cesi-agentd | ratio (better side) |")
     print("|---|---:|---:|---:|")
     for key in reference:

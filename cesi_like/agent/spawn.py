@@ -16,6 +16,7 @@ import shlex
 import signal
 import stat
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .config import ProcessConfig
@@ -41,8 +42,9 @@ def _split(command: str) -> tuple[str, ...]:
     return tuple(shlex.split(command))
 
 
-def resolve_command(command: str, environment: dict[str, str]) -> tuple[str, list[str]]:
-    """Split the command like a shell and find the program on PATH, checking it can run."""
+def resolve_command(command: str, path: str) -> tuple[str, list[str]]:
+    """Split the command like a shell and find the program on `path` (the child's PATH),
+    checking it can run."""
     try:
         argv = list(_split(command))
     except ValueError as exc:
@@ -58,7 +60,6 @@ def resolve_command(command: str, environment: dict[str, str]) -> tuple[str, lis
         except OSError:
             found = None
     else:
-        path = environment.get("PATH", os.environ.get("PATH", os.defpath))
         for directory in path.split(os.pathsep):
             candidate = os.path.join(directory, program)
             try:
@@ -87,19 +88,36 @@ class ChildPipes:
     stderr: int
 
 
-def child_environment(
-    config: ProcessConfig, server_url: str | None, base: dict[str, str]
-) -> dict[str, str]:
-    """The environment supervisord gives a child, in the same order of precedence."""
-    env = dict(base)
-    env["SUPERVISOR_ENABLED"] = "1"
-    url = config.serverurl or server_url
-    if url:
-        env["SUPERVISOR_SERVER_URL"] = url
-    env["SUPERVISOR_PROCESS_NAME"] = config.name
-    env["SUPERVISOR_GROUP_NAME"] = config.group
-    env.update(config.environment)
-    return env
+class SpawnEnvironment:
+    """The environment supervisord gives each child: the daemon's own, then SUPERVISOR_*
+    entries, then the program's `environment`. The daemon's part is encoded once and shared;
+    a child's few own entries are added at each spawn (a copy kept per process cost 5 KB each,
+    2.5 MB for 500 programs)."""
+
+    def __init__(self, base: Mapping[str, str], server_url: str | None) -> None:
+        self.path = base.get("PATH", os.defpath)
+        self._encoded = {os.fsencode(k): os.fsencode(v) for k, v in base.items()}
+        self.server_url = server_url
+
+    def own(self, config: ProcessConfig) -> dict[str, str]:
+        """What this child gets on top of the daemon's environment."""
+        env = {"SUPERVISOR_ENABLED": "1"}
+        url = config.serverurl or self.server_url
+        if url:
+            env["SUPERVISOR_SERVER_URL"] = url
+        env["SUPERVISOR_PROCESS_NAME"] = config.name
+        env["SUPERVISOR_GROUP_NAME"] = config.group
+        env.update(config.environment)
+        return env
+
+    def search_path(self, config: ProcessConfig) -> str:
+        """The PATH the child's command is looked up on."""
+        return dict(config.environment).get("PATH", self.path)
+
+    def encoded(self, config: ProcessConfig) -> dict[bytes, bytes]:
+        env = dict(self._encoded)
+        env.update((os.fsencode(k), os.fsencode(v)) for k, v in self.own(config).items())
+        return env
 
 
 def _pipe() -> tuple[int, int]:

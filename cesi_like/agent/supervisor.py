@@ -24,7 +24,7 @@ from .groups import ProcessGroup
 from .loglevel import LogLevel
 from .logs import MainLog
 from .process import Process, TimerHandle
-from .spawn import child_environment, fork_exec, resolve_command
+from .spawn import SpawnEnvironment, fork_exec, resolve_command
 
 
 def server_url(config: Config) -> str | None:
@@ -50,7 +50,6 @@ class Child:
         self.stderr = stderr
         self.stdin_fd = -1
         self.stdin_pending = bytearray()
-        self.env: tuple[dict[str, str], dict[bytes, bytes]] | None = None
         self.readers: list[PipeReader] = []
 
 
@@ -66,7 +65,7 @@ class Supervisor:
         self.children: dict[Process, Child] = {}
         self.by_pid: dict[int, Process] = {}
         self.url = server_url(config)
-        self.base_env = {**os.environ}
+        self.environment = SpawnEnvironment(os.environ, self.url)
         self._stop_queue: list[ProcessGroup] = []
         self._done: asyncio.Future[None] = loop.create_future()
         self._waiters: dict[Process, list[asyncio.Future[None]]] = {}
@@ -86,11 +85,8 @@ class Supervisor:
     def start_child(self, process: Process) -> int:
         config = process.config
         child = self.children[process]
-        if child.env is None:  # the same for every spawn of this process: build it once
-            env = child_environment(config, self.url, self.base_env)
-            child.env = env, {k.encode(): v.encode() for k, v in env.items()}
-        filename, argv = resolve_command(config.command, child.env[0])
-        pid, pipes = fork_exec(config, filename, argv, child.env[1])
+        filename, argv = resolve_command(config.command, self.environment.search_path(config))
+        pid, pipes = fork_exec(config, filename, argv, self.environment.encoded(config))
         self.by_pid[pid] = process
         self._close_stdin(child)
         child.stdin_fd = pipes.stdin
@@ -324,8 +320,7 @@ class Supervisor:
 
     def check_command(self, process: Process) -> None:
         """Raise NotFound/SpawnError now if spawning would fail to find the program."""
-        env = child_environment(process.config, self.url, self.base_env)
-        resolve_command(process.config.command, env)
+        resolve_command(process.config.command, self.environment.search_path(process.config))
 
     def write_stdin(self, process: Process, data: bytes) -> None:
         """Queue bytes for the child's stdin; written as the pipe accepts them.
