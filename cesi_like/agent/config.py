@@ -100,6 +100,7 @@ class ServerConfig:
     strip_ansi: bool
     environment: tuple[tuple[str, str], ...]
     identifier: str
+    statefile: str  # cesi-agentd's own: the disabled programs (see disabled.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +267,7 @@ def _server(r: _Reader) -> ServerConfig:
         directory = r.typed("directory", dt.existing_directory, directory)
     logfile = r.text("logfile", "supervisord.log")
     assert logfile is not None
+    pidfile = r.typed("pidfile", dt.path_in_existing_directory, "supervisord.pid")
     return ServerConfig(
         logfile=None
         if logfile.lower() in ("none", "off")
@@ -273,7 +275,7 @@ def _server(r: _Reader) -> ServerConfig:
         logfile_maxbytes=r.typed("logfile_maxbytes", dt.byte_size, "50MB"),
         logfile_backups=r.typed("logfile_backups", dt.integer, "10"),
         loglevel=r.typed("loglevel", dt.log_level, "info"),
-        pidfile=r.typed("pidfile", dt.path_in_existing_directory, "supervisord.pid"),
+        pidfile=pidfile,
         umask=r.typed("umask", dt.octal, "022"),
         nodaemon=r.typed("nodaemon", dt.boolean, "false"),
         silent=r.typed("silent", dt.boolean, "false"),
@@ -286,6 +288,8 @@ def _server(r: _Reader) -> ServerConfig:
         strip_ansi=r.typed("strip_ansi", dt.boolean, "false"),
         environment=tuple(r.typed("environment", dt.key_value_pairs, "").items()),
         identifier=r.text("identifier", "supervisor") or "supervisor",
+        statefile=r.typed("cesi_statefile", dt.path_in_existing_directory,
+                          os.path.splitext(pidfile)[0] + ".state"),
     )
 
 

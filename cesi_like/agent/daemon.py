@@ -26,6 +26,7 @@ from ..inifile import ConfigError
 from ..supervisor_rpc.states import SupervisorState
 from . import datatypes as dt
 from .config import Config
+from .disabled import DisabledStore, StateFileError
 from .logs import MainLog
 from .supervisor import Supervisor
 from .web.listen import Listeners, bind_servers
@@ -105,8 +106,12 @@ class Agent:
         log: MainLog,
         reread: Callable[[], Config],
         listeners: Listeners,
+        disabled: DisabledStore | None = None,
     ) -> None:
         self.config = config
+        # the disabled programs outlive every generation (and the agent: see disabled.py)
+        self.disabled = disabled if disabled is not None else DisabledStore(
+            config.server.statefile)
         self.log = log
         self.reread = reread
         self.listeners = listeners
@@ -166,7 +171,7 @@ class Agent:
     async def _generation(self) -> SupervisorState:
         """Run one Supervisor and its servers until it stops; how it stopped."""
         loop = asyncio.get_running_loop()
-        supervisor = Supervisor(self.config, self.log, loop)
+        supervisor = Supervisor(self.config, self.log, loop, self.disabled)
         self.supervisor = supervisor
         # Programs first: their startsecs clock starts at spawn, while the HTTP side
         # (imported only now) is ready long before anyone can see a RUNNING state.
@@ -204,6 +209,7 @@ class Agent:
     async def _start_servers(self, supervisor: Supervisor) -> list[HttpServer]:
         # imported here, after the programs are spawned: see run()
         from .rpc.cesi import CesiNamespace
+        from .rpc.disable import DisableMethods
         from .rpc.dispatch import Dispatcher
         from .rpc.namespace import SupervisorNamespace
         from .web.routes import Routes
@@ -213,6 +219,7 @@ class Agent:
         processes = SupervisorNamespace(supervisor, self.reread)
         dispatcher.register("supervisor", processes)
         dispatcher.register("cesi", CesiNamespace(supervisor, processes), listed=False)
+        dispatcher.register("cesi", DisableMethods(supervisor, self.reread), listed=False)
         self.log.info("RPC interface 'supervisor' initialized")
         routes = Routes(supervisor, dispatcher)
         servers = []
@@ -244,6 +251,12 @@ class Agent:
                 new = self.config
             else:
                 self.listeners = listeners
+        if new.server.statefile != self.disabled.path:
+            try:
+                self.disabled = DisabledStore.load(new.server.statefile)
+            except StateFileError as exc:
+                self.log.critical(f"keeping the disabled programs of {self.disabled.path}: "
+                                  f"{exc}")
         self.config = new
 
     def _close_listeners(self) -> None:

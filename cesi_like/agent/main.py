@@ -23,6 +23,7 @@ from ..inifile import ConfigError  # noqa: E402
 from . import datatypes as dt  # noqa: E402
 from .config import Config, find_config, load, search_paths  # noqa: E402
 from .daemon import Agent, daemonize, drop_privileges, raise_limits  # noqa: E402
+from .disabled import DisabledStore, StateFileError  # noqa: E402
 from .logs import MainLog, RotatingFile  # noqa: E402
 from .memory import give_back_freed_memory  # noqa: E402
 from .supervisor import clear_auto_logs  # noqa: E402
@@ -138,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("For help, use cesi-agentd -h", file=sys.stderr)
         return EXIT_BAD_CONFIG
     server = config.server
+    try:
+        disabled = DisabledStore.load(server.statefile)
+    except StateFileError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     problem = drop_privileges(server.user) or raise_limits(
         server.minfds, server.minprocs, sum(len(g.processes) for g in config.groups)
     )
@@ -174,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info(f"cesi-agentd started with pid {os.getpid()}")
     give_back_freed_memory()
     try:
-        asyncio.run(Agent(config, log, reread, listeners).run())
+        asyncio.run(Agent(config, log, reread, listeners, disabled).run())
     finally:
         try:
             os.unlink(server.pidfile)

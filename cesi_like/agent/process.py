@@ -118,6 +118,7 @@ class Process:
         self.last_pid = 0  # the pid a state event reports once the child is reaped
         self._quick_exits = 0  # exits in a row, each within MIN_RESTART_INTERVAL of its start
         self._stop_reported = float("-inf")  # monotonic time of the last `waiting for` line
+        self.disabled = False  # `cesi-agentctl disable`: nothing starts it (see disabled.py)
 
     @property
     def name(self) -> str:
@@ -198,7 +199,7 @@ class Process:
         """Apply whatever rule is due now: autostart, autorestart, RUNNING, retry, give up, kill."""
         now = self.host.monotonic()
         state = self.state
-        if self.host.accepting_starts():
+        if self.host.accepting_starts() and not self.disabled:
             if state == ProcessState.EXITED:
                 restart = self.config.autorestart
                 if restart == AutoRestart.ALWAYS or (
@@ -399,7 +400,10 @@ class Process:
         return self.state in STOPPED_STATES
 
     def describe(self, now: float | None = None) -> str:
-        """The `description` field of getProcessInfo, as supervisord words it."""
+        """The `description` field of getProcessInfo, as supervisord words it (and
+        `Disabled` for a disabled process that is not running)."""
+        if self.disabled and not self.running:
+            return "Disabled"
         if self.state == ProcessState.RUNNING:
             return running_description(self.pid, self.laststart,
                                        now if now is not None else time.time())

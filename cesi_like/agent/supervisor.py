@@ -19,6 +19,7 @@ from ..supervisor_rpc.states import SIGNALLABLE_STATES, ProcessState, Supervisor
 from .capture import CaptureMode, Channel, PipeReader, channel_path
 from .change_feed import TransitionLog
 from .config import AUTO, ChannelConfig, Config, GroupConfig, ProcessConfig
+from .disabled import DisabledStore
 from .events import EventBus, ListenerPool, process_state_payload
 from .groups import ProcessGroup
 from .loglevel import LogLevel
@@ -56,8 +57,11 @@ class Child:
 class Supervisor:
     """All groups and processes of one config, and the rules for starting and stopping them."""
 
-    def __init__(self, config: Config, log: MainLog, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, config: Config, log: MainLog, loop: asyncio.AbstractEventLoop,
+                 disabled: DisabledStore | None = None) -> None:
         self.config = config
+        self.disabled = disabled if disabled is not None else DisabledStore(
+            config.server.statefile)
         self.log = log
         self.loop = loop
         self.state = SupervisorState.RUNNING
@@ -178,6 +182,7 @@ class Supervisor:
 
     def _make_process(self, process_config: ProcessConfig, listener: bool = False) -> Process:
         process = Process(process_config, self)
+        process.disabled = process.namespec in self.disabled
         stdout, stderr = (self._channel(process_config.name, name, conf)
                           for name, conf in (("stdout", process_config.stdout),
                                              ("stderr", process_config.stderr)))
@@ -279,6 +284,21 @@ class Supervisor:
         for group in self.ordered_groups():
             for process in group.by_priority():
                 process.transition()
+
+    def set_disabled(self, processes: list[Process], disabled: bool) -> None:
+        """Disable (or enable) processes for good: the state file first, so that if it
+        cannot be written (OSError) nothing changes. A disabled process is not stopped
+        here: the caller stops it as a stop is asked for."""
+        names = [p.namespec for p in processes]
+        if disabled:
+            self.disabled.update(add=names)
+        else:
+            self.disabled.update(remove=names)
+        for process in processes:
+            if process.disabled != disabled:
+                process.disabled = disabled
+                self.changes += 1  # its description changed: the console's feed must say so
+                self.log.info(f"{'disabled' if disabled else 'enabled'}: {process.name}")
 
     def transition_group(self, group: ProcessGroup) -> None:
         for process in group.by_priority():

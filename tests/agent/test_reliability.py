@@ -289,7 +289,8 @@ def test_connections_past_the_cap_are_closed_at_once(start_daemon: StartDaemon) 
             return len(ended) >= 150 - 128
 
         wait_for(closed_by_the_daemon, what="the clients past the cap to be closed")
-        assert len(ended) == 150 - 128
+        # one more when the start-up probe's connection was not yet closed on its side
+        assert len(ended) in (150 - 128, 150 - 128 + 1)
     finally:
         for client in clients:
             client.close()

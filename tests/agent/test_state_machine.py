@@ -176,6 +176,19 @@ def a_stop_ends_a_crash_loop_while_it_waits(tmp_path: Path) -> FakeHost:
 
 
 @scenario
+def a_disabled_crash_loop_is_never_restarted(tmp_path: Path) -> FakeHost:
+    process, host = make(tmp_path, startsecs=0, autorestart="true", autostart="true")
+    process.spawn()
+    host.advance(0.01)
+    process.disabled = True  # as cesi.disableProcess sets it, then stops what is running
+    host.exit(process, 1)
+    host.advance(5)
+    assert host.states() == ["STARTING", "RUNNING", "EXITED"] and len(host.spawns) == 1
+    assert process.describe() == "Disabled"
+    return host
+
+
+@scenario
 def no_automatic_start_while_shutting_down(tmp_path: Path) -> FakeHost:
     process, host = make(tmp_path, startsecs=0, autorestart="true")
     process.spawn()

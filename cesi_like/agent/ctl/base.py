@@ -38,6 +38,8 @@ def result_line(result: dict[str, Any], success: str, errors: dict[int, str]) ->
     code = result["status"]
     if code == Fault.SUCCESS:
         return f"{name}: {success}"
+    if code == Fault.SPAWN_ERROR and str(result["description"]).endswith(" is disabled"):
+        return f"{name}: ERROR (disabled)"  # supervisorctl says `spawn error`: it cannot know
     if code in errors:
         return f"{name}: ERROR ({errors[code]})"
     if code == Fault.FAILED and success != "started":
@@ -58,6 +60,10 @@ HELP = {
     "add": "add <name> [...]\tActivate groups that reread found in the config",
     "avail": "avail\t\t\tList every configured process and whether it is in use",
     "clear": "clear <name> [...]\tClear the log files of processes (or 'all')",
+    "disable": "disable <name> [...]\tStop processes or groups (grp:*) and keep them from\n"
+               "\t\t\tstarting (autostart, start all, reloads) until enabled",
+    "enable": "enable <name> [...]\tAllow disabled processes or groups (grp:*) to start\n"
+              "\t\t\tagain (starts nothing)",
     "exit": "exit\tLeave the shell",
     "fg": "fg <process>\tAttach to a running process: see its output, type its input\n"
           "\t\tCtrl-C to detach",
@@ -107,10 +113,19 @@ class CommandBase(cmd.Cmd):
 
     @property
     def supervisor(self) -> Any:
+        return self._server.supervisor
+
+    @property
+    def cesi(self) -> Any:
+        """cesi-agentd's own namespace (supervisord answers UNKNOWN_METHOD)."""
+        return self._server.cesi
+
+    @property
+    def _server(self) -> Any:
         if self._proxy is None:
             self._proxy = server_proxy(self.options.serverurl, self.options.username,
                                        self.options.password)
-        return self._proxy.supervisor
+        return self._proxy
 
     def emptyline(self) -> bool:
         return False

@@ -2,7 +2,8 @@
 
 It talks XML-RPC to cesi-agentd or to any supervisord 3.x/4.x. Outputs and exit statuses are
 supervisorctl 4.3's (the test suite replays one session through both clients and compares);
-help texts are our own. The commands live in processes, logs and groups.
+help texts are our own. The commands live in processes, logs and groups; disable and enable,
+which supervisorctl does not have, in disable.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 from ...inifile import ConfigError
 from ..config import CtlConfig, find_config, load_ctl
 from .base import GENERIC, INVALID_ARGS, SUCCESS
+from .disable import DisableCommands
 from .groups import ConfigCommands
 from .logs import LogCommands
 from .processes import ProcessCommands
 
 
-class Controller(ProcessCommands, LogCommands, ConfigCommands):
+class Controller(ProcessCommands, LogCommands, ConfigCommands, DisableCommands):
     """The command interpreter, used both for one-shot commands and the interactive shell."""
 
 

@@ -8,7 +8,7 @@ import codecs
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ...supervisor_rpc.states import Fault, SupervisorState
+from ...supervisor_rpc.states import STOPPED_STATES, Fault, SupervisorState
 from ..config import Config
 from ..groups import ProcessGroup
 from ..process import Process
@@ -102,3 +102,16 @@ class NamespaceBase:
             else:
                 results.append(self._status(process, Fault.SUCCESS, "OK"))
         return results
+
+    async def _stop(self, process: Process, wait: Any, name: str | None = None) -> bool:
+        name = name or (process.namespec if process.group != process.name else process.name)
+        if not process.stoppable:
+            raise RPCError(Fault.NOT_RUNNING, name)
+        message = process.stop()
+        if message is not None:
+            raise RPCError(Fault.FAILED, message)
+        self._sup.reap()
+        while wait and process.state not in STOPPED_STATES:
+            process.stop_report()  # `waiting for NAME to stop`, every 2 s, as supervisord
+            await self._sup.wait_change(process, timeout=2.0)
+        return True

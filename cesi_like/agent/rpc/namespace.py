@@ -14,7 +14,6 @@ from ...inifile import ConfigError
 from ...supervisor_rpc.states import (
     RUNNING_STATES,
     SIGNALLABLE_STATES,
-    STOPPED_STATES,
     Fault,
     ProcessState,
     SupervisorState,
@@ -30,6 +29,12 @@ from .logs import LogMethods
 API_VERSION = "3.0"
 SUPERVISOR_VERSION = "4.3.0"
 """We implement supervisord 4.3.0's interface; clients gate features on this string."""
+
+
+def startable(process: Process) -> bool:
+    """What a group or all start acts on: a disabled process is passed by, as a running
+    one is."""
+    return not process.running and not process.disabled
 
 
 class SupervisorNamespace(LogMethods):
@@ -171,6 +176,8 @@ class SupervisorNamespace(LogMethods):
             raise RPCError(Fault.NO_FILE, exc) from None
         except SpawnError as exc:
             raise RPCError(Fault.NOT_EXECUTABLE, exc) from None
+        if process.disabled:  # supervisorctl prints `NAME: ERROR (spawn error)`, exits 1
+            raise RPCError(Fault.SPAWN_ERROR, f"{name} is disabled")
         if process.state in RUNNING_STATES:
             raise RPCError(Fault.ALREADY_STARTED, name)
         if process.state == ProcessState.UNKNOWN:
@@ -204,7 +211,7 @@ class SupervisorNamespace(LogMethods):
         group = self._sup.groups.get(name)
         if group is None:
             raise RPCError(Fault.BAD_NAME, name)
-        return await self._each(group.by_priority(), lambda p: not p.running,
+        return await self._each(group.by_priority(), startable,
                                 lambda p: self._start(p, wait))
 
     async def startAllProcesses(self, wait: bool = True) -> list[Result]:
@@ -214,7 +221,7 @@ class SupervisorNamespace(LogMethods):
         @return array result  an array of process status info structs
         """
         self._update()
-        return await self._each(self._all_processes(), lambda p: not p.running,
+        return await self._each(self._all_processes(), startable,
                                 lambda p: self._start(p, wait))
 
     async def stopProcess(self, name: str, wait: bool = True) -> Any:
@@ -229,19 +236,6 @@ class SupervisorNamespace(LogMethods):
         if process is None:
             return await self.stopProcessGroup(group.name, wait)
         return await self._stop(process, wait, name)
-
-    async def _stop(self, process: Process, wait: Any, name: str | None = None) -> bool:
-        name = name or (process.namespec if process.group != process.name else process.name)
-        if not process.stoppable:
-            raise RPCError(Fault.NOT_RUNNING, name)
-        message = process.stop()
-        if message is not None:
-            raise RPCError(Fault.FAILED, message)
-        self._sup.reap()
-        while wait and process.state not in STOPPED_STATES:
-            process.stop_report()  # `waiting for NAME to stop`, every 2 s, as supervisord
-            await self._sup.wait_change(process, timeout=2.0)
-        return True
 
     async def stopProcessGroup(self, name: str, wait: bool = True) -> list[Result]:
         """Stop every process of a group.
