@@ -368,9 +368,11 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--environment", help="only nodes of this environment")
     status.add_argument("--json", action="store_true", help="JSON instead of a table")
     status.set_defaults(run=cmd_status)
-    ctl = sub.add_parser("ctl", help="start/stop/restart/signal processes on a node")
+    ctl = sub.add_parser("ctl", help="start/stop/restart/signal processes on a node "
+                         "(disable/enable on cesi-agentd nodes)")
     ctl.add_argument("node")
-    ctl.add_argument("action", choices=["start", "stop", "restart", "signal", "clear-logs"])
+    ctl.add_argument("action", choices=["start", "stop", "restart", "signal", "clear-logs",
+                                        "disable", "enable"])
     ctl.add_argument("name", nargs="+", help="group:name, group:* or * (signal: SIG NAME...)")
     ctl.add_argument("--user", help="act as this console user (default: the first admin)")
     ctl.set_defaults(run=cmd_ctl)

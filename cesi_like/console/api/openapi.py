@@ -258,8 +258,10 @@ def document() -> dict[str, Any]:
                                {**_name("spec"), "description": "group:name, group:* or *"},
                                {"name": "action", "in": "path", "required": True,
                                 "schema": {"enum": ["start", "stop", "restart", "signal",
-                                                    "clear-logs"]}}],
-                "post": {**_op("Act on processes (operator); 409 when some target failed",
+                                                    "clear-logs", "disable", "enable"]}}],
+                "post": {**_op("Act on processes (operator); 409 when some target failed. "
+                               "disable (stop, and keep stopped across reloads and restarts "
+                               "of the node) and enable: cesi-agentd nodes, not *",
                                _json(RESULTS)),
                          "requestBody": {"required": False, **_json({
                              "type": "object", "additionalProperties": False,

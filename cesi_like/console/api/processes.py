@@ -25,9 +25,10 @@ def list_processes() -> Response:
 
 
 @bp.post("/nodes/<name>/processes/<spec>/"
-         "<any(start, stop, restart, signal, 'clear-logs'):action>")
+         "<any(start, stop, restart, signal, 'clear-logs', disable, enable):action>")
 def process_action(name: str, spec: str, action: str) -> tuple[Response, int]:
-    """start|stop|restart|signal|clear-logs on group:name, group:* or * (operator)."""
+    """start|stop|restart|signal|clear-logs on group:name, group:* or *; disable|enable on
+    group:name or group:* of a cesi-agentd node (operator)."""
     signal = body({"signal"}, required=False).get("signal")
     if signal is not None and not isinstance(signal, str):
         raise Invalid("signal: a signal name such as HUP", "signal")

@@ -1,5 +1,7 @@
 """Process actions: start, stop, restart, signal and clear logs, on one process (`group:name`),
-a group (`group:*`) or every process of a node (`*`).
+a group (`group:*`) or every process of a node (`*`); and on cesi-agentd nodes disable and
+enable (for good: the agent keeps a disabled program stopped across its reloads and restarts),
+on one process or a group.
 
 The rules live here: who may act (`access`), a node that is enabled and answering (probed
 within `node_timeout` before a long wait), per-target results, the activity record, and a
@@ -24,7 +26,9 @@ from .access import Permission
 from .activity import Actor, Result, record
 from .snapshot import address, refresh
 
-ACTIONS = ("start", "stop", "restart", "signal", "clear-logs")
+ACTIONS = ("start", "stop", "restart", "signal", "clear-logs", "disable", "enable")
+AGENT_ONLY = ("disable", "enable")  # cesi.* methods: supervisord answers UNKNOWN_METHOD
+NOT_AVAILABLE = "not available on a supervisord node (disable and enable need cesi-agentd)"
 SIGNALS = ("HUP", "INT", "QUIT", "KILL", "USR1", "USR2", "TERM", "STOP", "CONT", "WINCH")
 _NAME = re.compile(r"^[^\x00-\x1f\x7f:]{1,255}$")
 
@@ -86,6 +90,9 @@ def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec:
     if action not in ACTIONS:
         raise NotFound(f"no action {action[:32]!r} (one of {', '.join(ACTIONS)})")
     target = Target.parse(spec)
+    if action in AGENT_ONLY and target.group is None:
+        raise Invalid(f"{action} applies to a process or a group (group:*), not to every "
+                      "process of a node")
     if action == "signal":
         signal = parse_signal(signal)
     if not node.enabled:
@@ -146,6 +153,8 @@ def _run(client: NodeClient, peer: NodeAddress, target: Target, action: str,
         return _run(client, peer, target, "start", None, wait_seconds)
     if action == "clear-logs":
         return _clear(client, peer, target)
+    if action in AGENT_ONLY:
+        return _toggle(client, peer, target, action, wait_seconds)
     method, params = _method(target, action, signal)
     outcome = Outcome()
     try:
@@ -175,6 +184,28 @@ def _method(target: Target, action: str, signal: str | None) -> tuple[str, tuple
     if verb == "signal":
         return name, (*params, signal)
     return name, (*params, True)  # wait: the answer says whether it really started/stopped
+
+
+def _toggle(client: NodeClient, peer: NodeAddress, target: Target, action: str,
+            wait_seconds: float) -> Outcome:
+    """cesi.disableProcess (which stops what it disables) or cesi.enableProcess."""
+    method = f"{action}Process"
+    params: tuple[Any, ...] = (target.spec, True) if action == "disable" else (target.spec,)
+    outcome = Outcome()
+    try:
+        answer = client.call(peer, f"cesi.{method}", *params, timeout=wait_seconds)
+    except xmlrpc.client.Fault as fault:
+        outcome.add(target.spec, NOT_AVAILABLE if fault.faultCode == Fault.UNKNOWN_METHOD
+                    else fault_text(fault))
+        return outcome
+    if target.name is not None:
+        outcome.add(target.spec, None if answer is True else f"unexpected answer {answer!r:.80}")
+        return outcome
+    for item in schema.action_results(answer, method):
+        error = None if item["status"] == Fault.SUCCESS else \
+            f"{item['description'] or 'failed'} (fault {item['status']})"
+        outcome.add(f"{item['group']}:{item['name']}", error)
+    return outcome
 
 
 def _clear(client: NodeClient, peer: NodeAddress, target: Target) -> Outcome:

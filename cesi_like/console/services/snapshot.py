@@ -242,6 +242,7 @@ class NodeView:
     version: str | None
     stale: bool
     processes: list[dict[str, Any]] = field(default_factory=list)
+    agent: bool = False  # its last answer came through cesi-agentd's change feed
 
     @property
     def name(self) -> str:
@@ -344,7 +345,8 @@ def view(db: Session, nodes: Sequence[Node], freshness: Freshness,
             polled_at=status.polled_at if status else None, last_ok=last_ok,
             version=status.version if status else None,
             stale=freshness.stale(state, last_ok, now),
-            processes=found.get(node.id, [])))
+            processes=found.get(node.id, []),
+            agent=status is not None and status.feed_token is not None))
     return views
 
 

@@ -21,7 +21,7 @@ def register(app: Flask) -> None:
     for blueprint in (auth.bp, fleet.bp, admin.bp, activity.bp, jobs.bp, alerts.bp):
         app.register_blueprint(blueprint)
     app.jinja_env.globals.update(ago=format.ago, epoch=format.epoch, statename=format.statename,
-                                 Permission=Permission, may=may)
+                                 disabled=format.disabled, Permission=Permission, may=may)
 
 
 def may(permission: Permission) -> bool:

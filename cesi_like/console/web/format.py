@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
+from typing import Any
 
 from ...supervisor_rpc.states import ProcessState
 from ..storage.models import utcnow
@@ -32,3 +34,10 @@ def statename(code: int) -> str:
         return ProcessState(code).name
     except ValueError:
         return str(code)
+
+
+def disabled(process: Mapping[str, Any]) -> bool:
+    """A cesi-agentd process disabled for good: the agent describes it so while it is not
+    running (a supervisord never does)."""
+    return process.get("description") == "Disabled" and process.get("statename") not in (
+        "RUNNING", "STARTING", "BACKOFF", "STOPPING")
