@@ -17,6 +17,7 @@ Usage: python bench/agent_vs_supervisord.py [--programs 500] [--idle 20] [--mb 1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import signal
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import time
 import xmlrpc.client
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,9 @@ HERE = Path(__file__).resolve().parent
 PY = sys.executable
 
 
-def config(directory: Path, programs: int, total: int) -> str:
-    producer = HERE / "producer.py"
-    text = f"""[supervisord]
+def daemon_sections(directory: Path) -> str:
+    """What both benchmark configs share: the daemon, its socket, its interface."""
+    return f"""[supervisord]
 logfile={directory}/main.log
 pidfile={directory}/daemon.pid
 childlogdir={directory}
@@ -52,7 +53,12 @@ file={directory}/daemon.sock
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+"""
 
+
+def config(directory: Path, programs: int, total: int) -> str:
+    producer = HERE / "producer.py"
+    text = daemon_sections(directory) + f"""
 [supervisorctl]
 serverurl=unix://{directory}/daemon.sock
 
@@ -166,20 +172,32 @@ def event_throughput(directory: Path, events: int = 10_000) -> float:
     return events / (time.perf_counter() - begin)
 
 
-def measure(kind: str, programs: int, idle_seconds: float, total: int) -> dict[str, float]:
+@contextlib.contextmanager
+def running(kind: str, make_config: Callable[[Path], str]) -> Iterator[tuple[Any, Path]]:
+    """The daemon of `kind` on the config made for a fresh directory; stopped and its
+    directory removed afterwards."""
     directory = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
     conf = directory / "daemon.conf"
-    conf.write_text(config(directory, programs, total))
-    if kind == "agent":
-        command = [PY, "-m", "cesi_like.agent.main", "-c", str(conf), "-n", "-s"]
-    else:
-        command = [PY, "-m", "supervisor.supervisord", "-c", str(conf), "-n", "-s"]
+    conf.write_text(make_config(directory))
+    module = "cesi_like.agent.main" if kind == "agent" else "supervisor.supervisord"
+    proc = subprocess.Popen([PY, "-m", module, "-c", str(conf), "-n", "-s"], cwd=directory,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield proc, directory
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        subprocess.run(["rm", "-rf", str(directory)], check=False)
+
+
+def measure(kind: str, programs: int, idle_seconds: float, total: int) -> dict[str, float]:
     results: dict[str, float] = {}
     started = time.monotonic()
-    proc = subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    rpc = server_proxy(f"unix://{directory}/daemon.sock", timeout=60).supervisor
-    try:
+    with running(kind, lambda d: config(d, programs, total)) as (proc, directory):
+        rpc = server_proxy(f"unix://{directory}/daemon.sock", timeout=60).supervisor
         main_log = directory / "main.log"
 
         def all_running() -> bool:
@@ -212,7 +230,8 @@ def measure(kind: str, programs: int, idle_seconds: float, total: int) -> dict[s
         walls = []
         for _ in range(5):
             begin = time.perf_counter()
-            subprocess.run([PY, "-m", "supervisor.supervisorctl", "-c", str(conf), "status"],
+            subprocess.run([PY, "-m", "supervisor.supervisorctl", "-c",
+                            str(directory / "daemon.conf"), "status"],
                            stdout=subprocess.DEVNULL, check=False)
             walls.append(time.perf_counter() - begin)
         results["supervisorctl status s"] = statistics.median(walls)
@@ -250,30 +269,11 @@ def measure(kind: str, programs: int, idle_seconds: float, total: int) -> dict[s
                      and i["pid"] != pid, 30, 0.002)
             restarts.append(time.perf_counter() - begin)
         results["crash->RUNNING ms"] = statistics.median(restarts) * 1000
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        subprocess.run(["rm", "-rf", str(directory)], check=False)
     return results
 
 
 def plain_config(directory: Path, programs: int, logs: str) -> str:
-    return f"""[supervisord]
-logfile={directory}/main.log
-pidfile={directory}/daemon.pid
-childlogdir={directory}
-minfds=16384
-minprocs=2000
-
-[unix_http_server]
-file={directory}/daemon.sock
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
+    return daemon_sections(directory) + f"""
 [program:idle]
 command=sleep 100000
 process_name=%(program_name)s_%(process_num)03d
@@ -288,13 +288,8 @@ def plain_memory(kind: str, programs: int) -> dict[str, float]:
     """RSS with nothing but N idle programs, with and without child logs."""
     results: dict[str, float] = {}
     for logs, label in (("NONE", "no child logs"), ("AUTO", "AUTO child logs")):
-        directory = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
-        conf = directory / "daemon.conf"
-        conf.write_text(plain_config(directory, programs, logs))
-        module = "cesi_like.agent.main" if kind == "agent" else "supervisor.supervisord"
-        proc = subprocess.Popen([PY, "-m", module, "-c", str(conf), "-n", "-s"], cwd=directory,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
+        with running(kind, lambda d, logs=logs: plain_config(d, programs, logs)) as (
+                proc, directory):
             main_log = directory / "main.log"
             wait_for(lambda log=main_log: log.exists()
                      and log.read_bytes().count(b" entered RUNNING state") >= programs, 120)
@@ -304,13 +299,6 @@ def plain_memory(kind: str, programs: int) -> dict[str, float]:
             for _ in range(30):
                 rpc.getAllProcessInfo()
             results[f"rss after 30 getAllProcessInfo, {label} MB"] = rss_mb(proc.pid)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            subprocess.run(["rm", "-rf", str(directory)], check=False)
     return results
 
 

@@ -153,14 +153,13 @@ def _run(client: NodeClient, peer: NodeAddress, target: Target, action: str,
         return _run(client, peer, target, "start", None, wait_seconds)
     if action == "clear-logs":
         return _clear(client, peer, target)
-    if action in AGENT_ONLY:
-        return _toggle(client, peer, target, action, wait_seconds)
     method, params = _method(target, action, signal)
     outcome = Outcome()
     try:
-        answer = client.call(peer, f"supervisor.{method}", *params, timeout=wait_seconds)
+        answer = client.call(peer, method, *params, timeout=wait_seconds)
     except xmlrpc.client.Fault as fault:
-        outcome.add(target.spec, fault_text(fault))
+        unknown = action in AGENT_ONLY and fault.faultCode == Fault.UNKNOWN_METHOD
+        outcome.add(target.spec, NOT_AVAILABLE if unknown else fault_text(fault))
         return outcome
     if target.name is not None:  # one process: True or a fault
         outcome.add(target.spec, None if answer is True else f"unexpected answer {answer!r:.80}")
@@ -173,6 +172,11 @@ def _run(client: NodeClient, peer: NodeAddress, target: Target, action: str,
 
 
 def _method(target: Target, action: str, signal: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The method (with its namespace) and parameters an action on `target` calls."""
+    if action == "disable":  # it stops what it disables: wait for that, as a stop does
+        return "cesi.disableProcess", (target.spec, True)
+    if action == "enable":
+        return "cesi.enableProcess", (target.spec,)
     verb = {"start": "start", "stop": "stop", "signal": "signal"}[action]
     if target.group is None:
         name = "signalAllProcesses" if verb == "signal" else f"{verb}AllProcesses"
@@ -182,30 +186,9 @@ def _method(target: Target, action: str, signal: str | None) -> tuple[str, tuple
     else:
         name, params = f"{verb}Process", (target.spec,)
     if verb == "signal":
-        return name, (*params, signal)
-    return name, (*params, True)  # wait: the answer says whether it really started/stopped
-
-
-def _toggle(client: NodeClient, peer: NodeAddress, target: Target, action: str,
-            wait_seconds: float) -> Outcome:
-    """cesi.disableProcess (which stops what it disables) or cesi.enableProcess."""
-    method = f"{action}Process"
-    params: tuple[Any, ...] = (target.spec, True) if action == "disable" else (target.spec,)
-    outcome = Outcome()
-    try:
-        answer = client.call(peer, f"cesi.{method}", *params, timeout=wait_seconds)
-    except xmlrpc.client.Fault as fault:
-        outcome.add(target.spec, NOT_AVAILABLE if fault.faultCode == Fault.UNKNOWN_METHOD
-                    else fault_text(fault))
-        return outcome
-    if target.name is not None:
-        outcome.add(target.spec, None if answer is True else f"unexpected answer {answer!r:.80}")
-        return outcome
-    for item in schema.action_results(answer, method):
-        error = None if item["status"] == Fault.SUCCESS else \
-            f"{item['description'] or 'failed'} (fault {item['status']})"
-        outcome.add(f"{item['group']}:{item['name']}", error)
-    return outcome
+        return f"supervisor.{name}", (*params, signal)
+    # wait: the answer says whether it really started/stopped
+    return f"supervisor.{name}", (*params, True)
 
 
 def _clear(client: NodeClient, peer: NodeAddress, target: Target) -> Outcome:
