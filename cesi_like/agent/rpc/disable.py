@@ -31,7 +31,10 @@ class DisableMethods(NamespaceBase):
         processes = self._named(name)
         self._set(processes, True)
         results = await self._each(processes, lambda p: True, lambda p: self._stopped(p, wait))
-        return True if len(processes) == 1 and not name.endswith(("*", ":")) else results
+        if len(processes) == 1 and not name.endswith(("*", ":")):
+            return True
+        order = {p.name: index for index, p in enumerate(processes)}
+        return sorted(results, key=lambda r: order[r["name"]])  # not in the order they stopped
 
     async def enableProcess(self, name: str) -> Any:
         """Enable a disabled process (or every process of `group:*`): it can be started
