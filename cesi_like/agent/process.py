@@ -309,21 +309,11 @@ class Process:
         self._deadline = self.host.monotonic() + self.config.stopwaitsecs
         self._change_state(ProcessState.STOPPING)
         self._wake_at(self._deadline)
-        try:
-            self.host.send_signal(self, -self.pid if as_group else self.pid, signum)
-        except ProcessLookupError:
-            self.host.debug(
-                f"unable to signal {self.name} (pid {self.pid}), it probably just exited "
-                "on its own"
-            )
-        except OSError as exc:
-            message = f"unknown problem killing {self.name} ({self.pid}):{exc}"
-            self.host.critical(message)
+        failure = self._send(-self.pid if as_group else self.pid, signum, "killing", "just")
+        if failure is not None:
             self._cancel_timer()
-            self._change_state(ProcessState.UNKNOWN)
             self.killing = False
-            return message
-        return None
+        return failure
 
     def signal(self, signum: int) -> str | None:
         """Send any signal without intending to stop (signalProcess)."""
@@ -334,15 +324,21 @@ class Process:
             self.host.debug(message)
             return message
         self.host.debug(f"sending {self.name} (pid {self.pid}) sig {signal_name(signum)}")
+        return self._send(self.pid, signum, "sending sig", "just now")
+
+    def _send(self, target: int, signum: int, doing: str, when: str) -> str | None:
+        """Deliver a signal; a child already gone is only a debug line (it is being reaped),
+        any other failure leaves the process UNKNOWN. `doing` and `when` keep supervisord's
+        two wordings of these lines."""
         try:
-            self.host.send_signal(self, self.pid, signum)
+            self.host.send_signal(self, target, signum)
         except ProcessLookupError:
             self.host.debug(
-                f"unable to signal {self.name} (pid {self.pid}), it probably just now exited "
+                f"unable to signal {self.name} (pid {self.pid}), it probably {when} exited "
                 "on its own"
             )
         except OSError as exc:
-            message = f"unknown problem sending sig {self.name} ({self.pid}):{exc}"
+            message = f"unknown problem {doing} {self.name} ({self.pid}):{exc}"
             self.host.critical(message)
             self._change_state(ProcessState.UNKNOWN)
             return message

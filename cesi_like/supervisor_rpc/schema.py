@@ -8,6 +8,7 @@ the method, the index and the key, so the node's `error` state says what was wro
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -132,19 +133,25 @@ def state_code(value: Any, where: str = "getState") -> int:
 
 def action_results(value: Any, where: str) -> list[dict[str, Any]]:
     """startAllProcesses & co.: `[{name, group, status, description}]`."""
-    if not isinstance(value, list) or len(value) > MAX_PROCESSES:
-        raise BadAnswer(f"{where}: expected an array of results")
     results = []
-    for index, item in enumerate(value):
-        at = f"{where}[{index}]"
-        if not isinstance(item, dict):
-            raise BadAnswer(f"{at}: expected a struct")
+    for at, item in _structs(value, where, MAX_PROCESSES, "results"):
         results.append({"name": _string(item.get("name"), f"{at}.name", MAX_NAME),
                         "group": _string(item.get("group"), f"{at}.group", MAX_NAME),
                         "status": integer(item.get("status"), f"{at}.status"),
                         "description": _string(item.get("description", ""),
                                                f"{at}.description", MAX_TEXT)})
     return results
+
+
+def _structs(value: Any, where: str, limit: int, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each struct of an array of at most `limit`, with where it is for error messages."""
+    if not isinstance(value, list) or len(value) > limit:
+        raise BadAnswer(f"{where}: expected an array of at most {limit} {what}")
+    for index, item in enumerate(value):
+        at = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            raise BadAnswer(f"{at}: expected a struct")
+        yield at, item
 
 
 @dataclass(frozen=True)
@@ -163,13 +170,8 @@ class Transition:
 
 def transitions(value: Any, where: str) -> list[Transition]:
     """The feed's `transitions`: checked, oldest first."""
-    if not isinstance(value, list) or len(value) > MAX_TRANSITIONS:
-        raise BadAnswer(f"{where}: expected an array of at most {MAX_TRANSITIONS} changes")
     found = []
-    for index, item in enumerate(value):
-        at = f"{where}[{index}]"
-        if not isinstance(item, dict):
-            raise BadAnswer(f"{at}: expected a struct")
+    for at, item in _structs(value, where, MAX_TRANSITIONS, "changes"):
         states = []
         for key in ("from_state", "to_state"):
             code = integer(item.get(key), f"{at}.{key}")
