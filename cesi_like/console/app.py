@@ -25,7 +25,9 @@ from .context import Console, console
 from .services import nodes, users
 from .services.logins import LoginPolicy
 from .services.snapshot import SnapshotCache
-from .settings import Settings, find_config, flag, load
+from .settings import Settings, find_config, flag, load, login_methods
+from .sso import oidc
+from .sso.config import SignIn
 from .storage import db as database
 from .storage.bootstrap import database_url, load_node_secrets, stable_secret_key
 from .storage.models import Role
@@ -73,11 +75,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         REMEMBER_COOKIE_DURATION=datetime.timedelta(days=settings.remember_days),
         CESI_LOGIN_POLICY=LoginPolicy(settings.login_limit, settings.login_limit_per_address,
                                       settings.login_window, settings.login_backoff),
+        CESI_SIGN_IN=SignIn(login_methods(settings), settings.ldap, settings.oidc,
+                            settings.sso_recheck_minutes),
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead of a clock
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.config.update(overrides)
     app.session_interface = _SessionInterface()
+    if settings.oidc is not None:
+        oidc.init_app(app, settings.oidc)
     if settings.trusted_proxies:  # https and client addresses as the proxy saw them
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore[method-assign]

@@ -22,7 +22,8 @@ from .storage import db as database
 F = TypeVar("F", bound=Callable[..., Any])
 
 # the only endpoints without a login; /metrics checks a token, a login or its allow-list
-PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "metrics.metrics"}
+PUBLIC_ENDPOINTS = {"auth.login", "sso.oidc_login", "sso.oidc_callback", "static",
+                    "health.healthz", "metrics.metrics"}
 
 # Scripts only from our own static files: no inline script, no eval, so a node's or a user's
 # text that slips into a page still cannot run.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..inifile import ConfigError, IniFile, Section, read_ini
+from .sso.config import LdapSettings, OidcSettings, gather, read_ldap, read_oidc
 
 DEFAULT_PATHS = ("cesi.conf", "/etc/cesi.conf")
 
@@ -68,6 +69,10 @@ class Settings:
     smtp_starttls: str = "false"
     smtp_allow_plaintext: str = "false"  # log in to the SMTP server without TLS (in clear)
     login_backoff: float = 1.0  # seconds before a pair's retry, doubling per failure
+    login_methods: str = ""  # local, ldap, oidc (empty: local and every one configured)
+    sso_recheck_minutes: float = 15.0  # how long an SSO session goes unconfirmed
+    ldap: LdapSettings | None = None
+    oidc: OidcSettings | None = None
     nodes: tuple[NodeSpec, ...] = ()
     environments: dict[str, tuple[str, ...]] = field(default_factory=dict)
     path: str | None = None
@@ -80,13 +85,60 @@ _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "node_ke
               "remember_days", "trusted_proxies", "login_limit", "login_limit_per_address",
               "login_window", "login_backoff", "metrics_allow",
               "history_days", "smtp_host", "smtp_port", "smtp_from", "smtp_username",
-              "smtp_password", "smtp_starttls", "smtp_allow_plaintext"}
+              "smtp_password", "smtp_starttls", "smtp_allow_plaintext", "login_methods",
+              "sso_recheck_minutes"}
 _FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days", "login_window",
-           "login_backoff", "history_days"}
+           "login_backoff", "history_days", "sso_recheck_minutes"}
 _FLAGS = {"smtp_starttls", "smtp_allow_plaintext"}
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 _INTS = {"poll_concurrency", "poll_processes", "node_max_bytes", "trusted_proxies",
          "login_limit", "login_limit_per_address"}
+
+
+METHODS = ("local", "ldap", "oidc")
+
+
+def login_methods(settings: Settings) -> frozenset[str]:
+    """The sign-in methods on: `login_methods`, else local and every one configured. With
+    local off, local admins still log in with their password (the break-glass account)."""
+    listed = settings.login_methods.replace(",", " ").split()
+    configured = {"local", *(m for m in ("ldap", "oidc") if getattr(settings, m) is not None)}
+    return frozenset(listed or configured)
+
+
+SectionErrors = Callable[[str, str, str], ConfigError]  # (section, key, reason) -> error
+
+
+def _env_error(section: str, key: str, reason: str) -> ConfigError:
+    return ConfigError(reason, key=f"CESI_LIKE_{section.upper()}_{key.upper()}")
+
+
+def _with_sso(settings: Settings, sections: Mapping[str, Mapping[str, str]],
+              environ: Mapping[str, str], error: SectionErrors = _env_error) -> Settings:
+    """`[ldap]` and `[oidc]` from the file's `sections` and `CESI_LIKE_LDAP_*` /
+    `CESI_LIKE_OIDC_*`, checked; `error` points into the file (a key the environment gave
+    is named by its variable)."""
+    changes: dict[str, object] = {}
+    for name, reader in (("ldap", read_ldap), ("oidc", read_oidc)):
+        values = gather(name, sections.get(name), environ)
+        if values is None:
+            continue
+
+        def fail(key: str, reason: str, name: str = name) -> ConfigError:
+            if f"CESI_LIKE_{name.upper()}_{key.upper()}" in environ:
+                return _env_error(name, key, reason)
+            return error(name, key, reason)
+
+        changes[name] = reader(values, fail)
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def _check_methods(settings: Settings) -> Settings:
+    for method in settings.login_methods.replace(",", " ").split():
+        if method != "local" and getattr(settings, method) is None:
+            raise ConfigError(f"{method} is not configured (no [{method}] section)",
+                              path=settings.path or "", section="cesi", key="login_methods")
+    return settings
 
 
 def flag(value: str) -> bool:
@@ -111,7 +163,9 @@ def load(path: str | None, environ: Mapping[str, str] | None = None) -> Settings
     if path is not None:
         settings = (read_toml(path, env) if path.endswith(".toml")
                     else read_cesi_ini(path, env))
-    return apply_environment(settings, env)
+    else:
+        settings = _with_sso(settings, {}, env)
+    return _check_methods(apply_environment(settings, env))
 
 
 def apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settings:
@@ -141,6 +195,10 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
             return number
         if key in _FLAGS and value.strip().lower() not in (*_TRUE, *_FALSE):
             raise ValueError
+        if key == "login_methods":
+            methods = [m.strip() for m in value.replace(",", " ").split()]
+            if any(m not in METHODS for m in methods):
+                raise ValueError
         if key == "metrics_allow":
             from .api.metrics import parse_allow
 
@@ -191,6 +249,11 @@ def read_cesi_ini(path: str, environ: Mapping[str, str]) -> Settings:
     nodes = [replace(node, environments=tuple(sorted(
         env for env, members in environments.items() if node.name in members)))
         for node in nodes]
+    sso: dict[str, Mapping[str, str]] = {
+        name: {key: value.text for key, value in ini.sections[name].values.items()}
+        for name in ("ldap", "oidc") if name in ini.sections}
+    settings = _with_sso(settings, sso, environ,
+                         lambda name, key, why: ini.sections[name].error(key, why))
     return replace(settings, nodes=tuple(nodes), environments=environments)
 
 
@@ -315,6 +378,16 @@ def read_toml(path: str, environ: Mapping[str, str]) -> Settings:
             environments.setdefault(env, []).append(name)
         nodes.append(NodeSpec(name, url, entry.get("username") or None,
                               entry.get("password") or None, (env,) if env else ()))
-    return replace(Settings(path=str(Path(path).resolve())), **changes,  # type: ignore[arg-type]
-                   nodes=tuple(nodes),
-                   environments={k: tuple(v) for k, v in environments.items()})
+    sso: dict[str, Mapping[str, str]] = {}
+    for name in ("ldap", "oidc"):
+        table = data.get(name)
+        if table is not None:
+            if not isinstance(table, dict):
+                raise ConfigError("expected a table", path=path, section=name)
+            sso[name] = {key: value if isinstance(value, str) else str(value)
+                         for key, value in table.items()}
+    settings = replace(Settings(path=str(Path(path).resolve())), **changes,  # type: ignore[arg-type]
+                       nodes=tuple(nodes),
+                       environments={k: tuple(v) for k, v in environments.items()})
+    return _with_sso(settings, sso, environ, lambda name, key, why: ConfigError(
+        why, path=path, section=name, key=key))

@@ -9,6 +9,10 @@ pair also waits longer before its next try (1 s, 2 s, 4 s, ...).
 
 An unknown or disabled user costs the same scrypt check as a known one, so the answer's time
 does not tell which usernames exist.
+
+With an LDAP directory on, a name that is not a local account is checked by the directory
+(the same limits apply); a local account always checks its own password, so a directory user
+can never sign in as a local one. With local logins off, local admins still may (break-glass).
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ from sqlalchemy import and_, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..storage.models import LoginLimit, User, utcnow
+from ..sso import Identity, Unavailable
+from ..sso.groups import GroupRule
+from ..sso.ldap import Directory
+from ..storage.models import LoginLimit, Role, Source, User, utcnow
+from . import sso
 from .activity import Actor, Result, record
 from .credentials import verify_password_hash
 
@@ -83,10 +91,31 @@ def _retry_after(db: Session, keys: tuple[str, ...], policy: LoginPolicy,
     return int(max(waits)) + 1
 
 
+def _succeeded(db: Session, pair: str, per_address: str) -> None:
+    """The pair starts afresh; the address gets its slot back, so a busy office behind one
+    address is limited by its failures only."""
+    db.execute(delete(LoginLimit).where(LoginLimit.key == pair))
+    db.execute(update(LoginLimit).where(LoginLimit.key == per_address, LoginLimit.attempts
+                                        > 0).values(attempts=LoginLimit.attempts - 1))
+    db.commit()
+
+
+def _failed(db: Session, pair: str, policy: LoginPolicy) -> None:
+    row = db.get(LoginLimit, pair)
+    if row is not None and policy.backoff > 0:
+        wait = min(policy.backoff * 2.0 ** max(row.attempts - 1, 0), policy.max_backoff,
+                   policy.window)
+        row.not_before = utcnow() + datetime.timedelta(seconds=wait)
+        db.commit()
+
+
 def authenticate(db: Session, username: str, password: str, address: str,
-                 policy: LoginPolicy) -> User | Refused | None:
-    """The user, if the password is right and the limits allow a check; Refused when they do
-    not (no check was made); None for a wrong password or an unknown or disabled user."""
+                 policy: LoginPolicy, directory: Directory | None = None
+                 ) -> User | Identity | Refused | None:
+    """The local user whose password this is, or the directory's identity (for a name that
+    is no local account, when `directory` is given), if the limits allow a check; Refused
+    when they do not (no check was made); None for a wrong password or an unknown or
+    disabled user. Raises Unavailable when the directory cannot be asked."""
     now = utcnow()
     pair, per_address = _keys(username, address)
     if not _take(db, per_address, policy.per_address, policy.window, now):
@@ -94,38 +123,66 @@ def authenticate(db: Session, username: str, password: str, address: str,
     if not _take(db, pair, policy.per_pair, policy.window, now):
         return Refused(_retry_after(db, (pair, per_address), policy, now))
     user = db.scalar(select(User).where(User.username == username))
-    known = user is not None and user.active
+    local = user if user is not None and user.source == Source.LOCAL else None
+    found: User | Identity | None = None
+    if local is None and directory is not None:
+        found = directory.authenticate(username, password)
     # an unknown or disabled user is checked against nothing, at the same cost
-    good = verify_password_hash(user.password_hash if known and user else None, password)
-    if good:
-        # the pair starts afresh; the address gets its slot back, so a busy office behind
-        # one address is limited by its failures only
-        db.execute(delete(LoginLimit).where(LoginLimit.key == pair))
-        db.execute(update(LoginLimit).where(LoginLimit.key == per_address, LoginLimit.attempts
-                                            > 0).values(attempts=LoginLimit.attempts - 1))
+    elif verify_password_hash(local.password_hash if local and local.active else None,
+                              password):
+        found = local
+    if found is None:
+        _failed(db, pair, policy)
+        return None
+    _succeeded(db, pair, per_address)
+    return found
+
+
+def log_in(db: Session, actor: Actor, username: str, password: str, policy: LoginPolicy,
+           directory: Directory | None = None, rules: tuple[GroupRule, ...] = (),
+           local_on: bool = True) -> User | Refused | None:
+    """`authenticate`, with its outcome recorded (committed) and the login time kept: the
+    user, Refused, or None for a wrong password or an unknown or disabled user. A directory's
+    identity becomes its account through `sso.admit` (LoginRefused when it may not come in);
+    Unavailable when the directory cannot be asked (recorded too)."""
+    try:
+        outcome = authenticate(db, username, password, actor.ip, policy, directory)
+    except Unavailable as exc:
+        record(db, actor, "login.failed", username, Result.FAILED,
+               f"via ldap: the directory could not be asked: {exc}", username=username)
+        db.commit()
+        raise
+    if isinstance(outcome, Identity):
+        user = sso.admit(db, actor, outcome, rules, "ldap")
         db.commit()
         return user
-    row = db.get(LoginLimit, pair)
-    if row is not None and policy.backoff > 0:
-        wait = min(policy.backoff * 2.0 ** max(row.attempts - 1, 0), policy.max_backoff,
-                   policy.window)
-        row.not_before = utcnow() + datetime.timedelta(seconds=wait)
-        db.commit()
-    return None
-
-
-def log_in(db: Session, actor: Actor, username: str, password: str,
-           policy: LoginPolicy) -> User | Refused | None:
-    """`authenticate`, with its outcome recorded (committed) and the login time kept: the
-    user, Refused, or None for a wrong password or an unknown or disabled user."""
-    outcome = authenticate(db, username, password, actor.ip, policy)
     if isinstance(outcome, Refused):
         record(db, actor, "login.refused", username, Result.DENIED, "too many failed logins",
                username=username)
     elif outcome is None:
         record(db, actor, "login.failed", username, Result.DENIED, username=username)
+    elif not local_on and outcome.role != Role.ADMIN:
+        record(db, actor, "login.failed", username, Result.DENIED,
+               "local logins are off (only local admins may)", username=username)
+        db.commit()
+        raise sso.LoginRefused("Local accounts cannot log in here: use your company login.")
     else:
         outcome.last_login = utcnow()
-        record(db, actor, "login", username, username=username)
+        record(db, actor, "login", username, detail="via local password", username=username)
     db.commit()
     return outcome
+
+
+def address_slot(db: Session, address: str, policy: LoginPolicy) -> Refused | None:
+    """One login try from `address` without a password (a single sign-on callback): the
+    address's budget applies as to password logins; None when the try may go ahead."""
+    now = utcnow()
+    per_address = _keys("", address)[1]
+    if _take(db, per_address, policy.per_address, policy.window, now):
+        return None
+    return Refused(_retry_after(db, (per_address,), policy, now))
+
+
+def address_succeeded(db: Session, address: str) -> None:
+    """A single sign-on try came through: the address gets its slot back."""
+    _succeeded(db, "", _keys("", address)[1])

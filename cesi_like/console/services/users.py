@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..settings import Settings
-from ..storage.models import Environment, Role, User
+from ..storage.models import Environment, Role, Source, User
 from . import Conflict, Invalid, NotFound, access, tokens
 from .access import Permission
 from .activity import Actor, Result, record
@@ -116,6 +116,9 @@ def update(db: Session, actor: Actor, user: User, *, username: str | None = None
     if username is not None:
         check_username(db, username, user)
     if password:
+        if user.source != Source.LOCAL:
+            raise Invalid(f"{user.username} signs in through {user.source}: there is no "
+                          "password here to set", "password")
         _password(password)
     _scoped_admin(new_role, user.scope if scope is None else scope)
     problem = last_admin_problem(db, user, new_role, new_active)
@@ -133,6 +136,7 @@ def update(db: Session, actor: Actor, user: User, *, username: str | None = None
     if new_active != user.active:
         changes.append("enabled" if new_active else "disabled")
         user.active = new_active
+        user.disabled_by = None if new_active else "admin"  # sticks, whatever SSO says
         user.end_sessions()  # a disabled user is logged out everywhere
         if not new_active:  # ... and their tokens do not come back with an enable
             changes.append(f"{tokens.revoke_all(db, user)} tokens revoked")

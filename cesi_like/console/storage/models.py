@@ -47,6 +47,14 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class Source(enum.StrEnum):
+    """Where an account signs in."""
+
+    LOCAL = "local"  # a password hash here
+    LDAP = "ldap"
+    OIDC = "oidc"
+
+
 class Role(enum.StrEnum):
     """What a user may do; each role includes the ones below it."""
 
@@ -78,6 +86,12 @@ class User(UserMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16), default=Role.VIEWER.value)
     active: Mapped[bool] = mapped_column(default=True)
+    # local (a password here), ldap or oidc: an SSO account has no usable password here and
+    # its role, environments and active flag follow the directory or provider (services.sso)
+    source: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    sso_checked_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    # "admin" (sticks) or the SSO source that refused the user (its next yes enables again)
+    disabled_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     last_login: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     # in every session and remember cookie; a new random value on logout, password or role

@@ -1,6 +1,6 @@
 """The browser side: pages, forms and their live fragments, thin adapters over `services`.
 
-One blueprint per area (auth, fleet, jobs, alerts, admin, activity); templates live in
+One blueprint per area (auth, sso, fleet, jobs, alerts, admin, activity); templates live in
 `console/templates/<area>/`. Pages decide nothing themselves: a view declares the permission
 it needs (`guard.permission`), the services decide with the thing at hand, and templates ask
 `may(Permission.X)` before showing a button.
@@ -16,9 +16,9 @@ from ..services.access import Permission
 
 
 def register(app: Flask) -> None:
-    from . import activity, admin, alerts, auth, fleet, format, jobs
+    from . import activity, admin, alerts, auth, fleet, format, jobs, sso
 
-    for blueprint in (auth.bp, fleet.bp, admin.bp, activity.bp, jobs.bp, alerts.bp):
+    for blueprint in (auth.bp, sso.bp, fleet.bp, admin.bp, activity.bp, jobs.bp, alerts.bp):
         app.register_blueprint(blueprint)
     app.jinja_env.globals.update(ago=format.ago, epoch=format.epoch, statename=format.statename,
                                  disabled=format.disabled, Permission=Permission, may=may)

@@ -19,22 +19,27 @@ from flask import (
     url_for,
 )
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from ..context import actor
+from ..context import actor, client_ip
 from ..guard import safe_next
-from ..services import Problem, logins
+from ..services import Problem, logins, sso
 from ..services import tokens as token_rules
 from ..services import users as user_rules
 from ..services.access import Permission
-from ..services.activity import record
+from ..services.activity import Actor, record
 from ..services.credentials import token_for_secret
+from ..sso import Unavailable
+from ..sso.config import SignIn
+from ..sso.ldap import Directory
 from ..storage import db as database
-from ..storage.models import User, utcnow
+from ..storage.models import Source, User, utcnow
 from . import may
 from .forms import ConfirmForm, LoginForm, PasswordForm, TokenForm
 
 bp = Blueprint("auth", __name__)
+ID_TOKEN = "oidc_id_token"  # the provider's ID token, kept for its logout (web.sso)
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please log in."
@@ -47,14 +52,16 @@ def init_app(app: Flask) -> None:
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     """Session ids are `<id>.<session token>`: logout, a password or role change and a disable
-    give the user a new random token, which ends every session issued before, in every worker."""
+    give the user a new random token, which ends every session issued before, in every worker.
+    An SSO account's session is also confirmed again every `sso_recheck_minutes`."""
     number, _, token = user_id.partition(".")
     if not number.isdigit() or not token or len(number) > 18:
         return None
-    user = database.session().get(User, int(number))
+    db = database.session()
+    user = db.get(User, int(number))
     if user is None or not user.active or not hmac.compare_digest(user.session_token, token):
         return None
-    return user
+    return user if _confirmed(db, user, session=True) else None
 
 
 @login_manager.request_loader
@@ -62,12 +69,51 @@ def load_user_from_token(req: object) -> User | None:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
-    token = token_for_secret(database.session(), header[7:].strip())
-    if token is None:
+    db = database.session()
+    token = token_for_secret(db, header[7:].strip())
+    if token is None or not _confirmed(db, token.user, session=False):
         return None
     g.token_auth = True
     g.token_read_only = token.read_only
     return token.user
+
+
+def _confirmed(db: Session, user: User, session: bool) -> bool:
+    """An SSO account whose last confirmation is older than `sso_recheck_minutes` is asked
+    about again (services.sso.recheck). A token has no session to end: only a directory that
+    can be asked without the user (LDAP with a service account) re-checks it."""
+    sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
+    if not sso.due(user, sign_in.recheck_minutes):
+        return True
+    directory = _directory(sign_in)
+    if not session and (user.source != Source.LDAP or directory is None
+                        or not directory.settings.can_search):
+        return True
+    who = Actor(user, client_ip(), current_app.config.get("CESI_ACTIVITY_LOG"))
+    return sso.recheck(db, who, user, directory, sign_in.rules(user.source))
+
+
+def _directory(sign_in: SignIn) -> Directory | None:
+    return Directory(sign_in.ldap) if sign_in.ldap and "ldap" in sign_in.methods else None
+
+
+def login_page(notice: str = "", status: int = 200,
+               form: LoginForm | None = None) -> tuple[str, int]:
+    """The login page: the password form (local accounts and the directory's) and, when an
+    OpenID provider is on, its button; `notice` says what went wrong."""
+    sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
+    oidc_name = sign_in.oidc.name if sign_in.oidc and "oidc" in sign_in.methods else None
+    return render_template("auth/login.html", form=form or LoginForm(), notice=notice,
+                           oidc_name=oidc_name, directory="ldap" in sign_in.methods
+                           and sign_in.ldap is not None), status
+
+
+def signed_in(user: User, remember: bool = False) -> None:
+    """Start `user`'s session. A CSRF token from before the login (perhaps planted) is not
+    the session's."""
+    session.pop("csrf_token", None)
+    g.pop("csrf_token", None)
+    login_user(user, remember=remember)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -75,26 +121,31 @@ def login() -> str | Response | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(url_for("fleet.dashboard"))
     form = LoginForm()
-    if form.validate_on_submit():
-        db = database.session()
-        outcome = logins.log_in(db, actor(), form.username.data or "",
-                                form.password.data or "",
-                                current_app.config["CESI_LOGIN_POLICY"])
-        if isinstance(outcome, logins.Refused):
-            form.password.errors.append(f"Too many failed logins from here. Try again in "
-                                        f"{outcome.retry_after} seconds, or ask an admin.")
-            page = make_response(render_template("auth/login.html", form=form), 429)
-            page.headers["Retry-After"] = str(outcome.retry_after)
-            return page
-        if outcome is None:
-            form.password.errors.append("Unknown user or wrong password.")
-            return render_template("auth/login.html", form=form), 401
-        # a CSRF token from before the login (perhaps planted) is not the session's
-        session.pop("csrf_token", None)
-        g.pop("csrf_token", None)
-        login_user(outcome, remember=bool(form.remember.data))
-        return redirect(safe_next(request.args.get("next"), url_for("fleet.dashboard")))
-    return render_template("auth/login.html", form=form)
+    if not form.validate_on_submit():
+        return login_page(form=form)
+    db = database.session()
+    sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
+    try:
+        outcome = logins.log_in(db, actor(), form.username.data or "", form.password.data or "",
+                                current_app.config["CESI_LOGIN_POLICY"], _directory(sign_in),
+                                sign_in.rules("ldap"), sign_in.local)
+    except Unavailable as exc:
+        return login_page(f"The directory could not be reached ({exc}); try again later. "
+                          "Local accounts can still log in.", 503, form)
+    except sso.LoginRefused as exc:
+        return login_page(exc.message, exc.status, form)
+    if isinstance(outcome, logins.Refused):
+        form.password.errors.append(f"Too many failed logins from here. Try again in "
+                                    f"{outcome.retry_after} seconds, or ask an admin.")
+        page, status = login_page(status=429, form=form)
+        response = make_response(page, status)
+        response.headers["Retry-After"] = str(outcome.retry_after)
+        return response
+    if outcome is None:
+        form.password.errors.append("Unknown user or wrong password.")
+        return login_page(status=401, form=form)
+    signed_in(outcome, remember=bool(form.remember.data))
+    return redirect(safe_next(request.args.get("next"), url_for("fleet.dashboard")))
 
 
 @bp.post("/logout")
@@ -106,7 +157,14 @@ def logout() -> Response:
         user.end_sessions()  # the saved cookies stop working too, not only this browser's copy
     record(db, actor(), "logout", current_user.username)
     db.commit()
+    id_token = session.pop(ID_TOKEN, None)
     logout_user()
+    from .sso import provider_logout
+
+    return provider_logout(id_token) or _logged_out()
+
+
+def _logged_out() -> Response:
     flash("Logged out.", "success")
     return redirect(url_for("auth.login"))
 
