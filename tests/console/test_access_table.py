@@ -133,6 +133,8 @@ GET jobs.new_rollout           302  403  403  200  200  200  200
 POST jobs.new_rollout          302  403  403  200  200  403  200
 GET jobs.show                  302  200  404  200  404  200  200
 GET metrics.metrics            401  200  200  200  200  200  200
+GET sso.oidc_callback          404  404  404  404  404  404  404
+GET sso.oidc_login             404  404  404  404  404  404  404
 GET static                     200  200  200  200  200  200  200
 """
 

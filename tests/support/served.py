@@ -19,15 +19,17 @@ import pytest
 
 @contextlib.contextmanager
 def serve_console(tmp_path: Path, admin_password: str, config: str | None = None,
-                  workers: int = 2) -> Iterator[str]:
-    """Run `cesi-like serve` on a free port in `tmp_path`; yields its base URL."""
-    with serve_console_process(tmp_path, admin_password, config, workers) as (base, _server):
+                  workers: int = 2, port: int = 0) -> Iterator[str]:
+    """Run `cesi-like serve` on a free port (or `port`, when a peer must know it first) in
+    `tmp_path`; yields its base URL."""
+    with serve_console_process(tmp_path, admin_password, config, workers, port=port) as (
+            base, _server):
         yield base
 
 
 @contextlib.contextmanager
 def serve_console_process(tmp_path: Path, admin_password: str, config: str | None = None,
-                          workers: int = 2, database: str | None = None,
+                          workers: int = 2, database: str | None = None, port: int = 0,
                           ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`serve_console`, also yielding the server (the leader of its own process group, which
     holds the workers and poller processes too); `database` instead of SQLite in tmp_path."""
@@ -40,7 +42,7 @@ def serve_console_process(tmp_path: Path, admin_password: str, config: str | Non
         args = ["--config", str(tmp_path / "cesi.conf")]
     log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115 - lives with the server
     server = subprocess.Popen([sys.executable, "-m", "cesi_like.console.cli", *args, "serve",
-                               "--bind", "127.0.0.1:0", "--workers", str(workers)], env=env,
+                               "--bind", f"127.0.0.1:{port}", "--workers", str(workers)], env=env,
                               cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:

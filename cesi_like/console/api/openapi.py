@@ -90,6 +90,9 @@ ENVIRONMENT_INPUT = {"type": "object", "properties": {
 USER = {"type": "object", "properties": {
     "username": {"type": "string"}, "role": {"enum": ["admin", "operator", "viewer"]},
     "active": {"type": "boolean"}, "environments": {"type": "array", "items": {"type": "string"}},
+    "source": {"enum": ["local", "ldap", "oidc"],
+               "description": "where the user signs in; ldap and oidc accounts have no "
+                              "password here and follow their directory's groups"},
     "created": {"type": "string"}, "last_login": {"type": ["string", "null"]}}}
 USER_INPUT = {"type": "object", "properties": {
     "username": NAME_PATTERN,

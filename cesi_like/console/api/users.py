@@ -22,6 +22,7 @@ FIELDS = {"username", "password", "role", "active", "environments"}
 
 def user_json(user: User) -> dict[str, Any]:
     return {"username": user.username, "role": user.role, "active": user.active,
+            "source": user.source,
             "environments": [env.name for env in user.scope], "created": iso(user.created),
             "last_login": iso(user.last_login)}
 

@@ -157,6 +157,9 @@ def change_own_password(db: Session, actor: Actor, current: str, new: str) -> Us
     """The actor's own password, given the current one (a wrong one is a recorded refusal);
     not committed."""
     user = actor.user
+    if user is not None and user.source != Source.LOCAL:
+        raise Invalid(f"You sign in through {user.source}: change your password there.",
+                      "current")
     if user is None or not check_password(user, current):
         _refused(db, actor, "password.change", actor.username)
         raise Invalid("That is not your current password.", "current")

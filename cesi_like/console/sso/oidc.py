@@ -19,7 +19,8 @@ USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # the console's rule (services
 
 
 class BadClaims(Exception):
-    """The provider's verified ID token lacks what the console needs (a usable username)."""
+    """The provider or its ID token is not what the console can use (an issuer that does not
+    match, no usable username)."""
 
 
 def init_app(app: Flask, settings: OidcSettings) -> None:
@@ -34,6 +35,19 @@ def init_app(app: Flask, settings: OidcSettings) -> None:
 def client() -> Any:
     """This app's Authlib client (a FlaskOAuth2App)."""
     return current_app.extensions[_KEY]
+
+
+def claims_options(settings: OidcSettings) -> dict[str, Any]:
+    """What the ID token must say besides its signature, expiry and nonce (which Authlib
+    always checks): issued by this provider, for this client. Authlib checks the audience
+    only when told to. The issuer must be the one the discovery URL belongs to, so one
+    provider's metadata cannot name another."""
+    issuer = str(client().load_server_metadata().get("issuer") or "")
+    if not issuer or not settings.discovery_url.startswith(issuer.rstrip("/") + "/"):
+        raise BadClaims(f"the provider's issuer {issuer[:100]!r} does not match its "
+                        "discovery URL")
+    return {"iss": {"essential": True, "values": [issuer]},
+            "aud": {"essential": True, "values": [settings.client_id]}}
 
 
 def identity(claims: dict[str, Any], settings: OidcSettings) -> Identity:

@@ -12,7 +12,18 @@ from urllib.parse import urlencode
 
 import requests
 from authlib.common.errors import AuthlibBaseError
-from flask import Blueprint, abort, current_app, redirect, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from joserfc.errors import JoseError
 from werkzeug.wrappers import Response
 
 from ..context import actor
@@ -62,12 +73,16 @@ def oidc_callback() -> Response | tuple[str, int]:
                           f"{refused.retry_after} seconds.", 429)
     method = f"oidc ({sign_in.oidc.name})"
     try:
-        token = oidc.client().authorize_access_token()
+        token = oidc.client().authorize_access_token(
+            claims_options=oidc.claims_options(sign_in.oidc))
         claims = token.get("userinfo")
         if not claims:
             raise oidc.BadClaims("the provider sent no ID token")
         identity = oidc.identity(dict(claims), sign_in.oidc)
-    except (AuthlibBaseError, oidc.BadClaims, requests.RequestException, ValueError) as exc:
+    except (AuthlibBaseError, JoseError, oidc.BadClaims, requests.RequestException,
+            ValueError) as exc:
+        # Authlib's own errors (state, the provider's error answers) and joserfc's (the ID
+        # token: signature, issuer, audience, expiry, nonce)
         why = getattr(exc, "description", None) or str(exc) or type(exc).__name__
         record(db, actor(), "login.failed", "", Result.DENIED, f"via {method}: {why}"[:500],
                username="-")
@@ -87,8 +102,8 @@ def oidc_callback() -> Response | tuple[str, int]:
 
 
 def provider_logout(id_token: str | None) -> Response | None:
-    """The redirect that ends the provider's session too, when it has an end-session
-    endpoint; None otherwise (or when it cannot be asked)."""
+    """The page that sends the browser on to end the provider's session too, when it has an
+    end-session endpoint; None otherwise (or when it cannot be asked)."""
     sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
     if not id_token or sign_in.oidc is None:
         return None
@@ -100,5 +115,7 @@ def provider_logout(id_token: str | None) -> Response | None:
         return None
     query = urlencode({"id_token_hint": id_token, "client_id": sign_in.oidc.client_id,
                        "post_logout_redirect_uri": url_for("auth.login", _external=True)})
-    return redirect(f"{endpoint}{'&' if '?' in endpoint else '?'}{query}")
+    return make_response(render_template(
+        "auth/provider_logout.html", provider=sign_in.oidc.name,
+        url=f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"))
 
