@@ -21,11 +21,11 @@ from cesi_like.console.sso.config import read_ldap
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, ApiToken, Environment, User
 from tests.support.console import PASSWORD, csrf_from, login, settings, token_for
+from tests.support.docs import ini_section
 from tests.support.ports import closed_url
 from tests.support.slapd import (
     BASE,
     PASSWORDS,
-    SERVICE_DN,
     SERVICE_PASSWORD,
     Directory,
     needs_slapd,
@@ -34,13 +34,6 @@ from tests.support.slapd import (
 
 pytestmark = needs_slapd
 
-GROUP_MAP = """
-    admins -> admin
-    web -> operator: staging
-    readers -> viewer: production
-"""
-
-
 @pytest.fixture(scope="module")
 def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
     with slapd(tmp_path_factory.mktemp("ldap")) as running:
@@ -48,13 +41,12 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
 
 
 def ldap_values(directory: Directory, **extra: str) -> dict[str, str]:
-    """Search then bind over StartTLS, groups by search: the docs' OpenLDAP example."""
-    return {"url": directory.url, "start_tls": "true", "ca_file": str(directory.ca_file),
-            "bind_dn": SERVICE_DN, "bind_password": SERVICE_PASSWORD,
-            "user_base": f"ou=people,{BASE}",
-            "user_filter": "(&(uid={username})(!(employeeType=disabled)))",
-            "group_base": f"ou=groups,{BASE}", "group_filter": "(member={dn})",
-            "groups": GROUP_MAP, **extra}
+    """docs/sso.md's OpenLDAP example (search then bind over StartTLS, groups by search,
+    disabled accounts filtered out), with this directory's address and CA."""
+    values = ini_section("sso.md", "OpenLDAP", "ldap")
+    assert values["url"] == "ldap://ldap.example.org"
+    return {**values, "url": directory.url, "ca_file": str(directory.ca_file),
+            "bind_password": SERVICE_PASSWORD, **extra}
 
 
 def make_app(folder: Path, directory: Directory, **extra: Any) -> Flask:

@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from tests.support import npm
-from tests.support.oidc import CLIENT_ID, CLIENT_SECRET, PACKAGE, Provider, oidc_provider
+from tests.support.docs import ini_example
+from tests.support.oidc import CLIENT_SECRET, PACKAGE, Provider, oidc_provider
 from tests.support.ports import free_port
 from tests.support.served import launch, log_in, needs_chromium, serve_console
 
@@ -38,22 +39,16 @@ def fleet(packages: Path, tmp_path_factory: pytest.TempPathFactory
     folder = tmp_path_factory.mktemp("sso")
     console_url = f"http://127.0.0.1:{free_port()}"
     with oidc_provider(packages, folder / "provider", console_url) as provider:
-        config = f"""[cesi]
-poll_interval = 5
-[environment:staging]
-members =
-[environment:production]
-members =
-[oidc]
-name = Test ID
-discovery_url = {provider.discovery_url}
-client_id = {CLIENT_ID}
-client_secret = {CLIENT_SECRET}
-scopes = openid profile groups
-groups =
-    ops -> admin
-    web -> operator: staging
-"""
+        # docs/sso.md's Keycloak example, pointed at this provider
+        keycloak = ini_example("sso.md", "Keycloak")
+        assert "client_id = cesi-like" in keycloak
+        config = "\n".join([
+            "[cesi]", "poll_interval = 5", "[environment:staging]", "members =",
+            "[environment:production]", "members =",
+            keycloak.replace("https://sso.example.org/realms/example/.well-known/"
+                             "openid-configuration", provider.discovery_url),
+            f"client_secret = {CLIENT_SECRET}", ""])
+        assert provider.discovery_url in config
         with serve_console(folder, ADMIN_PASSWORD, config, workers=1,
                            port=int(console_url.rsplit(":", 1)[1])) as url:
             yield url, provider, folder / "e2e.db"
@@ -93,7 +88,7 @@ def sign_in_at_provider(page: Any, login: str) -> None:
 
 def start(page: Any, console: str) -> None:
     page.goto(f"{console}/login")
-    page.get_by_role("link", name="Log in with Test ID").click()
+    page.get_by_role("link", name="Log in with Keycloak").click()
 
 
 def authorization_url(page: Any, console: str) -> str:
@@ -135,8 +130,8 @@ def test_sign_in_maps_groups_and_logout_ends_the_providers_session(
     with __import__("sqlite3").connect(database) as db:
         details = [d for (d,) in db.execute("SELECT detail FROM activity_log WHERE username = "
                                             "'olivia' AND action = 'login' ORDER BY id")]
-    assert details == ["via oidc (Test ID); created, role=operator; environments staging",
-                       "via oidc (Test ID); role operator->admin; environments all"]
+    assert details == ["via oidc (Keycloak); created, role=operator; environments staging",
+                       "via oidc (Keycloak); role operator->admin; environments all"]
 
 
 def test_no_mapped_group_is_told_so(fleet: tuple[str, Provider, Path], browser: Any) -> None:
@@ -161,7 +156,7 @@ def test_a_tampered_state_gets_nobody_in(fleet: tuple[str, Provider, Path],
     query["state"] = "forged" + query["state"][6:]
     page.goto(f"{authorize.split('?')[0]}?{urlencode(query)}")
     sign_in_at_provider(page, "tamara")
-    assert "Sign-in with Test ID failed" in failure(page)
+    assert "Sign-in with Keycloak failed" in failure(page)
     assert "state" in failure(page).lower()
     page.goto(f"{console}/")
     assert "/login" in page.url
@@ -188,7 +183,7 @@ def test_a_code_used_twice_gets_nobody_in(fleet: tuple[str, Provider, Path],
     state = parse_qs(urlsplit(authorization_url(thief, console)).query)["state"][0]
     thief.goto(f"{console}/login/oidc/callback?"
                f"{urlencode({'code': used_code, 'state': state})}")
-    assert "Sign-in with Test ID failed" in failure(thief)
+    assert "Sign-in with Keycloak failed" in failure(thief)
     assert "grant" in failure(thief).lower()  # the provider's invalid_grant
     thief.goto(f"{console}/")
     assert "/login" in thief.url
@@ -209,7 +204,7 @@ def test_an_id_token_for_another_client_expired_or_forged_gets_nobody_in(
         message = failure(page)
     finally:
         provider.tamper("")
-    assert "Sign-in with Test ID failed" in message and says in message.lower()
+    assert "Sign-in with Keycloak failed" in message and says in message.lower()
     assert account(database, user) is None
 
 
