@@ -1,13 +1,22 @@
-"""`make run`: a local cesi-agentd with demo programs, and the console on :5000 watching it.
+"""`make run`: a small fleet on this machine, and the console on :5000 watching it.
+
+Three cesi-agentd nodes (web-1, web-2, jobs-1) and, when the `supervisor` package is
+installed, a stock supervisord node (legacy-1), in two environments: production (web-1,
+jobs-1) and staging (web-2, legacy-1). Their programs are what a console is for: a web pool and
+queue workers in groups that span nodes, a cron-like report, one that logs a lot, one that
+flaps (crashes every few seconds and is restarted) and one that stays FATAL (its command does
+not exist).
 
 Everything lives in ./run/ (configs, database, sockets, logs). The admin password is generated
 on the first run and kept in run/admin-password. Ctrl-C, or SIGTERM to this runner (as `kill`,
-`timeout` or systemd send it), stops the console, the agent and its programs.
-CESI_DEMO_DIR, CESI_DEMO_PORT and CESI_DEMO_WEB_PORT move it (the tests run it elsewhere).
+`timeout` or systemd send it), stops the console, the nodes and their programs.
+CESI_DEMO_DIR, CESI_DEMO_PORT and CESI_DEMO_WEB_PORT (the web pool's first port of four) move
+it (the tests run it elsewhere).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import signal
@@ -20,38 +29,69 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN = Path(os.environ.get("CESI_DEMO_DIR") or ROOT / "run")
 PORT = int(os.environ.get("CESI_DEMO_PORT") or 5000)
 WEB_PORT = int(os.environ.get("CESI_DEMO_WEB_PORT") or 8089)
+HAS_SUPERVISOR = importlib.util.find_spec("supervisor") is not None
 
-CONFIG = """\
+DAEMON = """\
 [supervisord]
-logfile=%(here)s/agent.log
-pidfile=%(here)s/agent.pid
+logfile=%(here)s/daemon.log
+pidfile=%(here)s/daemon.pid
 childlogdir=%(here)s/logs
 nodaemon=true
 
 [unix_http_server]
-file=%(here)s/agent.sock
+file=%(here)s/node.sock
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
 [supervisorctl]
-serverurl=unix://%(here)s/agent.sock
+serverurl=unix://%(here)s/node.sock
+"""
 
+WEB_POOL = """
 [program:web]
-command={py} -m http.server {web_port} --bind 127.0.0.1
-directory=%(here)s
+command={py} {demo}/web.py {web_port} %(process_num)d
+process_name=%(program_name)s_%(process_num)d
+numprocs=2
+numprocs_start={first}
 redirect_stderr=true
+"""
 
+WORKERS = """
 [program:worker]
 command={py} {demo}/worker.py
 process_name=%(program_name)s_%(process_num)d
-numprocs=2
-
-[program:flaky]
-command=/bin/sh -c "echo starting; sleep 5; echo crashing >&2; exit 3"
-autorestart=unexpected
+numprocs={count}
 """
 
+# node -> (environment, kind, programs)
+NODES: dict[str, tuple[str, str, str]] = {
+    "web-1": ("production", "cesi-agentd", WEB_POOL.replace("{first}", "0") + """
+[program:api]
+command={py} {demo}/chatty.py
+stdout_logfile_maxbytes=1MB
+stderr_logfile_maxbytes=1MB
+"""),
+    "web-2": ("staging", "cesi-agentd",
+              WEB_POOL.replace("{first}", "2") + WORKERS.replace("{count}", "1")),
+    "jobs-1": ("production", "cesi-agentd", WORKERS.replace("{count}", "2") + """
+[program:report]
+command={py} {demo}/cron.py
+
+[program:flaky]
+command=/bin/sh -c "echo starting; sleep 3; echo 'lost the database connection' >&2; exit 3"
+startsecs=1
+autorestart=true
+
+[program:exporter]
+command=/opt/legacy/bin/exporter --nightly
+startretries=2
+"""),
+    "legacy-1": ("staging", "supervisord", WORKERS.replace("{count}", "1") + """
+[program:billing]
+command={py} {demo}/cron.py
+"""),
+}
 
 CONSOLE = """\
 [cesi]
@@ -60,13 +100,37 @@ activity_log = {run}/activity.log
 admin_username = admin
 admin_password = {password}
 name = cesi-like demo
-
-[node:local]
-url = unix://{run}/agent.sock
-
-[environment:demo]
-members = local
 """
+
+
+def nodes() -> dict[str, tuple[str, str, str]]:
+    """The demo's nodes: legacy-1 only when supervisord can run here."""
+    return {name: spec for name, spec in NODES.items()
+            if spec[1] != "supervisord" or HAS_SUPERVISOR}
+
+
+def console_config(password: str) -> str:
+    text = CONSOLE.format(run=RUN, password=password)
+    environments: dict[str, list[str]] = {}
+    for name, (environment, _kind, _programs) in nodes().items():
+        text += f"\n[node:{name}]\nurl = unix://{RUN / name / 'node.sock'}\n"
+        environments.setdefault(environment, []).append(name)
+    for environment, members in environments.items():
+        text += f"\n[environment:{environment}]\nmembers = {', '.join(members)}\n"
+    return text
+
+
+def start_node(name: str, kind: str, programs: str) -> subprocess.Popen[bytes]:
+    folder = RUN / name
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    conf = folder / "node.conf"
+    conf.write_text(DAEMON + programs.format(py=sys.executable, demo=ROOT / "demo",
+                                             web_port=WEB_PORT))
+    if kind == "supervisord":
+        command = [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)]
+    else:
+        command = [sys.executable, "-m", "cesi_like.agent.main", "-c", str(conf), "-s"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -75,27 +139,28 @@ def _interrupted(signum: int, frame: object) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _interrupted)
-    (RUN / "logs").mkdir(parents=True, exist_ok=True)
-    agent_conf = RUN / "agent.conf"
-    agent_conf.write_text(CONFIG.format(py=sys.executable, demo=ROOT / "demo",
-                                        web_port=WEB_PORT))
+    RUN.mkdir(parents=True, exist_ok=True)
     secret = RUN / "admin-password"
     if not secret.exists():
         secret.write_text(secrets.token_urlsafe(12))
         secret.chmod(0o600)
     password = secret.read_text().strip()
     console_conf = RUN / "cesi.conf"
-    console_conf.write_text(CONSOLE.format(run=RUN, password=password))
+    console_conf.write_text(console_config(password))
     children: list[subprocess.Popen[bytes]] = []
     try:
-        children.append(subprocess.Popen([sys.executable, "-m", "cesi_like.agent.main", "-c",
-                                          str(agent_conf), "-s"]))
+        for name, (_environment, kind, programs) in nodes().items():
+            children.append(start_node(name, kind, programs))
         deadline = time.monotonic() + 30
-        while not (RUN / "agent.sock").exists() and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not all(
+                (RUN / name / "node.sock").exists() for name in nodes()):
             time.sleep(0.05)
         print("\ncesi-like demo")
         print(f"  console:  http://localhost:{PORT}/   (login: admin / {password})")
-        print(f"  agent:    {sys.executable} -m cesi_like.agent.ctl -c {agent_conf} status")
+        for name, (environment, kind, _programs) in nodes().items():
+            print(f"  {name:9} {environment:11} {kind:12} {RUN / name / 'node.conf'}")
+        if not HAS_SUPERVISOR:
+            print("  (pip install supervisor to add legacy-1, a stock supervisord node)")
         print("  Ctrl-C stops everything.\n", flush=True)
         children.append(subprocess.Popen([sys.executable, "-m", "cesi_like.console.cli",
                                           "--config", str(console_conf), "serve", "--bind",
@@ -104,17 +169,20 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        # the console first (gunicorn stops its workers and pollers), then the agent (which
-        # stops its programs); a Ctrl-C in a terminal already reached them: no harm
+        # the console first (gunicorn stops its workers and pollers), then every node at
+        # once (each stops its programs); a Ctrl-C in a terminal already reached them: no harm
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-            try:
-                child.wait(60)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        console, nodes_ = children[len(nodes()):], children[:len(nodes())]
+        for group in (console, nodes_):
+            for child in group:
+                if child.poll() is None:
+                    child.terminate()
+            for child in group:
+                try:
+                    child.wait(60)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
 
 
 if __name__ == "__main__":

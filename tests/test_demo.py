@@ -1,6 +1,8 @@
-"""`make run` stops cleanly (#11.5): SIGINT or SIGTERM to the demo runner (as Ctrl-C, `kill`,
-`timeout` or systemd send it) stops the console (gunicorn, its workers and pollers), the agent
-and the agent's programs: nothing of the demo is left running."""
+"""`make run`: a fleet of three or more nodes in two environments, with a flapping and a
+FATAL program, on the console within 15 s; and it stops cleanly (#11.5): SIGINT or SIGTERM to
+the demo runner (as Ctrl-C, `kill`, `timeout` or systemd send it) stops the console (gunicorn,
+its workers and pollers), every node and their programs: nothing of the demo is left
+running."""
 
 from __future__ import annotations
 
@@ -20,6 +22,31 @@ from tests.support.waiting import wait_for
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def fleet_is_shown(run: Path, console: str) -> None:
+    """What a newcomer sees within 15 s: nodes in two environments, a FATAL program and one
+    that flaps (started again and again)."""
+    made = subprocess.run([sys.executable, "-m", "cesi_like.console.cli", "--config",
+                           str(run / "cesi.conf"), "tokens", "create", "admin"],
+                          capture_output=True, text=True, check=True)
+    secret = made.stdout.split()[-1]
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {secret}"
+    nodes = api.get(f"{console}/api/v1/nodes", timeout=10).json()
+    assert {"web-1", "web-2", "jobs-1"} <= {n["name"] for n in nodes}
+    assert {e for n in nodes for e in n["environments"]} == {"production", "staging"}
+
+    def fatal_and_flapping() -> bool:
+        fatal = api.get(f"{console}/api/v1/processes", params={"state": "FATAL"},
+                        timeout=10).json()
+        history = api.get(f"{console}/api/v1/nodes/jobs-1/processes/flaky:flaky/history",
+                          timeout=10).json()
+        starts = [c for c in history["changes"] if c["to"] == 10]  # STARTING
+        return ("jobs-1", "exporter:exporter") in {(p["node"], f"{p['group']}:{p['name']}")
+                                                    for p in fatal} and len(starts) >= 2
+
+    wait_for(fatal_and_flapping, timeout=15, what="a FATAL and a flapping program")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_the_demo_stops_everything_it_started(tmp_path: Path, signum: int) -> None:
     port = free_port()
@@ -36,8 +63,9 @@ def test_the_demo_stops_everything_it_started(tmp_path: Path, signum: int) -> No
                 return False
 
         wait_for(up, timeout=60, what="the demo console")
-        # the agent, its four programs, gunicorn's master, workers and poller process
-        family = wait_for(lambda: (f := descendants(runner.pid)) and len(f) >= 9 and f,
+        fleet_is_shown(tmp_path, f"http://127.0.0.1:{port}")
+        # three nodes or more, their programs, gunicorn's master, workers and poller process
+        family = wait_for(lambda: (f := descendants(runner.pid)) and len(f) >= 15 and f,
                           timeout=30, what="the demo's processes")
         runner.send_signal(signum)
         assert runner.wait(90) == 0  # both end through `finally`, as Ctrl-C does
