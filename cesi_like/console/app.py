@@ -63,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CESI_POLL_PROCESSES=settings.poll_processes,
         CESI_NODE_MAX_BYTES=settings.node_max_bytes,
         CESI_ACTION_TIMEOUT=settings.action_timeout,
+        CESI_CONFIRM_OVER=settings.confirm_over,
         CESI_POLLER=False,  # True: poll now; "standby": only if no one else does (WSGI)
         CESI_ACTIVITY_LOG=settings.activity_log,
         CESI_METRICS_ALLOW=parse_allow(settings.metrics_allow),

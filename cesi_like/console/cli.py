@@ -255,6 +255,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     """Process actions through the same rules as the UI: as the local admin, or with the
     rights of `--user`."""
     from .services import ServiceError, actions
+    from .services.confirm import Confirmation
 
     app = _app(args)
     with database.standalone(app) as db:
@@ -271,8 +272,10 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         worst = 0
         for name in names:
             try:
-                outcome = actions.perform(db, console(app).nodes, who, args.node, name,
-                                          args.action, signal, app.config["CESI_ACTION_TIMEOUT"])
+                outcome = actions.perform(
+                    db, console(app).nodes, who, args.node, name, args.action, signal,
+                    app.config["CESI_ACTION_TIMEOUT"], confirmation=Confirmation(
+                        args.confirm, app.config["CESI_CONFIRM_OVER"]))
             except ServiceError as exc:
                 worst = fail(f"{name}: {exc.message}")
                 continue
@@ -375,6 +378,9 @@ def parser() -> argparse.ArgumentParser:
                                         "disable", "enable"])
     ctl.add_argument("name", nargs="+", help="group:name, group:* or * (signal: SIG NAME...)")
     ctl.add_argument("--user", help="act as this console user (default: the first admin)")
+    ctl.add_argument("--confirm", metavar="NAME",
+                     help="the node's name, for a stop/restart/signal of more than "
+                          "confirm_over processes or in a protected environment")
     ctl.set_defaults(run=cmd_ctl)
     poll = sub.add_parser("poll", help="run the poller alone, in the foreground")
     poll.add_argument("--share", metavar="N/COUNT",

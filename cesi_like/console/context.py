@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..supervisor_rpc.node import NodeClient
 from .services import snapshot
 from .services.activity import Actor
+from .services.confirm import Confirmation
 from .services.snapshot import Freshness, NodeView, SnapshotCache
 from .storage.models import Node
 from .storage.secrets import NodeSecrets
@@ -67,6 +68,13 @@ def actor() -> Actor:
     user = current_user._get_current_object() if current_user.is_authenticated else None
     return Actor(user, client_ip() if request else "",
                  current_app.config.get("CESI_ACTIVITY_LOG"))
+
+
+def confirmation(given: object) -> Confirmation:
+    """What the request typed to confirm a dangerous action (services.confirm), with this
+    console's `confirm_over`."""
+    return Confirmation(given if isinstance(given, str) else None,
+                        current_app.config["CESI_CONFIRM_OVER"])
 
 
 def snapshot_views(db: Session, nodes: Sequence[Node]) -> list[NodeView]:

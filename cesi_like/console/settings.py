@@ -69,6 +69,7 @@ class Settings:
     smtp_starttls: str = "false"
     smtp_allow_plaintext: str = "false"  # log in to the SMTP server without TLS (in clear)
     login_backoff: float = 1.0  # seconds before a pair's retry, doubling per failure
+    confirm_over: int = 10  # stop/restart/signal of more processes needs a name typed
     login_methods: str = ""  # local, ldap, oidc (empty: local and every one configured)
     sso_recheck_minutes: float = 15.0  # how long an SSO session goes unconfirmed
     ldap: LdapSettings | None = None
@@ -86,13 +87,14 @@ _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "node_ke
               "login_window", "login_backoff", "metrics_allow",
               "history_days", "smtp_host", "smtp_port", "smtp_from", "smtp_username",
               "smtp_password", "smtp_starttls", "smtp_allow_plaintext", "login_methods",
+              "confirm_over",
               "sso_recheck_minutes"}
 _FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days", "login_window",
            "login_backoff", "history_days", "sso_recheck_minutes"}
 _FLAGS = {"smtp_starttls", "smtp_allow_plaintext"}
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 _INTS = {"poll_concurrency", "poll_processes", "node_max_bytes", "trusted_proxies",
-         "login_limit", "login_limit_per_address"}
+         "login_limit", "login_limit_per_address", "confirm_over"}
 
 
 METHODS = ("local", "ldap", "oidc")
@@ -188,7 +190,7 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
         if key in _FLOATS or key in _INTS:
             number = float(value) if key in _FLOATS else int(value)
             # no proxy, and no backoff, are valid answers
-            lowest = 0 if key in ("trusted_proxies", "login_backoff") else 1e-9
+            lowest = 0 if key in ("trusted_proxies", "login_backoff", "confirm_over") else 1e-9
             highest = 16 if key == "poll_processes" else 10**9  # the poller's SHARDS
             if not lowest <= number <= highest:
                 raise ValueError

@@ -13,12 +13,17 @@ from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError
 
 from ..services import Invalid, ServiceError, validate
+from ..services.confirm import ConfirmationNeeded
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 @bp.errorhandler(ServiceError)
 def _service_error(exc: ServiceError) -> tuple[Response, int]:
+    if isinstance(exc, ConfirmationNeeded):  # what to send as "confirm", and what it touches
+        return jsonify(error=exc.message, confirm=exc.question.word,
+                       touches=exc.question.touches,
+                       protected=list(exc.question.protected)), exc.status
     return jsonify(error=exc.message), exc.status
 
 

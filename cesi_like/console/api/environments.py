@@ -19,7 +19,7 @@ from .base import body, bp
 
 
 def environment_json(env: Environment, who: Actor) -> dict[str, Any]:
-    return {"name": env.name, "description": env.description,
+    return {"name": env.name, "description": env.description, "protected": env.protected,
             "nodes": [node.name for node in env.nodes if access.in_scope(who, node)]}
 
 

@@ -83,9 +83,12 @@ TOKEN_INPUT = {"type": "object", "properties": {
 MAIN_LOG = {"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}}
 ENVIRONMENT = {"type": "object", "properties": {
     "name": {"type": "string"}, "description": {"type": "string"},
+    "protected": {"type": "boolean"},
     "nodes": {"type": "array", "items": {"type": "string"}}}}
 ENVIRONMENT_INPUT = {"type": "object", "properties": {
     "name": NAME_PATTERN, "description": {"type": "string"},
+    "protected": {"type": "boolean", "description": "a stop, restart or signal of any of "
+                  "its processes needs \"confirm\" (428 without it)"},
     "nodes": {"type": "array", "items": {"type": "string"}}}}
 USER = {"type": "object", "properties": {
     "username": {"type": "string"}, "role": {"enum": ["admin", "operator", "viewer"]},
@@ -120,7 +123,11 @@ JOB = {"type": "object", "required": ["id", "kind", "state", "title", "steps", "
            "takeovers": {"type": "integer",
                          "description": "times another console process resumed it"},
            "created": TIME, "updated": TIME, "finished": TIME}}
+CONFIRM = {"type": "string", "description": "the name that confirms a stop, restart or "
+           "signal of more than confirm_over processes or in a protected environment (the "
+           "428 answer says which name, and what the action touches per node)"}
 ROLLOUT_INPUT = {"type": "object", "required": ["environment", "group"], "properties": {
+    "confirm": CONFIRM,
     "environment": {"type": "string"}, "group": {"type": "string"},
     "batch_size": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
     "pause": {"type": "number", "minimum": 0, "maximum": 3600, "default": 0,
@@ -139,7 +146,7 @@ BULK_INPUT = {"type": "object", "required": ["action"], "properties": {
                                 "description": "group:name, group:* or *"}}}},
     "spec": {"type": "string", "description": "with environment or nodes"},
     "environment": {"type": "string"},
-    "nodes": {"type": "array", "items": {"type": "string"}}}}
+    "nodes": {"type": "array", "items": {"type": "string"}}, "confirm": CONFIRM}}
 
 STATS = {"type": "object", "required": ["available"], "properties": {
     "available": {"type": "boolean"}, "reason": {"type": "string"},
@@ -201,12 +208,15 @@ ERRORS = {status: {"description": text, **_json(ERROR)} for status, text in (
     ("400", "bad input"), ("401", "not logged in / no token"), ("403", "role too low"),
     ("404", "not found (or outside your environments)"), ("409", "conflict"),
     ("502", "the node did not answer usably (state and reason in the message)"))}
+CONFIRM_NEEDED = {"428": {"description": "confirm: send the name the answer's \"confirm\" "
+                          "gives (it also lists \"touches\", processes per node, and "
+                          "\"protected\" environments)", **_json(ERROR)}}
 
 
 def _op(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None,
-        status: str = "200") -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary,
-                                 "responses": {status: {"description": "ok", **ok}, **ERRORS}}
+        status: str = "200", confirmed: bool = False) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": {
+        status: {"description": "ok", **ok}, **ERRORS, **(CONFIRM_NEEDED if confirmed else {})}}
     if body is not None:  # a field not listed is refused (400), never ignored
         operation["requestBody"] = {"required": True, **_json(
             {**body, "additionalProperties": False})}
@@ -265,10 +275,11 @@ def document() -> dict[str, Any]:
                 "post": {**_op("Act on processes (operator); 409 when some target failed. "
                                "disable (stop, and keep stopped across reloads and restarts "
                                "of the node) and enable: cesi-agentd nodes, not *",
-                               _json(RESULTS)),
+                               _json(RESULTS), confirmed=True),
                          "requestBody": {"required": False, **_json({
                              "type": "object", "additionalProperties": False,
-                             "properties": {"signal": {"type": "string"}}})}}},
+                             "properties": {"signal": {"type": "string"},
+                                            "confirm": CONFIRM}})}}},
             "/api/v1/nodes/{name}/processes/{spec}/log": {
                 "parameters": [_name("name"), _name("spec")],
                 "get": {**_op("Tail a log by offset (follow with the returned offset)",
@@ -345,12 +356,12 @@ def document() -> dict[str, Any]:
                 "post": _op("Queue a rolling restart of a group across an environment "
                             "(operator): the environment's nodes that run the group, "
                             "batch_size at a time, stopping at the first failure unless "
-                            "keep_going", _json(JOB), ROLLOUT_INPUT, "202")},
+                            "keep_going", _json(JOB), ROLLOUT_INPUT, "202", confirmed=True)},
             "/api/v1/bulk": {
                 "post": _op("Queue start/stop/restart/signal on many nodes at once, in "
                             "parallel (operator): explicit targets, or one spec on an "
                             "environment's nodes that have it or on named nodes",
-                            _json(JOB), BULK_INPUT, "202")},
+                            _json(JOB), BULK_INPUT, "202", confirmed=True)},
             "/api/v1/jobs": {
                 "get": _op("Your jobs, newest first (an admin: everyone's)", listing(JOB))},
             "/api/v1/jobs/{job_id}": {

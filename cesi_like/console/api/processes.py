@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify, request, stream_with_context
 
-from ..context import actor, console, snapshot_views
+from ..context import actor, confirmation, console, snapshot_views
 from ..services import Invalid, access, actions, history, logs, snapshot
 from ..services.snapshot import ProcessFilter
 from ..storage import db as database
@@ -29,11 +29,13 @@ def list_processes() -> Response:
 def process_action(name: str, spec: str, action: str) -> tuple[Response, int]:
     """start|stop|restart|signal|clear-logs on group:name, group:* or *; disable|enable on
     group:name or group:* of a cesi-agentd node (operator)."""
-    signal = body({"signal"}, required=False).get("signal")
+    data = body({"signal", "confirm"}, required=False)
+    signal = data.get("signal")
     if signal is not None and not isinstance(signal, str):
         raise Invalid("signal: a signal name such as HUP", "signal")
     outcome = actions.perform(database.session(), console().nodes, actor(), name, spec,
-                              action, signal, current_app.config["CESI_ACTION_TIMEOUT"])
+                              action, signal, current_app.config["CESI_ACTION_TIMEOUT"],
+                              confirmation=confirmation(data.get("confirm")))
     return jsonify(results=outcome.results), 200 if outcome.ok else 409
 
 

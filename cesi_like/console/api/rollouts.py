@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 from werkzeug.wrappers import Response
 
-from ..context import actor, console
+from ..context import actor, confirmation, console
 from ..services import rollouts
 from ..storage import db as database
 from .base import body, bp
@@ -15,9 +15,10 @@ from .jobs import job_json
 @bp.post("/rollouts")
 def start_rollout() -> tuple[Response, int]:
     """Queue a rolling restart (operator); 202 with the job to follow."""
-    data = body({"environment", "group", "batch_size", "pause", "keep_going"})
+    data = body({"environment", "group", "batch_size", "pause", "keep_going", "confirm"})
     job = rollouts.start(database.session(), actor(), data.get("environment", ""),
                          data.get("group", ""), data.get("batch_size", 1),
-                         data.get("pause", 0.0), data.get("keep_going", False))
+                         data.get("pause", 0.0), data.get("keep_going", False),
+                         confirmation=confirmation(data.get("confirm")))
     console().wake_jobs()
     return jsonify(job_json(job)), 202

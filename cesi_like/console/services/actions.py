@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from ...supervisor_rpc import schema
 from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError, NodeState, fault_state
 from ...supervisor_rpc.states import Fault
-from . import Conflict, Invalid, NodeFailed, NotFound, access, redact
+from . import Conflict, Invalid, NodeFailed, NotFound, access, confirm, redact
 from .access import Permission
 from .activity import Actor, Result, record
 from .snapshot import address, refresh
@@ -79,10 +79,12 @@ def fault_text(fault: xmlrpc.client.Fault) -> str:
 
 def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec: str,
             action: str, signal: str | None = None, wait_seconds: float = 60.0,
-            recorded: bool = True) -> Outcome:
+            recorded: bool = True, *, confirmation: confirm.Confirmation | None) -> Outcome:
     """Run `action` on `spec` of `node_name` for `actor`; records it (unless the caller
     records it with others in one entry: `recorded=False`) and re-polls the node. Raises
-    ServiceError subclasses for what the rules refuse and NodeFailed for a dead node."""
+    ServiceError subclasses for what the rules refuse (ConfirmationNeeded when a name must be
+    typed first: `confirmation` None only for a job's step, asked when it was queued) and
+    NodeFailed for a dead node."""
     node = access.node(db, actor, node_name, Permission.PROCESSES, f"process.{action}"[:64],
                        f"{node_name}/{spec}")
     where = f"{node.name}/{spec}"
@@ -97,6 +99,7 @@ def perform(db: Session, client: NodeClient, actor: Actor, node_name: str, spec:
         signal = parse_signal(signal)
     if not node.enabled:
         raise Conflict(f"node {node.name} is disabled")
+    confirm.require(db, action, [(node, target.spec)], confirmation)
     peer = address(node)
     # end the read transaction: the node may take a minute (and SQLite's WAL wants its
     # checkpoints meanwhile)

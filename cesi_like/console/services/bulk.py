@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.node import NodeAddress, NodeError
 from ..storage.models import Job, Node, NodeStatus
-from . import Invalid, ServiceError, access, actions, config_updates, jobs
+from . import Invalid, ServiceError, access, actions, config_updates, confirm, jobs
 from .access import Permission
 from .activity import Actor, Result, record
 from .jobs import JobState, StepState
@@ -31,10 +31,12 @@ SAVE_EVERY = 0.25  # seconds between two writes of the results (a write per node
 
 
 def start(db: Session, actor: Actor, action: Any, targets: Any = None, spec: Any = None,
-          environment: Any = None, nodes: Any = None, signal: Any = None) -> Job:
+          environment: Any = None, nodes: Any = None, signal: Any = None, *,
+          confirmation: confirm.Confirmation) -> Job:
     """Queue `action` on `targets` ([{node, spec}]) or on `spec` (e.g. `web:*`) of the
-    environment's or the named nodes. Every node must exist and be visible, or nothing
-    starts."""
+    environment's or the named nodes. Every node must exist and be visible, and a stop,
+    restart or signal of many processes or of a protected environment be confirmed, or
+    nothing starts."""
     access.require(db, actor, Permission.PROCESSES, f"{KIND}.start", str(action)[:32])
     if action not in VERBS:
         raise Invalid(f"action: one of {', '.join(VERBS)}")
@@ -48,6 +50,8 @@ def start(db: Session, actor: Actor, action: Any, targets: Any = None, spec: Any
                 isinstance(t, dict) and t.get("spec") != "*" for t in targets)):
             raise Invalid("update applies a node's config changes: spec must be *")
     pairs = _targets(db, actor, targets, spec, environment, nodes, action == "update")
+    confirm.require(db, action, [(access.node(db, actor, node), target)
+                                 for node, target in pairs], confirmation)
     steps: list[dict[str, Any]] = [
         {"node": node, "spec": target, "state": StepState.PENDING, "detail": "", "results": [],
          "started": None, "finished": None} for node, target in pairs]

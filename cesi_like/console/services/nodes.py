@@ -26,7 +26,7 @@ from .snapshot import refresh_in_full
 NODE_FIELDS = {"name", "url", "host", "port", "username", "password", "notes", "ca_file",
                "client_cert", "enabled", "verify_tls", "environments",
                "has_password"}  # what GET shows, so a client may PUT back what it got
-ENVIRONMENT_FIELDS = {"name", "description", "nodes"}
+ENVIRONMENT_FIELDS = {"name", "description", "nodes", "protected"}
 
 
 # -- nodes ---------------------------------------------------------------------------------
@@ -151,6 +151,8 @@ def _apply_environment(db: Session, env: Environment, fields: Mapping[str, Any],
         values["description"] = validate.text(fields["description"], "description")
     if "nodes" in fields:
         values["nodes"] = _named(db, Node, fields["nodes"], "nodes")
+    if "protected" in fields:
+        values["protected"] = validate.flag(fields["protected"], "protected")
     for key, value in values.items():
         setattr(env, key, value)
 

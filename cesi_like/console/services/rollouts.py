@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.states import ProcessState
 from ..storage.models import Job, NodeStatus
-from . import Invalid, ServiceError, access, actions, jobs, validate
+from . import Invalid, ServiceError, access, actions, confirm, jobs, validate
 from .access import Permission
 from .activity import Actor, Result, record
 from .jobs import JobState, StepState
@@ -31,9 +31,11 @@ MAX_PAUSE = 3600.0
 
 
 def start(db: Session, actor: Actor, environment: str, group: str, batch_size: Any = 1,
-          pause: Any = 0.0, keep_going: Any = False) -> Job:
+          pause: Any = 0.0, keep_going: Any = False, *,
+          confirmation: confirm.Confirmation) -> Job:
     """Queue a rolling restart of `group` on the environment's nodes that run it (those the
-    user may see, enabled, by name). Refuses what it cannot do before anything happens."""
+    user may see, enabled, by name). Refuses what it cannot do before anything happens,
+    ConfirmationNeeded included."""
     access.require(db, actor, Permission.PROCESSES, f"{KIND}.start",
                    f"{str(environment)[:64]}/{str(group)[:64]}")
     if not isinstance(group, str) or not group or group == "*":
@@ -48,6 +50,7 @@ def start(db: Session, actor: Actor, environment: str, group: str, batch_size: A
     if not nodes:
         raise Invalid(f"no node of environment {env.name} that you may act on runs a group "
                       f"{group!r} (as of the last poll)")
+    confirm.require(db, "restart", [(node, f"{group}:*") for node in nodes], confirmation)
     steps = [{"node": node.name, "state": StepState.PENDING, "detail": "", "started": None,
               "finished": None} for node in nodes]
     spec = {"environment": env.name, "group": group, "batch_size": batch, "pause": wait,
@@ -135,7 +138,8 @@ def _restart(ctx: jobs.Context, actor: Actor, node: str, group: str) -> str | No
     with ctx.sessions() as db:
         try:
             outcome = actions.perform(db, ctx.client, actor, node, f"{group}:*", "restart",
-                                      wait_seconds=ctx.action_timeout)
+                                      wait_seconds=ctx.action_timeout,
+                                      confirmation=None)  # asked when it was queued
             node_row = access.node(db, actor, node)
         except ServiceError as exc:
             db.rollback()

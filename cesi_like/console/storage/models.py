@@ -125,6 +125,8 @@ class Environment(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    # a stop, restart or signal of any of its processes needs the name typed (services.confirm)
+    protected: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     nodes: Mapped[list[Node]] = relationship(
         secondary=node_environments, back_populates="environments", order_by="Node.name")
 

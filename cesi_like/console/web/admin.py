@@ -221,7 +221,7 @@ def environments() -> Page:
 
 def _environment_fields(db: Session, form: EnvironmentForm) -> dict[str, Any]:
     return {"name": form.name.data, "description": form.description.data or "",
-            "nodes": _names(db, Node, form.nodes.data)}
+            "nodes": _names(db, Node, form.nodes.data), "protected": bool(form.protected.data)}
 
 
 @bp.route("/environments/new", methods=["GET", "POST"])

@@ -19,7 +19,7 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from ...supervisor_rpc.node import NodeState
-from ..context import actor, console, snapshot_views
+from ..context import actor, confirmation, console, snapshot_views
 from ..guard import safe_next
 from ..services import (
     Invalid,
@@ -36,8 +36,10 @@ from ..services import (
 )
 from ..services.access import Permission
 from ..services.actions import SIGNALS, Target
+from ..services.confirm import ConfirmationNeeded
 from ..services.snapshot import STATE_CLASSES, NodeView, ProcessFilter
 from ..storage import db as database
+from .flows import confirm_page
 from .forms import ConfirmForm
 from .fragments import live_page
 
@@ -161,7 +163,7 @@ def processes() -> Response:
 
 
 @bp.post("/processes/bulk")
-def bulk_action() -> Response:
+def bulk_action() -> Response | str:
     """The processes page's bulk form: start, stop, restart or signal the ticked rows, or
     every process its filters match, on all their nodes at once, as one bulk job whose page
     shows each node's results as they arrive."""
@@ -182,7 +184,11 @@ def bulk_action() -> Response:
         else:
             chosen = form.getlist("target")
         job = bulk.start(db, actor(), action, bulk.picked(db, actor(), chosen),
-                         signal=form.get("signal") if action == "signal" else None)
+                         signal=form.get("signal") if action == "signal" else None,
+                         confirmation=confirmation(form.get("confirm")))
+    except ConfirmationNeeded as need:
+        db.rollback()
+        return confirm_page(need, back)
     except Problem as exc:
         db.rollback()
         flash(f"Bulk {action[:32]}: {exc.message}", "error")
@@ -221,7 +227,7 @@ def process(name: str, spec: str) -> Response:
 
 
 @bp.post("/nodes/<name>/processes/<spec>/<action>")
-def act(name: str, spec: str, action: str) -> Response:
+def act(name: str, spec: str, action: str) -> Response | str:
     """The action forms: run it, flash the per-target results, go back where the user was."""
     back = safe_next(request.form.get("next"), url_for("fleet.node", name=name))
     if not ConfirmForm().validate_on_submit():
@@ -230,7 +236,10 @@ def act(name: str, spec: str, action: str) -> Response:
     try:
         outcome = actions.perform(database.session(), console().nodes, actor(), name, spec,
                                   action, request.form.get("signal"),
-                                  current_app.config["CESI_ACTION_TIMEOUT"])
+                                  current_app.config["CESI_ACTION_TIMEOUT"],
+                                  confirmation=confirmation(request.form.get("confirm")))
+    except ConfirmationNeeded as need:
+        return confirm_page(need, back)
     except Problem as exc:
         flash(f"{action} {spec} on {name}: {exc.message}", "error")
         return redirect(back)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import flash, redirect
+from flask import flash, redirect, render_template, request
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import Field
 
 from ..services import Problem
+from ..services.confirm import ConfirmationNeeded
 from ..storage import db as database
 from .forms import ConfirmForm
 
@@ -40,6 +41,16 @@ def saved(form: FlaskForm, change: Callable[[], str], back: str,
     db.commit()
     flash(done, "success")
     return redirect(back)
+
+
+def confirm_page(need: ConfirmationNeeded, back: str) -> str:
+    """The question of a stop, restart or signal that needs a name typed: what it touches,
+    and the form just posted again (its own fields, the CSRF token among them) with the
+    name."""
+    fields = [(name, value) for name, values in request.form.lists() if name != "confirm"
+              for value in values]
+    return render_template("confirm.html", q=need.question, fields=fields, back=back,
+                           given=(request.form.get("confirm") or "").strip()[:64])
 
 
 def pressed(change: Callable[[], str], back: str) -> Response:

@@ -62,6 +62,8 @@ class EnvironmentForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=64), NAME])
     description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
     nodes = SelectMultipleField("Nodes", coerce=int)
+    protected = BooleanField("Protected: stopping, restarting or signalling any of its "
+                             "processes asks for its name to be typed")
 
 
 class TokenForm(FlaskForm):

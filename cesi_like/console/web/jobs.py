@@ -10,12 +10,13 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from ..context import actor, console
+from ..context import actor, confirmation, console
 from ..guard import permission
 from ..services import Problem, access, jobs, rollouts
 from ..services.access import Permission
+from ..services.confirm import ConfirmationNeeded
 from ..storage import db as database
-from .flows import pressed
+from .flows import confirm_page, pressed
 from .forms import ConfirmForm, RolloutForm
 from .fragments import live_page
 
@@ -37,7 +38,11 @@ def new_rollout() -> Response | str:
         try:
             job = rollouts.start(db, actor(), form.environment.data or "", form.group.data or "",
                                  form.batch_size.data, form.pause.data or 0,
-                                 bool(form.keep_going.data))
+                                 bool(form.keep_going.data),
+                                 confirmation=confirmation(request.form.get("confirm")))
+        except ConfirmationNeeded as need:
+            db.rollback()
+            return confirm_page(need, url_for("jobs.index"))
         except Problem as exc:
             db.rollback()
             form.group.errors = [*form.group.errors, exc.message]
