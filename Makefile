@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-fleet bench-login bench-scale-out bench-bulk bench-alerts clean
+.PHONY: run test lint screenshots bench bench-fleet bench-login bench-scale-out bench-bulk bench-alerts clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,7 +11,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-## run: start a local cesi-agentd with demo programs (foreground; Ctrl-C stops it)
+## run: start the demo fleet and the console (foreground; Ctrl-C stops it)
 run: $(BIN)/.installed
 	$(BIN)/python demo/run.py
 
@@ -22,6 +22,10 @@ test: lint
 lint: $(BIN)/.installed
 	$(BIN)/ruff check cesi_like tests bench demo
 	$(BIN)/mypy
+
+## screenshots: the demo fleet's pages in chromium, light and dark, to docs/screenshots/
+screenshots: $(BIN)/.installed
+	$(BIN)/python demo/screenshots.py
 
 ## bench: agent vs supervisord, side by side (results: docs/benchmarks.md)
 bench: $(BIN)/.installed

@@ -126,6 +126,7 @@ POST fleet.node_config         302  403  404  302  404  403  302
 GET fleet.node_log             302  403  404  403  404  200  200
 GET fleet.process              302  200  404  200  404  200  200
 GET fleet.processes            302  200  200  200  200  200  200
+GET fleet.search               302  200  200  200  200  200  200
 GET health.healthz             200  200  200  200  200  200  200
 POST jobs.cancel               302  403  404  302  404  403  302
 GET jobs.index                 302  200  200  200  200  200  200

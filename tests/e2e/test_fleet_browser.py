@@ -59,7 +59,7 @@ def test_live_fleet_actions_and_log(tmp_path: Path) -> None:
             assert agent.info("web")["statename"] == "STOPPED"
 
             page.goto(f"{console}/nodes/local/processes/ticker:ticker")
-            tail = page.locator("pre.logtail")
+            tail = page.locator("pre.logtail[data-stream=stdout]")
             expect(tail).to_contain_text("tick", timeout=10_000)
             first = max(int(n) for n in re.findall(r"tick (\d+)", tail.inner_text()))
             expect(tail).to_contain_text(f"tick {first + 5}", timeout=10_000)

@@ -413,6 +413,37 @@ def processes(views: Iterable[NodeView], where: ProcessFilter) -> list[dict[str,
     return rows
 
 
+@dataclass(frozen=True)
+class Found:
+    """What a fleet-wide search finds, each list by name: nodes, groups (with the nodes that
+    run them) and processes."""
+
+    nodes: list[NodeView]
+    groups: list[tuple[str, list[str]]]
+    processes: list[dict[str, Any]]
+
+
+def search(views: Iterable[NodeView], term: str, limit: int = 50) -> Found:
+    """Nodes, groups and processes whose name holds `term` (any case), from the snapshot of
+    `views` (the nodes the user may see); at most `limit` of each."""
+    needle = term.strip().lower()[:200]
+    shown = list(views)
+    if not needle:
+        return Found([], [], [])
+    groups: dict[str, set[str]] = {}
+    found = []
+    for node_view in shown:
+        for process in node_view.processes:
+            if needle in process["group"].lower():
+                groups.setdefault(process["group"], set()).add(node_view.name)
+            if needle in f"{process['group']}:{process['name']}".lower():
+                found.append({"node": node_view.name, **process, "stale": node_view.stale})
+    nodes = sorted((v for v in shown if needle in v.name.lower()), key=lambda v: v.name)
+    found.sort(key=lambda p: (p["group"], p["name"], p["node"]))
+    return Found(nodes[:limit], [(g, sorted(groups[g])) for g in sorted(groups)][:limit],
+                 found[:limit])
+
+
 def state_changes(db: Session, node: str, group: str | None = None, name: str | None = None,
                   limit: int = 50) -> list[ProcessEvent]:
     """The newest recorded changes of a node, or of one of its processes."""

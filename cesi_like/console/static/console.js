@@ -9,6 +9,9 @@
 //    open; CPU % from two samples, a small chart of each since the page opened.
 //  - input[data-pick-all]: tick or untick every row box of its table (the bulk form's rows);
 //    ticked row boxes stay ticked when a live refresh swaps the table.
+//  - [data-theme-toggle]: light or dark, remembered in this browser (theme.js applies it).
+//  - keys (not while typing): / search, g d / g p / g j go to a section, j / k move through the
+//    rows of the first table, o or Enter opens the row, r refreshes, t theme, ? the sheet.
 "use strict";
 
 document.addEventListener("change", (event) => {
@@ -41,10 +44,22 @@ function live(element) {
         etag = response.headers.get("ETag");
         const ticked = new Set(Array.from(element.querySelectorAll("input[name=target]:checked"),
                                           (box) => box.value));
+        const currentRow = element.querySelector("tr.current");
+        const current = currentRow ? rowLink(currentRow) : null;
+        const currentHref = current ? current.getAttribute("href") : null;
+        const focused = current && document.activeElement === current;
         element.innerHTML = await response.text();  // server-rendered, escaped by Jinja
         element.querySelectorAll("input[name=target]").forEach((box) => {
           box.checked = ticked.has(box.value);
         });
+        if (currentHref) {  // the row the keyboard is on stays the current one
+          const again = Array.from(element.querySelectorAll("tr a")).find(
+            (link) => link.getAttribute("href") === currentHref);
+          if (again) {
+            again.closest("tr").classList.add("current");
+            if (focused) { again.focus(); }
+          }
+        }
         element.dispatchEvent(new CustomEvent("live:updated", { bubbles: true }));
         document.body.classList.remove("offline");
       } else if (response.status === 401) {
@@ -59,61 +74,95 @@ function live(element) {
 }
 
 function follow(element) {
-  const output = element.querySelector("pre");
+  // one pane per stream (a process page shows stdout and stderr side by side), or one pane
+  // with the whole tail re-read (a node's main log: data-log-whole, no offsets)
   const status = element.querySelector("[data-log-status]");
   const pause = element.querySelector("button[data-log-pause]");
   const sizes = element.querySelector("select[data-log-size]");
-  const stream = element.querySelector("select[data-log-stream]");
+  const find = element.querySelector("input[data-log-find]");
+  const wrap = element.querySelector("button[data-log-wrap]");
   const whole = element.hasAttribute("data-log-whole");
-  let offset = -1;
+  const panes = Array.from(element.querySelectorAll("pre.logtail"), (pre) => (
+    { pre, stream: pre.dataset.stream || "stdout", offset: -1, text: "" }));
   let paused = false;
-  let timer = null;
   function limit() { return Number(sizes ? sizes.value : 65536); }
-  async function poll() {
+  function render(pane) {
+    const atBottom = pane.pre.scrollTop + pane.pre.clientHeight >= pane.pre.scrollHeight - 4;
+    const term = find ? find.value : "";
+    let found = 0;
+    pane.pre.textContent = "";
+    if (!term) {
+      pane.pre.textContent = pane.text;
+    } else {  // text nodes and <mark>s, never markup from the log
+      const lower = pane.text.toLowerCase();
+      const needle = term.toLowerCase();
+      let at = 0;
+      for (let hit = lower.indexOf(needle); hit >= 0; hit = lower.indexOf(needle, at)) {
+        pane.pre.append(document.createTextNode(pane.text.slice(at, hit)));
+        const mark = document.createElement("mark");
+        mark.textContent = pane.text.slice(hit, hit + term.length);
+        pane.pre.append(mark);
+        at = hit + term.length;
+        found += 1;
+      }
+      pane.pre.append(document.createTextNode(pane.text.slice(at)));
+    }
+    if (atBottom || pane.offset < 0) { pane.pre.scrollTop = pane.pre.scrollHeight; }
+    return found;
+  }
+  function renderAll() {
+    const found = panes.reduce((sum, pane) => sum + render(pane), 0);
+    if (find && find.value) { status.textContent = found + " match" + (found === 1 ? "" : "es") + " of \u201c" + find.value + "\u201d"; }
+  }
+  async function poll(pane) {
+    const params = new URLSearchParams({ stream: pane.stream, offset: Math.max(pane.offset, 0),
+                                         length: limit() });
+    const response = await fetch(element.dataset.log + "?" + params, { credentials: "same-origin" });
+    const body = await response.json();
+    if (!response.ok) { throw new Error(body.error || ("HTTP " + response.status)); }
+    if (whole) {
+      pane.text = body.data;
+      pane.offset = 0;
+      return;
+    }
+    if (pane.offset < 0 || body.overflow) { pane.text = ""; }
+    pane.text = (pane.text + (body.data || "")).slice(-limit());
+    pane.offset = body.offset;
+  }
+  async function pollAll() {
     if (paused || document.hidden) { return; }
-    const params = new URLSearchParams({ stream: stream ? stream.value : "stdout",
-                                         offset: Math.max(offset, 0), length: limit() });
     try {
-      const response = await fetch(element.dataset.log + "?" + params, { credentials: "same-origin" });
-      const body = await response.json();
-      if (!response.ok) { status.textContent = body.error || ("HTTP " + response.status); return; }
-      if (whole) {
-        const atBottom = offset < 0 || output.scrollTop + output.clientHeight >= output.scrollHeight - 4;
-        output.textContent = body.data;
-        if (atBottom) { output.scrollTop = output.scrollHeight; }
-        offset = 0;
-        status.textContent = "the last " + body.data.length + " characters, re-read every few seconds";
-        return;
+      await Promise.all(panes.map(poll));
+      renderAll();
+      if (!(find && find.value)) {
+        status.textContent = whole ? "the last " + panes[0].text.length + " characters, re-read every few seconds"
+          : "following · " + panes.map((pane) => pane.stream + " " + pane.offset + " bytes").join(" · ");
       }
-      if (offset < 0 || body.overflow) { output.textContent = ""; }
-      if (body.data) {
-        const atBottom = output.scrollTop + output.clientHeight >= output.scrollHeight - 4;
-        output.textContent += body.data;
-        if (output.textContent.length > limit()) {
-          output.textContent = output.textContent.slice(-limit());
-        }
-        if (atBottom) { output.scrollTop = output.scrollHeight; }
-      }
-      offset = body.offset;
-      status.textContent = "following · " + offset + " bytes";
     } catch (error) {
-      status.textContent = "the console is not answering; retrying";
+      status.textContent = error instanceof TypeError ? "the console is not answering; retrying" : error.message;
     }
   }
-  function restart() { offset = -1; output.textContent = ""; poll(); }
+  function restart() { panes.forEach((pane) => { pane.offset = -1; pane.text = ""; }); pollAll(); }
   if (pause) {
     pause.addEventListener("click", () => {
       paused = !paused;
       pause.textContent = paused ? "Resume" : "Pause";
+      pause.setAttribute("aria-pressed", String(paused));
       status.textContent = paused ? "paused" : "following";
-      if (!paused) { poll(); }
+      if (!paused) { pollAll(); }
     });
   }
+  if (wrap) {
+    wrap.addEventListener("click", () => {
+      const off = panes[0].pre.classList.toggle("nowrap");
+      panes.forEach((pane) => pane.pre.classList.toggle("nowrap", off));
+      wrap.setAttribute("aria-pressed", String(!off));
+    });
+  }
+  if (find) { find.addEventListener("input", renderAll); }
   if (sizes) { sizes.addEventListener("change", restart); }
-  if (stream) { stream.addEventListener("change", restart); }
-  poll();
-  timer = window.setInterval(poll, Number(element.dataset.interval || 1000));
-  return timer;
+  pollAll();
+  return window.setInterval(pollAll, Number(element.dataset.interval || 1000));
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -199,3 +248,70 @@ function stats(element) {
 document.querySelectorAll("[data-live]").forEach(live);
 document.querySelectorAll("[data-stats]").forEach(stats);
 document.querySelectorAll("[data-log]").forEach(follow);
+
+// -- theme ---------------------------------------------------------------------------------
+function toggleTheme() {
+  const dark = document.documentElement.dataset.theme !== "dark";
+  document.documentElement.dataset.theme = dark ? "dark" : "light";
+  try { window.localStorage.setItem("cesi-theme", dark ? "dark" : "light"); } catch (error) { /* */ }
+}
+document.querySelectorAll("[data-theme-toggle]").forEach((button) => {
+  button.addEventListener("click", toggleTheme);
+});
+
+// -- keyboard --------------------------------------------------------------------------------
+const SECTIONS = { d: "/", p: "/processes", j: "/jobs" };
+let pendingG = 0;
+
+function typing(target) {
+  return target.closest("input, textarea, select, [contenteditable]") !== null;
+}
+
+function rows() {
+  const table = document.querySelector("main table.list tbody");
+  return table ? Array.from(table.rows).filter((row) => row.querySelector("a")) : [];
+}
+
+function rowLink(row) {  // the row's own page (a process row also links to its node)
+  return row.querySelector("a[data-row-link]") || row.querySelector("a");
+}
+
+function move(step) {
+  const all = rows();
+  if (!all.length) { return; }
+  const now = all.findIndex((row) => row.classList.contains("current"));
+  const next = Math.min(all.length - 1, Math.max(0, now < 0 ? 0 : now + step));
+  all.forEach((row) => row.classList.remove("current"));
+  all[next].classList.add("current");
+  rowLink(all[next]).focus();
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) { return; }
+  const sheet = document.querySelector("dialog[data-shortcuts]");
+  if (sheet && sheet.open) { return; }
+  const key = event.key;
+  if (pendingG && Date.now() - pendingG < 1500 && SECTIONS[key]) {
+    pendingG = 0;
+    window.location.assign(SECTIONS[key]);
+    return;
+  }
+  pendingG = 0;
+  if (key === "/") {
+    const search = document.querySelector("input[data-search]");
+    if (search) { event.preventDefault(); search.focus(); search.select(); }
+  } else if (key === "?") {
+    if (sheet) { sheet.showModal(); }
+  } else if (key === "g") {
+    pendingG = Date.now();
+  } else if (key === "j" || key === "k") {
+    move(key === "j" ? 1 : -1);
+  } else if (key === "o") {
+    const current = document.querySelector("main tr.current");
+    if (current) { rowLink(current).click(); }
+  } else if (key === "r") {
+    window.location.reload();
+  } else if (key === "t") {
+    toggleTheme();
+  }
+});

@@ -20,7 +20,8 @@ def register(app: Flask) -> None:
 
     for blueprint in (auth.bp, sso.bp, fleet.bp, admin.bp, activity.bp, jobs.bp, alerts.bp):
         app.register_blueprint(blueprint)
-    app.jinja_env.globals.update(ago=format.ago, epoch=format.epoch, statename=format.statename,
+    app.jinja_env.globals.update(ago=format.ago, when=format.when,
+                                 epoch_when=format.epoch_when, statename=format.statename,
                                  disabled=format.disabled, Permission=Permission, may=may)
 
 

@@ -140,6 +140,15 @@ def node_log(name: str) -> Response:
     return make_response(render_template("fleet/main_log.html", name=found.name))
 
 
+@bp.get("/search")
+def search() -> str:
+    """Nodes, groups and processes by name, across the fleet the user may see (the search box
+    on every page; `/` focuses it)."""
+    term = request.args.get("q", "")[:200]
+    found = snapshot.search(views(access.nodes(database.session(), actor())), term)
+    return render_template("fleet/search.html", term=term, found=found)
+
+
 @bp.get("/processes")
 def processes() -> Response:
     db = database.session()

@@ -6,6 +6,8 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from markupsafe import Markup
+
 from ...supervisor_rpc.states import ProcessState
 from ..storage.models import utcnow
 
@@ -21,12 +23,21 @@ def ago(when: datetime.datetime | None) -> str:
     return f"{seconds}s ago"
 
 
-def epoch(seconds: int) -> str:
-    """A Supervisor timestamp (seconds since the epoch, 0 for never) in UTC."""
+def when(moment: datetime.datetime | None) -> Markup:
+    """A stored UTC time as people read it, `5m ago`, with the exact time on hover (and in
+    `datetime` for machines)."""
+    if moment is None:
+        return Markup("never")
+    exact = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        moment.isoformat(timespec="seconds") + "Z", exact, ago(moment))
+
+
+def epoch_when(seconds: int) -> Markup:
+    """`when` for a Supervisor timestamp (seconds since the epoch, 0 for never)."""
     if not seconds:
-        return "-"
-    when = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
-    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+        return Markup("-")
+    return when(datetime.datetime.fromtimestamp(seconds, datetime.UTC).replace(tzinfo=None))
 
 
 def statename(code: int) -> str:
