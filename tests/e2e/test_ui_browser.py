@@ -63,6 +63,7 @@ def test_search_from_anywhere_with_slash(console: tuple[str, Any], page: Any) ->
 
     url, _agent = console
     page.goto(f"{url}/nodes/local")
+    page.wait_for_load_state("load")
     page.keyboard.press("/")
     expect(page.locator("input[data-search]")).to_be_focused()
     page.keyboard.type("work")
@@ -81,6 +82,7 @@ def test_search_from_anywhere_with_slash(console: tuple[str, Any], page: Any) ->
 def test_keyboard_shortcuts_and_their_sheet(page: Any) -> None:
     from playwright.sync_api import expect
 
+    page.wait_for_load_state("load")
     page.keyboard.press("?")
     sheet = page.locator("dialog[data-shortcuts]")
     expect(sheet).to_be_visible()
@@ -91,6 +93,7 @@ def test_keyboard_shortcuts_and_their_sheet(page: Any) -> None:
     page.keyboard.press("p")
     expect(page).to_have_url(re.compile(r"/processes$"))
     expect(page.locator("table.processes tbody tr")).to_have_count(12, timeout=10_000)
+    page.wait_for_load_state("load")
     rows = page.locator("table.processes tbody tr")
     first, second = (rows.nth(n).locator("td[data-label=Process] a").inner_text()
                      for n in (0, 1))
@@ -105,7 +108,8 @@ def test_keyboard_shortcuts_and_their_sheet(page: Any) -> None:
     expect(current.locator("td[data-label=Process]")).to_have_text(first)
     page.keyboard.press("o")
     expect(page).to_have_url(re.compile(r"/nodes/local/processes/"))
-    expect(page.locator("h1")).to_contain_text(first.replace(":", ""))
+    expect(page.locator("h1")).to_contain_text(first.split(":")[-1])
+    page.wait_for_load_state("load")
     page.keyboard.press("g")
     page.keyboard.press("d")
     expect(page.locator("h1")).to_have_text("Dashboard")
@@ -236,3 +240,54 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(
         browser.close()
     problems = {path: bad for path, bad in found.items() if bad}
     assert not problems, "\n".join(f"{path}: {bad}" for path, bad in problems.items())
+
+
+def tab_to(page: Any, selector: str, presses: int = 60) -> None:
+    """Press Tab until `selector` has the focus, as a keyboard-only user would."""
+    seen = []
+    for _ in range(presses):
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+        seen.append(page.evaluate("document.activeElement.outerHTML.slice(0, 60)"))
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}: {seen}")
+
+
+def test_keyboard_only_login_search_filter_and_action(console: tuple[str, Any]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, agent = console
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())  # Enter on the browser's confirm
+        page.goto(f"{url}/login")
+        tab_to(page, "input[name=username]")
+        page.keyboard.type("admin")
+        page.keyboard.press("Tab")
+        page.keyboard.type(PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_have_text("Dashboard")
+        page.wait_for_load_state("load")  # console.js (deferred) listens for keys
+
+        page.keyboard.press("/")
+        expect(page.locator("input[data-search]")).to_be_focused()
+        page.keyboard.type("ticker")
+        page.keyboard.press("Enter")
+        expect(page.locator("#found-processes ~ table")).to_contain_text("ticker")
+
+        page.goto(f"{url}/processes")
+        tab_to(page, "form.filters input[name=q]")
+        page.keyboard.type("ticker")
+        page.keyboard.press("Enter")
+        rows = page.locator("table.processes tbody tr")
+        expect(rows).to_have_count(1)
+        expect(rows).to_contain_text("RUNNING", timeout=10_000)
+        pid = agent.info("ticker")["pid"]
+        tab_to(page, "table.processes button[title^='Restart']")
+        page.wait_for_timeout(1200)  # live refreshes swap the table: the focus stays put
+        assert page.evaluate("document.activeElement.title").startswith("Restart")
+        page.keyboard.press("Enter")
+        expect(page.locator(".flash.success")).to_contain_text("restart on local")
+        assert agent.info("ticker")["pid"] != pid
+        browser.close()

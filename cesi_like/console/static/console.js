@@ -30,6 +30,14 @@ document.addEventListener("submit", (event) => {
   }
 });
 
+// what identifies a focused link, button or box across a live refresh (which swaps the
+// markup): keyboard users keep their place instead of falling back to the top of the page
+function focusKey(node) {
+  const form = node.closest("form");
+  return [node.tagName, node.getAttribute("href") || "", node.name || "", node.value || "",
+          node.title || "", form ? form.getAttribute("action") : ""].join("\u0000");
+}
+
 function live(element) {
   const url = element.dataset.live;
   const every = Number(element.dataset.interval || 2000);
@@ -44,6 +52,7 @@ function live(element) {
         etag = response.headers.get("ETag");
         const ticked = new Set(Array.from(element.querySelectorAll("input[name=target]:checked"),
                                           (box) => box.value));
+        const active = element.contains(document.activeElement) ? focusKey(document.activeElement) : null;
         const currentRow = element.querySelector("tr.current");
         const current = currentRow ? rowLink(currentRow) : null;
         const currentHref = current ? current.getAttribute("href") : null;
@@ -52,6 +61,11 @@ function live(element) {
         element.querySelectorAll("input[name=target]").forEach((box) => {
           box.checked = ticked.has(box.value);
         });
+        if (active) {
+          const again = Array.from(element.querySelectorAll("a, button, input, select")).find(
+            (node) => focusKey(node) === active);
+          if (again) { again.focus(); }
+        }
         if (currentHref) {  // the row the keyboard is on stays the current one
           const again = Array.from(element.querySelectorAll("tr a")).find(
             (link) => link.getAttribute("href") === currentHref);
