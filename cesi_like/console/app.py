@@ -101,7 +101,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 flag(settings.smtp_allow_plaintext))
     smtp.warn_at_start()
     Console(engine, sessions, secrets_, client, SnapshotCache(),
-            Delivery(sessions, client, smtp, secrets_.decrypt, settings.activity_log)
+            Delivery(sessions, client, smtp, secrets_.decrypt, settings.activity_log,
+                     external_url=settings.external_url)
             ).install(app)
     database.init_app(app)
     with database.standalone(app) as db:

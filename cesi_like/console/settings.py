@@ -69,6 +69,7 @@ class Settings:
     smtp_starttls: str = "false"
     smtp_allow_plaintext: str = "false"  # log in to the SMTP server without TLS (in clear)
     login_backoff: float = 1.0  # seconds before a pair's retry, doubling per failure
+    external_url: str | None = None  # the console's public URL: links in alerts
     confirm_over: int = 10  # stop/restart/signal of more processes needs a name typed
     login_methods: str = ""  # local, ldap, oidc (empty: local and every one configured)
     sso_recheck_minutes: float = 15.0  # how long an SSO session goes unconfirmed
@@ -87,7 +88,7 @@ _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "node_ke
               "login_window", "login_backoff", "metrics_allow",
               "history_days", "smtp_host", "smtp_port", "smtp_from", "smtp_username",
               "smtp_password", "smtp_starttls", "smtp_allow_plaintext", "login_methods",
-              "confirm_over",
+              "confirm_over", "external_url",
               "sso_recheck_minutes"}
 _FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days", "login_window",
            "login_backoff", "history_days", "sso_recheck_minutes"}
@@ -196,6 +197,8 @@ def _convert(key: str, value: str, error: type[ConfigError], where: str) -> obje
                 raise ValueError
             return number
         if key in _FLAGS and value.strip().lower() not in (*_TRUE, *_FALSE):
+            raise ValueError
+        if key == "external_url" and not value.startswith(("http://", "https://")):
             raise ValueError
         if key == "login_methods":
             methods = [m.strip() for m in value.replace(",", " ").split()]

@@ -285,7 +285,7 @@ def test_the_alerts_page_adds_tests_and_deletes(tmp_path: Path, hook: Webhook,
     form = {"csrf_token": csrf_from(page), "name": "crashes", "kind": "crash",
             "threshold": 3, "window_minutes": 10, "unreachable_seconds": 60}
     refused = client.post("/admin/alerts", data=form).get_data(as_text=True)
-    assert "give webhook_url, email_to or both" in refused  # the form comes back, says why
+    assert "give webhook_url, email_to or notify" in refused  # the form comes back, says why
     answer = client.post("/admin/alerts", data={**form, "webhook_url": hook.url,
                                                 "webhook_secret": "s3cret-signing-key"})
     assert answer.status_code == 302

@@ -17,8 +17,9 @@ from .base import body, bp
 @bp.get("/alerts")
 @permission(Permission.ALERT_RULES)
 def list_alerts() -> Response:
-    return jsonify([alerts.rule_json(rule) for rule in alerts.rules(database.session(),
-                                                                      actor())])
+    reveal = console().secrets.decrypt
+    return jsonify([alerts.rule_json(rule, reveal)
+                    for rule in alerts.rules(database.session(), actor())])
 
 
 @bp.post("/alerts")
@@ -27,7 +28,7 @@ def create_alert() -> tuple[Response, int]:
     db = database.session()
     rule = alerts.create_rule(db, actor(), body(alerts.RULE_FIELDS), console().secrets.encrypt)
     db.commit()
-    return jsonify(alerts.rule_json(rule)), 201
+    return jsonify(alerts.rule_json(rule, console().secrets.decrypt)), 201
 
 
 @bp.patch("/alerts/<int:rule_id>")
@@ -36,7 +37,7 @@ def switch_alert(rule_id: int) -> Response:
     db = database.session()
     rule = alerts.set_enabled(db, actor(), rule_id, body({"enabled"}))
     db.commit()
-    return jsonify(alerts.rule_json(rule))
+    return jsonify(alerts.rule_json(rule, console().secrets.decrypt))
 
 
 @bp.delete("/alerts/<int:rule_id>")

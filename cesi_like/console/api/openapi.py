@@ -198,7 +198,11 @@ ALERT_INPUT = {"type": "object", "required": ["name", "kind"], "properties": {
     "webhook_url": {"type": ["string", "null"]},
     "webhook_secret": {"type": ["string", "null"], "writeOnly": True,
                        "description": "signs the body: X-Cesi-Signature: sha256=HMAC"},
-    "email_to": {"type": ["string", "null"]}, "enabled": {"type": "boolean"}}}
+    "email_to": {"type": ["string", "null"]}, "enabled": {"type": "boolean"},
+    "notify": {"type": "array", "maxItems": 20, "items": {"type": "string"},
+               "description": "Apprise URLs (slack://, workflows://, pagerduty://, "
+                              "opsgenie://, discord://, tgram://, ntfy://, mailto://...); "
+                              "sealed at rest, shown back as scheme and host only"}}}
 ALERT = {"type": "object", "properties": {
     **{k: v for k, v in ALERT_INPUT["properties"].items()  # type: ignore[attr-defined]
        if k != "webhook_secret"},

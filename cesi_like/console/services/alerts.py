@@ -11,6 +11,7 @@ it commits (`workers/alerts.py` delivers them: webhook, email, with the stderr t
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from ..storage.models import (
     ProcessEvent,
     utcnow,
 )
-from . import Invalid, NotFound, access, validate
+from . import Invalid, NotFound, access, channels, validate
 from .access import Permission
 from .activity import Actor, Result, record
 
@@ -56,19 +57,25 @@ class Alert:
     webhook_url: str | None
     webhook_secret: str | None
     email_to: str | None
+    notify: str | None = None  # the rule's Apprise URLs, sealed
+    state: str | None = None  # the process's state the alert is about (FATAL, EXITED...)
+    exitstatus: int | None = None
     time: str = field(default_factory=lambda: utcnow().isoformat(timespec="seconds") + "Z")
     stderr: str = ""
+    link: str = ""  # the process's (or node's) page, when `external_url` is set
 
     def payload(self) -> dict[str, Any]:
         return {"rule": self.rule, "kind": self.kind, "node": self.node, "group": self.group,
-                "process": self.name, "text": self.text, "time": self.time,
-                "stderr_tail": self.stderr}
+                "process": self.name, "state": self.state, "exitstatus": self.exitstatus,
+                "text": self.text, "time": self.time, "stderr_tail": self.stderr,
+                "link": self.link or None}
 
 
 # -- rules ---------------------------------------------------------------------------------
 
 RULE_FIELDS = {"name", "kind", "environment", "group", "node", "threshold", "window_minutes",
-               "unreachable_seconds", "webhook_url", "webhook_secret", "email_to", "enabled"}
+               "unreachable_seconds", "webhook_url", "webhook_secret", "email_to", "notify",
+               "enabled"}
 
 
 def create_rule(db: Session, actor: Actor, fields: dict[str, Any],
@@ -104,10 +111,13 @@ def create_rule(db: Session, actor: Actor, fields: dict[str, Any],
     email = validate.text(fields.get("email_to"), "email_to", limit=512) or None
     if email is not None and "@" not in email:
         raise Invalid("email_to: one or more addresses, comma-separated")
-    if url is None and email is None:
-        raise Invalid("give webhook_url, email_to or both: where the alert goes")
+    notify = channels.check(fields.get("notify"))
+    if url is None and email is None and not notify:
+        raise Invalid("give webhook_url, email_to or notify (Apprise URLs): where the alert "
+                      "goes")
     secret = validate.text(fields.get("webhook_secret"), "webhook_secret") or None
     rule.webhook_url, rule.email_to = url, email
+    rule.notify = seal(json.dumps(notify)) if notify else None
     rule.webhook_secret = seal(secret) if secret else None
     db.add(rule)
     db.flush()
@@ -134,13 +144,19 @@ def delete_rule(db: Session, actor: Actor, rule_id: int) -> None:
     record(db, actor, "alert.delete", rule.name)
 
 
-def rule_json(rule: AlertRule) -> dict[str, Any]:
+def notify_shown(rule: AlertRule, reveal: Callable[[str], str]) -> list[str]:
+    """The rule's Apprise URLs as they may be shown: scheme and host."""
+    return [channels.shown(url) for url in json.loads(reveal(rule.notify))] if rule.notify \
+        else []
+
+
+def rule_json(rule: AlertRule, reveal: Callable[[str], str]) -> dict[str, Any]:
     return {"id": rule.id, "name": rule.name, "kind": rule.kind,
             "environment": rule.environment, "group": rule.group, "node": rule.node,
             "threshold": rule.threshold, "window_minutes": rule.window_minutes,
             "unreachable_seconds": rule.unreachable_seconds, "webhook_url": rule.webhook_url,
             "has_webhook_secret": rule.webhook_secret is not None, "email_to": rule.email_to,
-            "enabled": rule.enabled}
+            "notify": notify_shown(rule, reveal), "enabled": rule.enabled}
 
 
 def rules(db: Session, actor: Actor) -> list[AlertRule]:
@@ -210,16 +226,20 @@ def evaluate(db: Session, events: list[ProcessEvent], failing: list[int],
         return []
     now = now or utcnow()
     environments = _environments(db, {e.node for e in events}, failing)
-    alerts = []
+    alerts: list[Alert | None] = []
     for event in events:
         for rule in rules:
             if rule.kind == "unreachable" or not _scoped(rule, event.node, event.group,
                                                          environments):
                 continue
             text = _process_text(db, rule, event, now)
-            if text is not None:
-                alerts.append(_fire(db, rule, f"{event.node}/{event.group}:{event.name}",
-                                    event.node, event.group, event.name, text, now))
+            fired = None if text is None else _fire(
+                db, rule, f"{event.node}/{event.group}:{event.name}", event.node, event.group,
+                event.name, text, now)
+            if fired is not None:
+                fired.state = _statename(event.to_state)
+                fired.exitstatus = event.exitstatus
+                alerts.append(fired)
     for node_id in failing:
         status, node = db.get(NodeStatus, node_id), db.get(Node, node_id)
         if status is None or node is None or status.state == NodeState.ONLINE:
@@ -235,6 +255,13 @@ def evaluate(db: Session, events: list[ProcessEvent], failing: list[int],
                                     f"node {node.name} is {status.state} for {int(down)} s: "
                                     f"{status.reason}", now))
     return [alert for alert in alerts if alert is not None]
+
+
+def _statename(code: int) -> str:
+    try:
+        return ProcessState(code).name
+    except ValueError:
+        return str(code)
 
 
 def _process_text(db: Session, rule: AlertRule, event: ProcessEvent,
@@ -285,7 +312,7 @@ def _fired_since(db: Session, rule_id: int, subject: str, since: datetime.dateti
 def _alert(rule: AlertRule, subject: str, node: str, group: str | None, name: str | None,
            text: str) -> Alert:
     return Alert(rule.id, rule.name, rule.kind, subject, node, group, name, text,
-                 rule.webhook_url, rule.webhook_secret, rule.email_to)
+                 rule.webhook_url, rule.webhook_secret, rule.email_to, rule.notify)
 
 
 def _environments(db: Session, names: set[str], ids: list[int]) -> dict[str, set[str]]:

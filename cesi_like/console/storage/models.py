@@ -311,7 +311,7 @@ class AlertRule(Base):
     """When to tell someone: a process enters FATAL, crashes, restarts more than `threshold`
     times in `window_minutes` (flapping), or a node stays unreachable `unreachable_seconds`;
     for an environment, a group and/or a node (any, if unset). Delivered to a webhook (its
-    secret sealed like node passwords) and/or by email."""
+    secret sealed like node passwords), by email, and/or to Apprise URLs (sealed too)."""
 
     __tablename__ = "alert_rules"
 
@@ -327,6 +327,8 @@ class AlertRule(Base):
     webhook_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
     webhook_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # sealed
     email_to: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    # Apprise URLs (slack://, msteams://, ntfy://, mailto://...): a JSON list, sealed whole
+    notify: Mapped[str | None] = mapped_column(Text, nullable=True)
     enabled: Mapped[bool] = mapped_column(default=True)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
 

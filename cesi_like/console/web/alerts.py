@@ -26,12 +26,17 @@ def index() -> Response | str:
     def create() -> str:
         fields = {key: value for key, value in form.data.items()
                   if key in alerts.RULE_FIELDS and value not in (None, "")}
+        if "notify" in fields:
+            fields["notify"] = [line.strip() for line in fields["notify"].splitlines()
+                                if line.strip()]
         rule = alerts.create_rule(db, actor(), fields, console().secrets.encrypt)
         return f"Alert rule {rule.name} added."
 
+    rules = alerts.rules(db, actor())
     return saved(form, create, url_for("alerts.index")) or render_template(
-        "admin/alerts.html", rules=alerts.rules(db, actor()), form=form,
-        confirm=ConfirmForm())
+        "admin/alerts.html", rules=rules, form=form, confirm=ConfirmForm(),
+        notify={rule.id: alerts.notify_shown(rule, console().secrets.decrypt)
+                for rule in rules})
 
 
 @bp.post("/<int:rule_id>/test")

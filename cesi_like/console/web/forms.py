@@ -103,6 +103,8 @@ class AlertForm(FlaskForm):
     webhook_secret = PasswordField("Webhook secret (signs the body)",
                                    validators=[Optional(), Length(max=256)])
     email_to = StringField("Email to", validators=[Optional(), Length(max=512)])
+    notify = TextAreaField("Apprise URLs, one a line (slack://, msteams://, pagerduty://, "
+                           "ntfy://, mailto://...)", validators=[Optional(), Length(max=20000)])
 
 
 class ConfirmForm(FlaskForm):

@@ -1,6 +1,7 @@
 """Alert delivery: the alerts a transaction fired (`services.alerts.judge`) go out once it
-commits, by webhook (JSON, HMAC-signed, retried) and by email (SMTP), with the last lines of
-the program's stderr.
+commits, by webhook (JSON, HMAC-signed, retried), by email (SMTP) and to each of the rule's
+Apprise URLs (Slack, Teams, PagerDuty, ntfy...), with the last lines of the program's stderr
+and a link to its page (`external_url`).
 
 Deliveries run on a small thread pool of their own: a webhook that hangs or fails costs a
 delivery thread its timeout, never the poller or a request. Every delivery, good or failed, is
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import smtplib
 import sys
 import time
@@ -20,12 +22,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import EmailMessage
+from urllib.parse import quote
 
+import apprise
 import requests
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...supervisor_rpc.node import NodeClient, NodeError
+from ..services import channels
 from ..services.activity import Actor, Result, record
 from ..services.alerts import Alert, pending
 from ..services.snapshot import address
@@ -61,8 +66,9 @@ class Delivery:
 
     def __init__(self, sessions: sessionmaker[Session], client: NodeClient, smtp: Smtp,
                  reveal: Callable[[str], str], activity_file: str | None = None,
-                 workers: int = 4) -> None:
+                 workers: int = 4, external_url: str | None = None) -> None:
         self.sessions = sessions
+        self.external_url = (external_url or "").rstrip("/")
         self.client = client
         self.smtp = smtp
         self.reveal = reveal
@@ -82,11 +88,22 @@ class Delivery:
         """Deliver now, in this thread; `{channel: "ok" or the error}`."""
         if alert.name is not None and not alert.stderr:
             alert.stderr = self._stderr(alert)
+        if self.external_url and not alert.link:
+            alert.link = self.external_url + (
+                f"/nodes/{quote(alert.node)}/processes/{quote(f'{alert.group}:{alert.name}')}"
+                if alert.name is not None else f"/nodes/{quote(alert.node)}")
         outcome = {}
         if alert.webhook_url:
             outcome["webhook"] = self._webhook(alert)
         if alert.email_to:
             outcome["email"] = self._email(alert)
+        if alert.notify:
+            for url in json.loads(self.reveal(alert.notify)):
+                channel, same = f"notify {channels.shown(url)}", 1
+                while channel in outcome:  # two URLs that show alike: told apart by number
+                    same += 1
+                    channel = f"notify {channels.shown(url)} ({same})"
+                outcome[channel] = self._apprise(url, alert)
         with self.sessions() as db:
             for channel, result in outcome.items():
                 record(db, Actor(None, "", self.activity_file), f"alert.{channel}",
@@ -131,6 +148,25 @@ class Delivery:
                 time.sleep(2 ** attempt)
         return f"webhook failed after {ATTEMPTS} tries: {error}"
 
+    def _apprise(self, url: str, alert: Alert) -> str:
+        """One Apprise URL: "ok", or what Apprise logged about the failure. Sent as a failure
+        (pagers open an incident for it: Opsgenie's default mapping closes one on "info"),
+        and with Apprise's store in memory: a console writes nothing under $HOME."""
+        service = apprise.Apprise(asset=apprise.AppriseAsset(
+            storage_mode=apprise.PersistentStoreMode.MEMORY))
+        if not service.add(url):
+            return "Apprise no longer accepts this URL"
+        with apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
+            sent = service.notify(title=f"[cesi-like] {alert.rule}: {alert.text}"[:250],
+                                  body=_message(alert), body_format=apprise.NotifyFormat.TEXT,
+                                  notify_type=apprise.NotifyType.FAILURE)
+        if sent:
+            return "ok"
+        # the last thing Apprise logged, without its time and level
+        lines = [line.split(" - ", 2)[-1].strip() for line in captured.getvalue().splitlines()
+                 if line.strip()]
+        return f"failed: {lines[-1][:300] if lines else 'Apprise could not deliver it'}"
+
     def _email(self, alert: Alert) -> str:
         smtp = self.smtp
         if not smtp.host:
@@ -141,9 +177,7 @@ class Delivery:
         message["Subject"] = f"[cesi-like] {alert.rule}: {alert.text}"[:300]
         message["From"] = smtp.sender
         message["To"] = alert.email_to or ""
-        message.set_content(alert.text + "\n\n" + (
-            f"Last lines of stderr:\n{alert.stderr}\n" if alert.stderr else "")
-            + f"\nrule {alert.rule} ({alert.kind}), {alert.time}\n")
+        message.set_content(_message(alert))
         try:
             with smtplib.SMTP(smtp.host, smtp.port, timeout=TIMEOUT) as server:
                 if smtp.starttls:
@@ -154,3 +188,19 @@ class Delivery:
         except (OSError, smtplib.SMTPException, ValueError) as exc:
             return f"email failed: {type(exc).__name__}: {str(exc)[:200]}"
         return "ok"
+
+
+def _message(alert: Alert) -> str:
+    """The alert as text: what happened, the process's state and exit status, the link to its
+    page, the last lines of its stderr."""
+    lines = [alert.text, ""]
+    where = f"{alert.group}:{alert.name} on {alert.node}" if alert.name else alert.node
+    lines.append(f"{where}" + (f": {alert.state}" if alert.state else "")
+                 + (f", exit status {alert.exitstatus}" if alert.exitstatus is not None
+                    and alert.state in ("EXITED", "FATAL", "BACKOFF") else ""))
+    if alert.link:
+        lines.append(alert.link)
+    if alert.stderr:
+        lines += ["", "Last lines of stderr:", alert.stderr.rstrip("\n")]
+    lines += ["", f"rule {alert.rule} ({alert.kind}), {alert.time}"]
+    return "\n".join(lines) + "\n"
