@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cesi_like.console.app import create_app, make_poller
 from cesi_like.console.context import console
@@ -139,8 +139,8 @@ def test_a_crash_reaches_every_apprise_channel_with_what_happened(
     with database.standalone(app) as db:
         stored = db.scalar(select(AlertRule.notify))
         assert stored is not None and receiver.base not in stored  # sealed at rest
-        delivered = sorted((e.action, e.result) for e in db.scalars(
-            select(ActivityLog).where(ActivityLog.action.like("alert.notify%"))))
+        delivered = sorted({(e.action, e.result) for e in db.scalars(
+            select(ActivityLog).where(ActivityLog.action.like("alert.notify%")))})
     assert delivered == [("alert.notify form://127.0.0.1", "ok"),
                          ("alert.notify json://127.0.0.1", "ok"),
                          ("alert.notify mailto://127.0.0.1", "ok"),
@@ -212,4 +212,63 @@ def test_hosted_services_get_the_alert_at_their_http_boundary(
     assert sent, [call.request.url for call in mock.calls]
     body = sent[0].body.decode() if isinstance(sent[0].body, bytes) else str(sent[0].body)
     assert "test of alert rule paging" in body
+    console(app).engine.dispose()
+
+
+FIXABLE = """
+[program:needs-flag]
+command=/bin/sh -c 'test -f {flag} || exit 1; exec sleep 1000'
+autostart=false
+startsecs=1
+startretries=0
+"""
+
+
+def test_resolved_is_said_once_when_the_process_runs_again_or_the_node_answers(
+        tmp_path: Path, receiver: Receiver) -> None:
+    from tests.console.test_alerts import down_for
+
+    app = make(tmp_path)
+    flag = tmp_path / "flag"
+    client = app.test_client()
+    with daemons(tmp_path) as start:
+        agent = start(FIXABLE.format(flag=flag), name="agent")
+        with database.standalone(app) as db:
+            db.add_all([Node(name="web1", url=agent.url),
+                        Node(name="web2", url=closed_url())])
+            db.commit()
+        for kind in ("fatal", "unreachable"):
+            assert client.post("/api/v1/alerts", headers=admin(app), json={
+                "name": kind, "kind": kind, "unreachable_seconds": 1,
+                "notify": [f"json://{receiver.base}/{kind}"]}).status_code == 201
+        poller = make_poller(app)
+        poller.poll_now()
+        start_it = "/api/v1/nodes/web1/processes/needs-flag:needs-flag/start"
+        assert client.post(start_it, headers=admin(app)).status_code == 409  # FATAL
+        down_for(app, "web2", 5)
+        poller.poll_now()
+        wait_for(lambda: receiver.at("/fatal") and receiver.at("/unreachable"), 10,
+                 "both alerts")
+        flag.write_text("")
+        assert client.post(start_it, headers=admin(app)).status_code == 200  # runs again
+        with database.standalone(app) as db:  # web2 comes back: the agent answers there
+            db.execute(update(Node).where(Node.name == "web2").values(url=agent.url))
+            db.commit()
+        for _ in range(3):
+            poller.poll_now()
+        wait_for(lambda: len(receiver.at("/fatal")) == 2 and len(receiver.at("/unreachable"))
+                 == 2, 10, "both resolved notices")
+        for _ in range(2):
+            poller.poll_now()
+    fatal = [json.loads(body) for body in receiver.at("/fatal")]
+    assert [m["type"] for m in fatal] == ["failure", "success"]
+    assert fatal[1]["title"].startswith("[cesi-like] RESOLVED fatal: resolved: "
+                                        "needs-flag:needs-flag on web1 is RUNNING again")
+    down = [json.loads(body) for body in receiver.at("/unreachable")]
+    assert [m["type"] for m in down] == ["failure", "success"]
+    assert "node web2 answers again" in down[1]["title"]
+    with database.standalone(app) as db:
+        from cesi_like.console.storage.models import AlertFiring
+
+        assert all(f.resolved_at is not None for f in db.scalars(select(AlertFiring)))
     console(app).engine.dispose()

@@ -207,6 +207,8 @@ ALERT = {"type": "object", "properties": {
     **{k: v for k, v in ALERT_INPUT["properties"].items()  # type: ignore[attr-defined]
        if k != "webhook_secret"},
     "id": {"type": "integer"}, "has_webhook_secret": {"type": "boolean"}}}
+# (the webhook body: rule, kind, node, group, process, state, exitstatus, text, time,
+# stderr_tail, link, resolved -- see docs/console.md)
 
 ERRORS = {status: {"description": text, **_json(ERROR)} for status, text in (
     ("400", "bad input"), ("401", "not logged in / no token"), ("403", "role too low"),

@@ -63,12 +63,13 @@ class Alert:
     time: str = field(default_factory=lambda: utcnow().isoformat(timespec="seconds") + "Z")
     stderr: str = ""
     link: str = ""  # the process's (or node's) page, when `external_url` is set
+    resolved: bool = False  # the notice that the condition it fired for has ended
 
     def payload(self) -> dict[str, Any]:
         return {"rule": self.rule, "kind": self.kind, "node": self.node, "group": self.group,
                 "process": self.name, "state": self.state, "exitstatus": self.exitstatus,
                 "text": self.text, "time": self.time, "stderr_tail": self.stderr,
-                "link": self.link or None}
+                "link": self.link or None, "resolved": self.resolved}
 
 
 # -- rules ---------------------------------------------------------------------------------
@@ -196,12 +197,14 @@ def _crashed(event: ProcessEvent) -> bool:
             and event.from_state is not None and event.from_state != event.to_state)
 
 
-def judge(db: Session, events: list[ProcessEvent], failing: list[int]) -> None:
-    """Judge the rules on a poll's changes (just stored, not yet committed) and the failing
-    nodes' ids; what fires waits on the session until it commits (see `pending`). A broken
-    rule must not stop the poll from being stored: it is logged."""
+def judge(db: Session, events: list[ProcessEvent], failing: list[int],
+          answered: list[int] | None = None) -> None:
+    """Judge the rules on a poll's changes (just stored, not yet committed), the failing
+    nodes' ids and the ids of those that answered; what fires, and the notices of what ended,
+    wait on the session until it commits (see `pending`). A broken rule must not stop the
+    poll from being stored: it is logged."""
     try:
-        fired = evaluate(db, events, failing)
+        fired = evaluate(db, events, failing) + resolve(db, events, answered or [])
     except Exception:
         log.exception("alerts: evaluating the rules failed")
         return
@@ -257,6 +260,59 @@ def evaluate(db: Session, events: list[ProcessEvent], failing: list[int],
     return [alert for alert in alerts if alert is not None]
 
 
+def resolve(db: Session, events: list[ProcessEvent], answered: list[int],
+            now: datetime.datetime | None = None) -> list[Alert]:
+    """The open firings whose condition these changes end, closed, each with its notice:
+    a process alert (fatal, crash) when the process is RUNNING again, a flapping one when it
+    runs with no more starts in the window than the rule allows, an unreachable one when the
+    node answers again. Most batches: one query that finds nothing open."""
+    last = {f"{e.node}/{e.group}:{e.name}": e for e in events}  # in the order they happened
+    running = {subject: e for subject, e in last.items() if e.to_state == ProcessState.RUNNING}
+    if not (running or answered):
+        return []
+    now = now or utcnow()
+    names = dict(db.execute(select(Node.id, Node.name).where(Node.id.in_(answered))).all()) \
+        if answered else {}
+    subjects = set(running) | set(names.values())
+    open_ = list(db.execute(select(AlertFiring, AlertRule).join(AlertRule).where(
+        AlertFiring.resolved_at.is_(None), AlertFiring.subject.in_(subjects))).all())
+    notices = []
+    for firing, rule in open_:
+        event = running.get(firing.subject)
+        if rule.kind == "unreachable":
+            if firing.subject not in names.values():
+                continue
+            text = f"node {firing.subject} answers again"
+            node, group, name = firing.subject, None, None
+        elif event is None:
+            continue
+        else:
+            if rule.kind == "flapping" and _starts(db, event, rule, now) > rule.threshold:
+                continue
+            text = (f"{event.group}:{event.name} on {event.node} is RUNNING again "
+                    f"(pid {event.pid})")
+            node, group, name = event.node, event.group, event.name
+        firing.resolved_at = now
+        notice = _alert(rule, firing.subject, node, group, name,
+                        f"resolved: {text} ({rule.kind} since "
+                        f"{firing.time.isoformat(timespec='seconds')}Z)")
+        notice.resolved, notice.state = True, "RUNNING" if name else None
+        notices.append(notice)
+    return notices
+
+
+def _starts(db: Session, event: ProcessEvent, rule: AlertRule, now: datetime.datetime) -> int:
+    """How often the process came up in the rule's window (its flapping count)."""
+    since = now - datetime.timedelta(minutes=rule.window_minutes)
+    db.flush()
+    return db.scalar(select(func.count()).select_from(ProcessEvent).where(
+        ProcessEvent.node == event.node, ProcessEvent.group == event.group,
+        ProcessEvent.name == event.name, ProcessEvent.time >= since,
+        ProcessEvent.to_state == ProcessState.RUNNING,
+        ProcessEvent.from_state.is_not(None),
+        ProcessEvent.from_state != ProcessState.RUNNING)) or 0
+
+
 def _statename(code: int) -> str:
     try:
         return ProcessState(code).name
@@ -275,14 +331,7 @@ def _process_text(db: Session, rule: AlertRule, event: ProcessEvent,
                 if event.to_state == ProcessState.EXITED else
                 f"{spec} failed to start ({ProcessState(event.to_state).name})")
     if rule.kind == "flapping" and _started(event):
-        since = now - datetime.timedelta(minutes=rule.window_minutes)
-        db.flush()
-        starts = db.scalar(select(func.count()).select_from(ProcessEvent).where(
-            ProcessEvent.node == event.node, ProcessEvent.group == event.group,
-            ProcessEvent.name == event.name, ProcessEvent.time >= since,
-            ProcessEvent.to_state == ProcessState.RUNNING,
-            ProcessEvent.from_state.is_not(None),
-            ProcessEvent.from_state != ProcessState.RUNNING)) or 0
+        starts = _starts(db, event, rule, now)
         if starts > rule.threshold:
             return (f"{spec} is flapping: {starts} starts in the last "
                     f"{rule.window_minutes} min (more than {rule.threshold})")

@@ -86,7 +86,7 @@ def store(db: Session, polls: Iterable[Poll]) -> set[int]:
     alive = set(db.scalars(select(Node.id).where(Node.id.in_([p.node_id for p in batch]))))
     renew: set[int] = set()
     events: list[ProcessEvent] = []
-    failing = []
+    failing, answered = [], []
     for poll in batch:
         if poll.node_id not in alive:
             continue
@@ -97,7 +97,9 @@ def store(db: Session, polls: Iterable[Poll]) -> set[int]:
             events += stored
         if isinstance(poll.outcome, NodeError):
             failing.append(poll.node_id)
-    alerts.judge(db, events, failing)
+        else:
+            answered.append(poll.node_id)
+    alerts.judge(db, events, failing, answered)
     return renew
 
 

@@ -334,7 +334,8 @@ class AlertRule(Base):
 
 
 class AlertFiring(Base):
-    """That a rule fired for a subject (a process or a node): at most once per window."""
+    """That a rule fired for a subject (a process or a node): at most once per window; open
+    until its condition ends, which is announced once (`services.alerts`)."""
 
     __tablename__ = "alert_firings"
     __table_args__ = (Index("ix_alert_firings_rule_subject", "rule_id", "subject", "time"),)
@@ -343,3 +344,5 @@ class AlertFiring(Base):
     rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
     subject: Mapped[str] = mapped_column(String(600))
     time: Mapped[datetime.datetime] = mapped_column(DateTime)
+    # when the condition ended (the process runs again, the node answers): None while open
+    resolved_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)

@@ -4,8 +4,9 @@ Apprise URLs (Slack, Teams, PagerDuty, ntfy...), with the last lines of the prog
 and a link to its page (`external_url`).
 
 Deliveries run on a small thread pool of their own: a webhook that hangs or fails costs a
-delivery thread its timeout, never the poller or a request. Every delivery, good or failed, is
-in the activity log.
+delivery thread its timeout, never the poller or a request. The alerts of one subject (a
+process, a node) go out one after the other, in the order they fired, so a "resolved" never
+overtakes the alert it ends. Every delivery, good or failed, is in the activity log.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import json
 import logging
 import smtplib
 import sys
+import threading
 import time
 import xmlrpc.client
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from ..services.alerts import Alert, pending
 from ..services.snapshot import address
 from ..storage.models import Node
 
+log = logging.getLogger("cesi_like.alerts")
 ATTEMPTS = 3  # webhook tries, 1 s then 2 s apart
 TIMEOUT = 5.0  # seconds per webhook try or SMTP conversation
 STDERR_TAIL = 2048  # bytes of the program's stderr attached
@@ -74,19 +78,41 @@ class Delivery:
         self.reveal = reveal
         self.activity_file = activity_file
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alert")
+        self._queues: dict[str, deque[Alert]] = {}  # subject -> alerts waiting their turn
+        self._lock = threading.Lock()
         event.listen(sessions, "after_commit", self._committed)
         event.listen(sessions, "after_rollback", pending)  # dropped with the transaction
 
     def _committed(self, db: Session) -> None:
         for alert in pending(db):
-            self._pool.submit(self.deliver, alert)
+            with self._lock:
+                queue = self._queues.get(alert.subject)
+                if queue is not None:  # its subject's turn is running: it goes after
+                    queue.append(alert)
+                    continue
+                self._queues[alert.subject] = deque([alert])
+            self._pool.submit(self._drain, alert.subject)
+
+    def _drain(self, subject: str) -> None:
+        """Deliver a subject's alerts in order, until none is waiting."""
+        while True:
+            with self._lock:
+                queue = self._queues[subject]
+                if not queue:
+                    del self._queues[subject]
+                    return
+                alert = queue.popleft()
+            try:
+                self.deliver(alert)
+            except Exception:  # one bad delivery must not strand the rest of the queue
+                log.exception("alerts: delivering %s failed", alert.subject)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def deliver(self, alert: Alert) -> dict[str, str]:
         """Deliver now, in this thread; `{channel: "ok" or the error}`."""
-        if alert.name is not None and not alert.stderr:
+        if alert.name is not None and not alert.stderr and not alert.resolved:
             alert.stderr = self._stderr(alert)
         if self.external_url and not alert.link:
             alert.link = self.external_url + (
@@ -151,15 +177,18 @@ class Delivery:
     def _apprise(self, url: str, alert: Alert) -> str:
         """One Apprise URL: "ok", or what Apprise logged about the failure. Sent as a failure
         (pagers open an incident for it: Opsgenie's default mapping closes one on "info"),
+        a resolved notice as a success (which closes it),
         and with Apprise's store in memory: a console writes nothing under $HOME."""
         service = apprise.Apprise(asset=apprise.AppriseAsset(
             storage_mode=apprise.PersistentStoreMode.MEMORY))
         if not service.add(url):
             return "Apprise no longer accepts this URL"
         with apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
-            sent = service.notify(title=f"[cesi-like] {alert.rule}: {alert.text}"[:250],
-                                  body=_message(alert), body_format=apprise.NotifyFormat.TEXT,
-                                  notify_type=apprise.NotifyType.FAILURE)
+            sent = service.notify(
+                title=_subject(alert)[:250], body=_message(alert),
+                body_format=apprise.NotifyFormat.TEXT,
+                notify_type=apprise.NotifyType.SUCCESS if alert.resolved
+                else apprise.NotifyType.FAILURE)
         if sent:
             return "ok"
         # the last thing Apprise logged, without its time and level
@@ -174,7 +203,7 @@ class Delivery:
         if smtp.username and not smtp.starttls and not smtp.allow_plaintext:
             return f"email failed: {PLAINTEXT}"
         message = EmailMessage()
-        message["Subject"] = f"[cesi-like] {alert.rule}: {alert.text}"[:300]
+        message["Subject"] = _subject(alert)[:300]
         message["From"] = smtp.sender
         message["To"] = alert.email_to or ""
         message.set_content(_message(alert))
@@ -188,6 +217,10 @@ class Delivery:
         except (OSError, smtplib.SMTPException, ValueError) as exc:
             return f"email failed: {type(exc).__name__}: {str(exc)[:200]}"
         return "ok"
+
+
+def _subject(alert: Alert) -> str:
+    return f"[cesi-like] {'RESOLVED ' if alert.resolved else ''}{alert.rule}: {alert.text}"
 
 
 def _message(alert: Alert) -> str:
