@@ -65,6 +65,8 @@ GET admin.user_new             302  403  403  403  403  200  200
 POST admin.user_new            302  403  403  403  403  403  200
 GET admin.users                302  403  403  403  403  200  200
 POST alerts.delete             302  403  403  403  403  403  302
+GET alerts.edit                302  403  403  403  403  200  200
+POST alerts.edit               302  403  403  403  403  403  200
 GET alerts.index               302  403  403  403  403  200  200
 POST alerts.index              302  403  403  403  403  403  200
 POST alerts.switch             302  403  403  403  403  403  302
@@ -92,6 +94,7 @@ GET api.node_history           401  200  404  200  404  200  200
 GET api.node_main_log          401  403  404  403  404  502  502
 GET api.node_stats             401  502  404  502  404  502  502
 GET api.openapi                401  200  200  200  200  200  200
+GET api.preview_alert          401  403  403  403  403  200  200
 POST api.process_action        401  403  404  502  404  403  502
 GET api.process_history        401  200  404  200  404  200  200
 GET api.process_log            401  502  404  502  404  502  502
@@ -100,7 +103,7 @@ DELETE api.revoke_token        401  204  404  404  404  403  204
 GET api.show_job               401  200  404  200  404  200  200
 POST api.start_bulk            401  403  403  400  400  403  400
 POST api.start_rollout         401  403  403  400  400  403  400
-PATCH api.switch_alert         401  403  403  403  403  403  400
+PATCH api.update_alert         401  403  403  403  403  403  400
 POST api.test_alert            401  403  403  403  403  403  200
 PATCH api.update_environment   401  403  403  403  403  403  200
 PUT api.update_environment     401  403  403  403  403  403  200

@@ -283,7 +283,8 @@ def test_the_alerts_page_adds_tests_and_deletes(tmp_path: Path, hook: Webhook,
     login(client)
     page = client.get("/admin/alerts").get_data(as_text=True)
     form = {"csrf_token": csrf_from(page), "name": "crashes", "kind": "crash",
-            "threshold": 3, "window_minutes": 10, "unreachable_seconds": 60}
+            "threshold": 3, "window_minutes": 10, "unreachable_seconds": 60,
+            "environment": "", "group": "", "node": "", "enabled": "y"}  # as a browser sends
     refused = client.post("/admin/alerts", data=form).get_data(as_text=True)
     assert "give webhook_url, email_to or notify" in refused  # the form comes back, says why
     answer = client.post("/admin/alerts", data={**form, "webhook_url": hook.url,
@@ -310,7 +311,7 @@ def test_a_rule_turned_off_keeps_its_settings_and_stays_quiet(
     admin = {"Authorization": f"Bearer {token_for(app, 'admin')}"}
     client = app.test_client()
     url = f"/api/v1/alerts/{created['id']}"
-    for body in ({}, {"enabled": "no"}, {"enabled": False, "kind": "crash"}):
+    for body in ({}, {"enabled": "no"}, {"enabled": False, "kind": "sometimes"}):
         assert client.patch(url, json=body, headers=admin).status_code == 400, body
     off = client.patch(url, json={"enabled": False}, headers=admin)
     assert off.status_code == 200 and off.get_json() == {**created, "enabled": False}

@@ -1,5 +1,5 @@
-"""`/api/v1/alerts` (admins): alert rules: list, add, turn off or on, delete, and send a
-test alert."""
+"""`/api/v1/alerts` (admins): alert rules: list, add, change (any field; off and on), see
+what one watches, delete, and send a test alert."""
 
 from __future__ import annotations
 
@@ -33,11 +33,20 @@ def create_alert() -> tuple[Response, int]:
 
 @bp.patch("/alerts/<int:rule_id>")
 @permission(Permission.ALERT_RULES)
-def switch_alert(rule_id: int) -> Response:
+def update_alert(rule_id: int) -> Response:
+    """Change any of the rule's fields (`{"enabled": false}` turns it off)."""
     db = database.session()
-    rule = alerts.set_enabled(db, actor(), rule_id, body({"enabled"}))
+    rule = alerts.update_rule(db, actor(), rule_id, body(alerts.RULE_FIELDS),
+                              console().secrets.encrypt)
     db.commit()
     return jsonify(alerts.rule_json(rule, console().secrets.decrypt))
+
+
+@bp.get("/alerts/<int:rule_id>/preview")
+@permission(Permission.ALERT_RULES)
+def preview_alert(rule_id: int) -> Response:
+    """What the rule watches now: nodes, processes, and those already in its state."""
+    return jsonify(alerts.preview(database.session(), actor(), rule_id))
 
 
 @bp.delete("/alerts/<int:rule_id>")

@@ -381,11 +381,20 @@ def document() -> dict[str, Any]:
                 "post": _op("Add an alert rule (admin)", _json(ALERT), ALERT_INPUT, "201")},
             "/api/v1/alerts/{rule_id}": {
                 "parameters": [_id("rule_id")],
-                "patch": _op("Turn an alert rule off or on (admin)", _json(ALERT), {
-                    "type": "object", "required": ["enabled"], "additionalProperties": False,
-                    "properties": {"enabled": {"type": "boolean"}}}),
+                "patch": _op("Change any field of an alert rule (admin): what is given is "
+                             "checked as when the rule was made, the rest stays; "
+                             "{\"enabled\": false} turns it off", _json(ALERT),
+                             {**ALERT_INPUT, "required": []}),
                 "delete": {"summary": "Delete an alert rule (admin)",
                            "responses": {"204": {"description": "deleted"}, **ERRORS}}},
+            "/api/v1/alerts/{rule_id}/preview": {
+                "parameters": [_id("rule_id")],
+                "get": _op("What the rule watches now (admin): the nodes of its scope, their "
+                           "processes in it, and those already in a state it alerts on",
+                           _json({"type": "object", "properties": {
+                               "nodes": {"type": "array", "items": {"type": "string"}},
+                               "processes": {"type": "array", "items": {"type": "string"}},
+                               "now": {"type": "array", "items": {"type": "string"}}}}))},
             "/api/v1/alerts/{rule_id}/test": {
                 "parameters": [_id("rule_id")],
                 "post": _op("Deliver a test alert of the rule now (admin): each channel's "

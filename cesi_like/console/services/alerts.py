@@ -81,61 +81,138 @@ RULE_FIELDS = {"name", "kind", "environment", "group", "node", "threshold", "win
 
 def create_rule(db: Session, actor: Actor, fields: dict[str, Any],
                 seal: Callable[[str], str]) -> AlertRule:
-    """A new rule from checked fields (admin); the webhook secret is sealed with `seal`."""
+    """A new rule from checked fields (admin); the webhook secret and the Apprise URLs are
+    sealed with `seal`."""
     access.require(db, actor, Permission.ALERT_RULES, "alert.create")
-    validate.fields(fields, RULE_FIELDS)
-    name = validate.name(fields.get("name"), "name")
-    if db.scalar(select(AlertRule).where(AlertRule.name == name)) is not None:
-        raise Invalid(f"a rule {name} exists already")
-    kind = fields.get("kind")
-    if kind not in KINDS:
-        raise Invalid(f"kind: one of {', '.join(KINDS)}")
-    rule = AlertRule(name=name, kind=kind,
-                     enabled=validate.flag(fields.get("enabled", True), "enabled"))
-    for key in ("environment", "node", "group"):
-        value = fields.get(key)
-        if value not in (None, ""):
-            setattr(rule, key, validate.text(value, key, limit=255, required=True))
-    # a scope that names nothing would never fire, silently: environments and nodes must
-    # exist (a group is whatever the nodes run, so any name may come to exist)
-    for key, model in (("environment", Environment), ("node", Node)):
-        wanted = getattr(rule, key)
-        if wanted and db.scalar(select(model).where(model.name == wanted)) is None:
-            raise Invalid(f"{key}: there is no {key} {wanted[:64]!r}")
-    for key, low, high, default in (("threshold", 1, 1000, 3), ("window_minutes", 1, 10080, 10),
-                                    ("unreachable_seconds", 1, 86400, 60)):
-        setattr(rule, key, validate.whole(fields.get(key, default), key, low, high))
-    # these end up in HTTP and mail headers: no control or line-separator character at all
-    url = validate.text(fields.get("webhook_url"), "webhook_url", limit=512) or None
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise Invalid("webhook_url: an http:// or https:// URL")
-    email = validate.text(fields.get("email_to"), "email_to", limit=512) or None
-    if email is not None and "@" not in email:
-        raise Invalid("email_to: one or more addresses, comma-separated")
-    notify = channels.check(fields.get("notify"))
-    if url is None and email is None and not notify:
-        raise Invalid("give webhook_url, email_to or notify (Apprise URLs): where the alert "
-                      "goes")
-    secret = validate.text(fields.get("webhook_secret"), "webhook_secret") or None
-    rule.webhook_url, rule.email_to = url, email
-    rule.notify = seal(json.dumps(notify)) if notify else None
-    rule.webhook_secret = seal(secret) if secret else None
+    rule = AlertRule(enabled=True)
+    _apply(db, rule, fields, seal, creating=True)
     db.add(rule)
     db.flush()
-    record(db, actor, "alert.create", name, Result.OK, f"{kind}")
+    record(db, actor, "alert.create", rule.name, Result.OK, f"{rule.kind}")
     return rule
 
 
-def set_enabled(db: Session, actor: Actor, rule_id: int, fields: dict[str, Any]) -> AlertRule:
-    """Turn a rule off or on again (admin): a noisy rule silenced for a maintenance keeps
-    its settings, where deleting it would lose them."""
+def update_rule(db: Session, actor: Actor, rule_id: int, fields: dict[str, Any],
+                seal: Callable[[str], str]) -> AlertRule:
+    """Change what is given of a rule (admin): every field, checked as when it was made;
+    the rest stays. `webhook_secret` "" or null removes the secret, `notify` replaces the
+    list. A refusal changes nothing."""
     access.require(db, actor, Permission.ALERT_RULES, "alert.update")
-    if set(fields) != {"enabled"}:
-        raise Invalid("give enabled (true or false), and nothing else")
     rule = _rule(db, rule_id)
-    rule.enabled = validate.flag(fields["enabled"], "enabled")
-    record(db, actor, "alert.enable" if rule.enabled else "alert.disable", rule.name)
+    if not fields:
+        raise Invalid("give the fields to change")
+    changed = _apply(db, rule, fields, seal, creating=False)
+    if set(fields) == {"enabled"}:  # the switch alone: said as the page's button says it
+        record(db, actor, "alert.enable" if rule.enabled else "alert.disable", rule.name)
+    else:
+        record(db, actor, "alert.update", rule.name, Result.OK, ", ".join(changed))
     return rule
+
+
+def known_groups(db: Session) -> set[str]:
+    """The process groups some node ran at its last poll."""
+    groups: set[str] = set()
+    for processes in db.scalars(select(NodeStatus.processes)):
+        groups.update(process["group"] for process in json.loads(processes or "[]"))
+    return groups
+
+
+def _apply(db: Session, rule: AlertRule, fields: dict[str, Any],
+           seal: Callable[[str], str], creating: bool) -> list[str]:
+    """Check `fields` and set them on `rule` (all of them or none); the names of those that
+    changed. A scope names what exists (an environment, a node, a group some node runs): a
+    rule that names nothing would never fire, silently."""
+    validate.fields(fields, RULE_FIELDS)
+
+    def given(key: str) -> bool:  # a new rule takes every field, its default if missing
+        return creating or key in fields
+
+    values: dict[str, Any] = {}
+    if given("name"):
+        name = validate.name(fields.get("name"), "name")
+        clash = db.scalar(select(AlertRule).where(AlertRule.name == name))
+        if clash is not None and clash is not rule:
+            raise Invalid(f"a rule {name} exists already")
+        values["name"] = name
+    if given("kind"):
+        if fields.get("kind") not in KINDS:
+            raise Invalid(f"kind: one of {', '.join(KINDS)}")
+        values["kind"] = fields["kind"]
+    if "enabled" in fields:
+        values["enabled"] = validate.flag(fields["enabled"], "enabled")
+    for key in ("environment", "node", "group"):
+        if not given(key):
+            continue
+        value = fields.get(key)
+        values[key] = None if value in (None, "") else validate.text(value, key, limit=255,
+                                                                     required=True)
+    for key, model in (("environment", Environment), ("node", Node)):
+        wanted = values.get(key)
+        if wanted and db.scalar(select(model).where(model.name == wanted)) is None:
+            raise Invalid(f"{key}: there is no {key} {wanted[:64]!r}")
+    if values.get("group") and values["group"] not in known_groups(db):
+        raise Invalid(f"group: no node runs a group {values['group'][:64]!r} (as of the last "
+                      "poll)")
+    for key, low, high, default in (("threshold", 1, 1000, 3), ("window_minutes", 1, 10080, 10),
+                                    ("unreachable_seconds", 1, 86400, 60)):
+        if given(key):
+            values[key] = validate.whole(fields.get(key, default), key, low, high)
+    # these end up in HTTP and mail headers: no control or line-separator character at all
+    if given("webhook_url"):
+        url = validate.text(fields.get("webhook_url"), "webhook_url", limit=512) or None
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise Invalid("webhook_url: an http:// or https:// URL")
+        values["webhook_url"] = url
+    if given("email_to"):
+        email = validate.text(fields.get("email_to"), "email_to", limit=512) or None
+        if email is not None and "@" not in email:
+            raise Invalid("email_to: one or more addresses, comma-separated")
+        values["email_to"] = email
+    if given("notify"):
+        notify = channels.check(fields.get("notify"))
+        values["notify"] = seal(json.dumps(notify)) if notify else None
+    if given("webhook_secret"):
+        secret = validate.text(fields.get("webhook_secret"), "webhook_secret") or None
+        values["webhook_secret"] = seal(secret) if secret else None
+    after = {key: values.get(key, getattr(rule, key))
+             for key in ("webhook_url", "email_to", "notify")}
+    if not any(after.values()):
+        raise Invalid("give webhook_url, email_to or notify (Apprise URLs): where the alert "
+                      "goes")
+    changed = [key for key, value in values.items() if getattr(rule, key) != value]
+    for key, value in values.items():
+        setattr(rule, key, value)
+    return sorted(changed)
+
+
+def preview(db: Session, actor: Actor, rule_id: int) -> dict[str, Any]:
+    """What the rule watches now (admin): the nodes of its scope, and for a process rule
+    their processes in it, from the last poll, with those already in a state it is about."""
+    access.require(db, actor, Permission.ALERT_RULES, "alert.list")
+    rule = _rule(db, rule_id)
+    nodes = [node for node in db.scalars(select(Node).order_by(Node.name))
+             if _scoped(rule, node.name, rule.group,  # the group is checked per process
+                        {node.name: {env.name for env in node.environments}})]
+    found: dict[str, Any] = {"nodes": [node.name for node in nodes], "processes": [],
+                             "now": []}
+    if rule.kind == "unreachable":
+        for node in nodes:
+            status = db.get(NodeStatus, node.id)
+            if status is not None and status.state != NodeState.ONLINE:
+                found["now"].append(f"{node.name}: {status.state}")
+        return found
+    for node in nodes:
+        status = db.get(NodeStatus, node.id)
+        for process in json.loads(status.processes) if status is not None else []:
+            if rule.group is not None and process["group"] != rule.group:
+                continue
+            spec = f"{node.name}/{process['group']}:{process['name']}"
+            found["processes"].append(spec)
+            if process["statename"] in ("FATAL", "BACKOFF") or (
+                    rule.kind == "crash" and process["statename"] == "EXITED"
+                    and process.get("exitstatus")):
+                found["now"].append(f"{spec}: {process['statename']}")
+    return found
 
 
 def delete_rule(db: Session, actor: Actor, rule_id: int) -> None:
@@ -173,6 +250,12 @@ def test_alert(db: Session, actor: Actor, rule_id: int) -> Alert:
     record(db, actor, "alert.test", rule.name)
     return _alert(rule, f"test:{rule.id}", rule.node or "(test)", rule.group, None,
                   f"test of alert rule {rule.name}")
+
+
+def rule(db: Session, actor: Actor, rule_id: int) -> AlertRule:
+    """One rule (admin)."""
+    access.require(db, actor, Permission.ALERT_RULES, "alert.list")
+    return _rule(db, rule_id)
 
 
 def _rule(db: Session, rule_id: int) -> AlertRule:

@@ -90,9 +90,10 @@ class AlertForm(FlaskForm):
         SelectChoice("fatal", "a process enters FATAL"),
         SelectChoice("flapping", "a process starts more than N times in the window"),
         SelectChoice("unreachable", "a node does not answer for T seconds")])
-    environment = StringField("Environment (empty: any)", validators=[Optional(), Length(max=64)])
-    group = StringField("Process group (empty: any)", validators=[Optional(), Length(max=255)])
-    node = StringField("Node (empty: any)", validators=[Optional(), Length(max=64)])
+    # choices: "" (any) and the names that exist (web.alerts fills them in)
+    environment = SelectField("Environment", validate_choice=True)
+    group = SelectField("Process group", validate_choice=True)
+    node = SelectField("Node", validate_choice=True)
     threshold = IntegerField("N: starts (flapping)", default=3,
                              validators=[DataRequired(), NumberRange(1, 1000)])
     window_minutes = IntegerField("Window, minutes (at most one alert per process or node in it)",
@@ -103,8 +104,17 @@ class AlertForm(FlaskForm):
     webhook_secret = PasswordField("Webhook secret (signs the body)",
                                    validators=[Optional(), Length(max=256)])
     email_to = StringField("Email to", validators=[Optional(), Length(max=512)])
-    notify = TextAreaField("Apprise URLs, one a line (slack://, msteams://, pagerduty://, "
+    notify = TextAreaField("Apprise URLs, one a line (slack://, workflows://, pagerduty://, "
                            "ntfy://, mailto://...)", validators=[Optional(), Length(max=20000)])
+    enabled = BooleanField("On", default=True)
+
+
+class AlertEditForm(AlertForm):
+    """A rule's own page: what is sealed (the secret, the Apprise URLs) is never shown; left
+    empty it stays, unless the box says to remove it."""
+
+    remove_secret = BooleanField("Remove the webhook secret")
+    remove_notify = BooleanField("Remove the Apprise URLs")
 
 
 class ConfirmForm(FlaskForm):
