@@ -28,7 +28,8 @@ PAGES = [  # (file name, path, what to wait for)
     ("processes", "/processes", "table.processes"),
     ("node", "/nodes/jobs-1", "table.processes"),
     ("process", "/nodes/web-1/processes/api:api", "pre.logtail[data-stream=stderr]"),
-    ("alerts", "/admin/alerts", "h1"),
+    ("alerts", "/alerts", "h1"),
+    ("alert-rules", "/admin/alerts", "h1"),
 ]
 
 

@@ -139,12 +139,24 @@ GET jobs.show                  302  200  404  200  404  200  200
 GET metrics.metrics            401  200  200  200  200  200  200
 GET sso.oidc_callback          404  404  404  404  404  404  404
 GET sso.oidc_login             404  404  404  404  404  404  404
+GET api.list_problems          401  200  200  200  200  200  200
+GET api.list_silences          401  200  200  200  200  200  200
+GET problems.index             302  200  200  200  200  200  200
+POST api.ack_problem           401  403  403  404  404  403  404
+POST api.create_silence        401  403  403  400  400  403  400
+DELETE api.end_silence         401  403  403  404  404  403  404
+PUT api.node_maintenance       401  403  403  400  404  403  400
+POST problems.ack              302  403  403  404  404  403  404
+POST problems.end              302  403  403  404  404  403  404
+POST problems.silence          302  403  403  302  302  403  302
+POST problems.maintenance      302  403  403  302  404  403  302
 GET static                     200  200  200  200  200  200  200
 """
 
 # what each path parameter stands for (see `_seed`); `<name>` is the prod environment in
 # the environments' routes, the prod node web1 elsewhere
 VALUES = {"name": "web1", "spec": "web:web", "action": "restart", "group": "web",
+          "firing_id": "4242", "silence_id": "4242",
           "username": "viewer", "filename": "style.css"}
 
 

@@ -18,7 +18,7 @@ def test_the_screenshot_script_writes_every_page_in_both_themes(tmp_path: Path) 
                            str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     names = {path.name for path in tmp_path.glob("*.png")}
-    for page in ("dashboard", "processes", "node", "process", "job", "alerts",
+    for page in ("dashboard", "processes", "node", "process", "job", "alerts", "alert-rules",
                  "processes-phone"):
         for theme in ("light", "dark"):
             assert f"{page}-{theme}.png" in names

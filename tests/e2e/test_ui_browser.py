@@ -203,6 +203,7 @@ def test_the_log_viewer_finds_wraps_and_shows_both_streams(console: tuple[str, A
 PAGES = ["/", "/processes", "/nodes/local", "/nodes/local/processes/ticker:ticker",
          "/groups/worker", "/search?q=work", "/jobs", "/jobs/new", "/account",
          "/admin/users", "/admin/nodes", "/admin/environments", "/admin/alerts", "/activity",
+         "/alerts",
          "/nodes/local/log"]
 
 

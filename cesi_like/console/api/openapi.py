@@ -128,6 +128,8 @@ CONFIRM = {"type": "string", "description": "the name that confirms a stop, rest
            "428 answer says which name, and what the action touches per node)"}
 ROLLOUT_INPUT = {"type": "object", "required": ["environment", "group"], "properties": {
     "confirm": CONFIRM,
+    "include_maintenance": {"type": "boolean", "default": False,
+                            "description": "restart nodes in maintenance too"},
     "environment": {"type": "string"}, "group": {"type": "string"},
     "batch_size": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
     "pause": {"type": "number", "minimum": 0, "maximum": 3600, "default": 0,
@@ -387,6 +389,41 @@ def document() -> dict[str, Any]:
                              {**ALERT_INPUT, "required": []}),
                 "delete": {"summary": "Delete an alert rule (admin)",
                            "responses": {"204": {"description": "deleted"}, **ERRORS}}},
+            "/api/v1/problems": {
+                "get": _op("What is firing now on nodes in your scope, newest first: rule, "
+                           "node, process, since, who acknowledged it, and whether a silence "
+                           "or maintenance keeps it quiet", listing({"type": "object"}))},
+            "/api/v1/problems/{firing_id}/ack": {
+                "parameters": [_id("firing_id")],
+                "post": {**_op("Acknowledge an open problem (operator), with a note",
+                               _json({"type": "object"})),
+                         "requestBody": {"required": False, **_json({
+                             "type": "object", "additionalProperties": False,
+                             "properties": {"note": {"type": "string"}}})}}},
+            "/api/v1/silences": {
+                "get": _op("The silences in force", listing({"type": "object"})),
+                "post": _op("Silence a node, environment, group or rule (its id) for some "
+                            "minutes, with a reason (operator; a rule: admin)",
+                            _json({"type": "object"}), {
+                                "type": "object",
+                                "required": ["kind", "target", "minutes", "reason"],
+                                "properties": {
+                                    "kind": {"enum": ["node", "environment", "group", "rule"]},
+                                    "target": {"type": "string"},
+                                    "minutes": {"type": "integer", "minimum": 1,
+                                                "maximum": 129600},
+                                    "reason": {"type": "string"}}}, "201")},
+            "/api/v1/silences/{silence_id}": {
+                "parameters": [_id("silence_id")],
+                "delete": {"summary": "End a silence early (operator)",
+                           "responses": {"204": {"description": "ended"}, **ERRORS}}},
+            "/api/v1/nodes/{name}/maintenance": {
+                "parameters": [_name("name")],
+                "put": _op("Put a node in maintenance (no alerts, rolling restarts pass it) or "
+                           "take it out (operator)", _json({"type": "object"}), {
+                               "type": "object", "required": ["on"],
+                               "properties": {"on": {"type": "boolean"},
+                                              "note": {"type": "string"}}})},
             "/api/v1/alerts/{rule_id}/preview": {
                 "parameters": [_id("rule_id")],
                 "get": _op("What the rule watches now (admin): the nodes of its scope, their "

@@ -35,6 +35,7 @@ class Permission(enum.StrEnum):
     """Everything that needs a right, as `<area>:<resource>:<action>`, sorted."""
 
     ACTIVITY = "admin:activity:write"  # read and clear the activity log
+    ALERTS = "alerts:write"  # acknowledge problems, silence, put nodes in maintenance
     ALERT_RULES = "admin:alerts:write"
     ENVIRONMENTS = "admin:environments:write"
     NODES = "admin:nodes:write"  # add, edit, delete, test nodes
@@ -48,7 +49,7 @@ class Permission(enum.StrEnum):
 
 
 _OPERATOR = frozenset({Permission.FLEET, Permission.PROCESSES, Permission.CONFIG,
-                       Permission.JOBS})
+                       Permission.JOBS, Permission.ALERTS})
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.FLEET}),
     Role.OPERATOR: _OPERATOR,
@@ -58,6 +59,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 # the words of a refusal: what needs the right
 _WHAT = {
     Permission.ACTIVITY: "the activity log needs", Permission.ALERT_RULES: "alert rules need",
+    Permission.ALERTS: "acknowledging, silencing and maintenance need",
     Permission.ENVIRONMENTS: "managing nodes and environments needs",
     Permission.NODES: "managing nodes and environments needs",
     Permission.TOKENS_OF_OTHERS: "tokens of other users need",

@@ -31,7 +31,7 @@ from ..storage.models import (
     ProcessEvent,
     utcnow,
 )
-from . import Invalid, NotFound, access, channels, validate
+from . import Invalid, NotFound, access, channels, problems, validate
 from .access import Permission
 from .activity import Actor, Result, record
 
@@ -288,11 +288,24 @@ def judge(db: Session, events: list[ProcessEvent], failing: list[int],
     poll from being stored: it is logged."""
     try:
         fired = evaluate(db, events, failing) + resolve(db, events, answered or [])
+        fired = [alert for alert in fired if not _silenced(db, alert)]
     except Exception:
         log.exception("alerts: evaluating the rules failed")
         return
     if fired:
         db.info.setdefault(PENDING, []).extend(fired)
+
+
+def _silenced(db: Session, alert: Alert) -> bool:
+    """Whether a silence or maintenance keeps this alert in (recorded, with the reason: the
+    problem is still open and listed, only nobody is paged)."""
+    rule = db.get(AlertRule, alert.rule_id)
+    node = db.scalar(select(Node).where(Node.name == alert.node))
+    why = problems.muted(db, rule, node, alert.group) if rule is not None else None
+    if why is not None:
+        record(db, Actor(None, "", None), "alert.silenced", f"{alert.rule}: {alert.subject}",
+               Result.OK, f"{why}; {alert.text}", username="(alerts)")
+    return why is not None
 
 
 def pending(db: Session) -> list[Alert]:

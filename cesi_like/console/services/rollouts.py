@@ -32,10 +32,10 @@ MAX_PAUSE = 3600.0
 
 def start(db: Session, actor: Actor, environment: str, group: str, batch_size: Any = 1,
           pause: Any = 0.0, keep_going: Any = False, *,
-          confirmation: confirm.Confirmation) -> Job:
+          confirmation: confirm.Confirmation, include_maintenance: Any = False) -> Job:
     """Queue a rolling restart of `group` on the environment's nodes that run it (those the
-    user may see, enabled, by name). Refuses what it cannot do before anything happens,
-    ConfirmationNeeded included."""
+    user may see, enabled, out of maintenance unless `include_maintenance`, by name).
+    Refuses what it cannot do before anything happens, ConfirmationNeeded included."""
     access.require(db, actor, Permission.PROCESSES, f"{KIND}.start",
                    f"{str(environment)[:64]}/{str(group)[:64]}")
     if not isinstance(group, str) or not group or group == "*":
@@ -45,7 +45,9 @@ def start(db: Session, actor: Actor, environment: str, group: str, batch_size: A
     wait = validate.number(pause, "pause", 0.0, MAX_PAUSE)
     validate.flag(keep_going, "keep_going")
     env = access.environment(db, actor, environment)
+    validate.flag(include_maintenance, "include_maintenance")
     nodes = [node for node in env.nodes if node.enabled and access.in_scope(actor, node)
+             and (include_maintenance or not node.maintenance)
              and group in _groups(db, node.id)]
     if not nodes:
         raise Invalid(f"no node of environment {env.name} that you may act on runs a group "

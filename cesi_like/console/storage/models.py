@@ -144,6 +144,9 @@ class Node(Base):
     username: Mapped[str | None] = mapped_column(String(128), nullable=True)
     password: Mapped[str | None] = mapped_column(Text, nullable=True)  # "fernet:..."
     enabled: Mapped[bool] = mapped_column(default=True)
+    # in maintenance: shown on every page, no alerts, passed by rolling restarts
+    maintenance: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    maintenance_note: Mapped[str] = mapped_column(Text, default="", server_default="")
     # https nodes: verify the certificate (against ca_file, else the system CAs) unless an
     # admin turned it off; client_cert is a PEM file holding a certificate and its key
     verify_tls: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
@@ -346,3 +349,22 @@ class AlertFiring(Base):
     time: Mapped[datetime.datetime] = mapped_column(DateTime)
     # when the condition ended (the process runs again, the node answers): None while open
     resolved_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    ack_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # acknowledged
+    ack_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    ack_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Silence(Base):
+    """No alerts for a node, an environment, a group or a rule (`target`: its name, or the
+    rule's id) until a time, with a reason; ended early when `ended` is set."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # node | environment | group | rule
+    target: Mapped[str] = mapped_column(String(255))
+    until: Mapped[datetime.datetime] = mapped_column(DateTime, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    ended: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)

@@ -32,6 +32,7 @@ from ..services import (
     config_updates,
     history,
     logs,
+    problems,
     snapshot,
 )
 from ..services.access import Permission
@@ -80,7 +81,7 @@ def dashboard() -> Response:
     down = [v for v in shown if v.state not in (NodeState.ONLINE, NodeState.DISABLED)]
     return live_page("fleet/dashboard.html", "fleet/_dashboard.html", views=shown,
                      totals=totals, environments=environments, down=down, activity=recent,
-                     **_common())
+                     firing=problems.open_problems(db, actor()), **_common())
 
 
 def _health(name: str, members: list[NodeView]) -> dict[str, Any]:

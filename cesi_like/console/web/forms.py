@@ -81,6 +81,7 @@ class RolloutForm(FlaskForm):
     pause = IntegerField("Pause between batches (seconds)", default=0,
                          validators=[Optional(), NumberRange(0, 3600)])
     keep_going = BooleanField("Go on when a node fails")
+    include_maintenance = BooleanField("Restart nodes in maintenance too")
 
 
 class AlertForm(FlaskForm):

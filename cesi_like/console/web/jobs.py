@@ -39,7 +39,8 @@ def new_rollout() -> Response | str:
             job = rollouts.start(db, actor(), form.environment.data or "", form.group.data or "",
                                  form.batch_size.data, form.pause.data or 0,
                                  bool(form.keep_going.data),
-                                 confirmation=confirmation(request.form.get("confirm")))
+                                 confirmation=confirmation(request.form.get("confirm")),
+                                 include_maintenance=bool(form.include_maintenance.data))
         except ConfirmationNeeded as need:
             db.rollback()
             return confirm_page(need, url_for("jobs.index"))
