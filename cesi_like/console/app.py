@@ -35,6 +35,7 @@ from .storage.secrets import NodeKeyError, seal_plaintext
 from .workers.alerts import Delivery, Smtp
 from .workers.job_runner import JobRunner
 from .workers.poller import SHARDS, Poller
+from .workers.sampler import Sampler
 
 csrf = CSRFProtect()
 
@@ -64,6 +65,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CESI_NODE_MAX_BYTES=settings.node_max_bytes,
         CESI_ACTION_TIMEOUT=settings.action_timeout,
         CESI_CONFIRM_OVER=settings.confirm_over,
+        CESI_STATS_INTERVAL=settings.stats_interval,
         CESI_POLLER=False,  # True: poll now; "standby": only if no one else does (WSGI)
         CESI_ACTIVITY_LOG=settings.activity_log,
         CESI_METRICS_ALLOW=parse_allow(settings.metrics_allow),
@@ -141,7 +143,18 @@ def start_poller(app: Flask, standby: bool = False,
     runner = found.jobs = make_job_runner(app)
     runner.start(delay)
     atexit.register(runner.stop)
+    sampler = found.sampler = make_sampler(app, poller)
+    sampler.start(delay)
+    atexit.register(sampler.stop)
     return poller
+
+
+def make_sampler(app: Flask, poller: Poller) -> Sampler:
+    """Samples the agent nodes `poller` polls: memory and CPU rules, their restarts."""
+    found = console(app)
+    return Sampler(found.sessions, found.nodes, poller.agent_nodes,
+                   app.config["CESI_STATS_INTERVAL"], app.config["CESI_ACTION_TIMEOUT"],
+                   app.config["CESI_ACTIVITY_LOG"])
 
 
 def make_job_runner(app: Flask) -> JobRunner:

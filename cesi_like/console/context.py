@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .workers.alerts import Delivery
     from .workers.job_runner import JobRunner
     from .workers.poller import Poller
+    from .workers.sampler import Sampler
 
 _KEY = "cesi_like"
 
@@ -43,6 +44,7 @@ class Console:
     alerts: Delivery
     poller: Poller | None = None
     jobs: JobRunner | None = None
+    sampler: Sampler | None = None
 
     def install(self, app: Flask) -> None:
         app.extensions[_KEY] = self

@@ -70,6 +70,7 @@ class Settings:
     smtp_allow_plaintext: str = "false"  # log in to the SMTP server without TLS (in clear)
     login_backoff: float = 1.0  # seconds before a pair's retry, doubling per failure
     external_url: str | None = None  # the console's public URL: links in alerts
+    stats_interval: float = 10.0  # how often agent nodes' CPU and memory are sampled
     confirm_over: int = 10  # stop/restart/signal of more processes needs a name typed
     login_methods: str = ""  # local, ldap, oidc (empty: local and every one configured)
     sso_recheck_minutes: float = 15.0  # how long an SSO session goes unconfirmed
@@ -88,10 +89,10 @@ _CESI_KEYS = {"database", "activity_log", "host", "port", "secret_key", "node_ke
               "login_window", "login_backoff", "metrics_allow",
               "history_days", "smtp_host", "smtp_port", "smtp_from", "smtp_username",
               "smtp_password", "smtp_starttls", "smtp_allow_plaintext", "login_methods",
-              "confirm_over", "external_url",
+              "confirm_over", "external_url", "stats_interval",
               "sso_recheck_minutes"}
 _FLOATS = {"node_timeout", "poll_interval", "action_timeout", "remember_days", "login_window",
-           "login_backoff", "history_days", "sso_recheck_minutes"}
+           "login_backoff", "history_days", "sso_recheck_minutes", "stats_interval"}
 _FLAGS = {"smtp_starttls", "smtp_allow_plaintext"}
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 _INTS = {"poll_concurrency", "poll_processes", "node_max_bytes", "trusted_proxies",

@@ -90,7 +90,7 @@ def test_the_rules_page_changes_fields_and_keeps_what_is_sealed(
             "environment": "prod", "group": "web", "node": "", "threshold": "3",
             "window_minutes": "10", "unreachable_seconds": "60",
             "webhook_url": "http://127.0.0.1:9/hook", "webhook_secret": "", "email_to": "",
-            "notify": "", "enabled": "y"}
+            "notify": "", "enabled": "y", "duration_seconds": "60", "action": "none"}
     assert client.post(f"/admin/alerts/{created['id']}", data=form).status_code == 302
     with database.standalone(app) as db:
         rule = db.get(AlertRule, created["id"])

@@ -284,7 +284,8 @@ def test_the_alerts_page_adds_tests_and_deletes(tmp_path: Path, hook: Webhook,
     page = client.get("/admin/alerts").get_data(as_text=True)
     form = {"csrf_token": csrf_from(page), "name": "crashes", "kind": "crash",
             "threshold": 3, "window_minutes": 10, "unreachable_seconds": 60,
-            "environment": "", "group": "", "node": "", "enabled": "y"}  # as a browser sends
+            "environment": "", "group": "", "node": "", "enabled": "y",  # as a browser sends
+            "duration_seconds": 60, "action": "none"}
     refused = client.post("/admin/alerts", data=form).get_data(as_text=True)
     assert "give webhook_url, email_to or notify" in refused  # the form comes back, says why
     answer = client.post("/admin/alerts", data={**form, "webhook_url": hook.url,

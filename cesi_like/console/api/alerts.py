@@ -3,14 +3,18 @@ what one watches, delete, and send a test alert."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import jsonify
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from ..context import actor, console
 from ..guard import permission
-from ..services import alerts
+from ..services import alerts, thresholds
 from ..services.access import Permission
 from ..storage import db as database
+from ..storage.models import AlertRule
 from .base import body, bp
 
 
@@ -28,7 +32,17 @@ def create_alert() -> tuple[Response, int]:
     db = database.session()
     rule = alerts.create_rule(db, actor(), body(alerts.RULE_FIELDS), console().secrets.encrypt)
     db.commit()
-    return jsonify(alerts.rule_json(rule, console().secrets.decrypt)), 201
+    return jsonify(_answer(db, rule)), 201
+
+
+def _answer(db: Session, rule: AlertRule) -> dict[str, Any]:
+    """The rule as the API shows it, and, for a memory or CPU rule, the nodes it cannot
+    watch (supervisord has no such figures)."""
+    shown = alerts.rule_json(rule, console().secrets.decrypt)
+    missing = thresholds.not_available_on(db, rule)
+    if missing:
+        shown["note"] = thresholds.NOT_AVAILABLE.format(nodes=", ".join(missing))
+    return shown
 
 
 @bp.patch("/alerts/<int:rule_id>")
@@ -39,7 +53,7 @@ def update_alert(rule_id: int) -> Response:
     rule = alerts.update_rule(db, actor(), rule_id, body(alerts.RULE_FIELDS),
                               console().secrets.encrypt)
     db.commit()
-    return jsonify(alerts.rule_json(rule, console().secrets.decrypt))
+    return jsonify(_answer(db, rule))
 
 
 @bp.get("/alerts/<int:rule_id>/preview")

@@ -189,7 +189,17 @@ CONFIG_RESULTS = {"type": "object", "required": ["results"], "properties": {"res
         "error": {"type": ["string", "null"]}}}}}}
 
 ALERT_INPUT = {"type": "object", "required": ["name", "kind"], "properties": {
-    "name": NAME_PATTERN, "kind": {"enum": ["fatal", "crash", "flapping", "unreachable"]},
+    "name": NAME_PATTERN,
+    "kind": {"enum": ["fatal", "crash", "flapping", "unreachable", "memory", "cpu"],
+             "description": "memory, cpu: cesi-agentd nodes only (the answer's note names "
+                            "the nodes of the scope that cannot be watched)"},
+    "limit": {"type": ["number", "null"],
+              "description": "memory: MB (with its children); cpu: percent of one core"},
+    "duration_seconds": {"type": "integer", "minimum": 1, "maximum": 86400,
+                         "description": "memory, cpu: above the limit this long"},
+    "action": {"enum": ["none", "restart"],
+               "description": "restart: memory, cpu rules restart the process, at most "
+                              "once a window, recorded as the rule's doing"},
     "environment": {"type": ["string", "null"]}, "group": {"type": ["string", "null"]},
     "node": {"type": ["string", "null"]},
     "threshold": {"type": "integer", "minimum": 1, "maximum": 1000,

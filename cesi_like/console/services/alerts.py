@@ -37,7 +37,9 @@ from .activity import Actor, Result, record
 
 log = logging.getLogger("cesi_like.alerts")
 
-KINDS = ("fatal", "crash", "flapping", "unreachable")
+KINDS = ("fatal", "crash", "flapping", "unreachable", "memory", "cpu")
+THRESHOLDS = ("memory", "cpu")  # judged on cesi-agentd's stats (services/thresholds.py)
+ACTIONS = ("none", "restart")
 RULE_BURST = 20  # deliveries of one rule per window, whatever the subjects
 PENDING = "cesi_like.alerts"  # where a session keeps the alerts it fired until it commits
 
@@ -76,7 +78,7 @@ class Alert:
 
 RULE_FIELDS = {"name", "kind", "environment", "group", "node", "threshold", "window_minutes",
                "unreachable_seconds", "webhook_url", "webhook_secret", "email_to", "notify",
-               "enabled"}
+               "enabled", "limit", "duration_seconds", "action"}
 
 
 def create_rule(db: Session, actor: Actor, fields: dict[str, Any],
@@ -154,9 +156,24 @@ def _apply(db: Session, rule: AlertRule, fields: dict[str, Any],
         raise Invalid(f"group: no node runs a group {values['group'][:64]!r} (as of the last "
                       "poll)")
     for key, low, high, default in (("threshold", 1, 1000, 3), ("window_minutes", 1, 10080, 10),
-                                    ("unreachable_seconds", 1, 86400, 60)):
+                                    ("unreachable_seconds", 1, 86400, 60),
+                                    ("duration_seconds", 1, 86400, 60)):
         if given(key):
             values[key] = validate.whole(fields.get(key, default), key, low, high)
+    if given("action"):
+        if fields.get("action", "none") not in ACTIONS:
+            raise Invalid(f"action: one of {', '.join(ACTIONS)}")
+        values["action"] = fields.get("action", "none")
+    if given("limit"):
+        limit = fields.get("limit")
+        values["limit"] = None if limit in (None, "") else validate.number(
+            limit, "limit", 0.001, 10**7)
+    kind = values.get("kind", rule.kind)
+    if kind in THRESHOLDS and values.get("limit", rule.limit) is None:
+        raise Invalid(f"limit: a {kind} rule needs its limit "
+                      f"({'MB' if kind == 'memory' else 'percent of a core'})")
+    if values.get("action", rule.action) == "restart" and kind not in THRESHOLDS:
+        raise Invalid("action restart: only memory and cpu rules restart a process")
     # these end up in HTTP and mail headers: no control or line-separator character at all
     if given("webhook_url"):
         url = validate.text(fields.get("webhook_url"), "webhook_url", limit=512) or None
@@ -191,8 +208,7 @@ def preview(db: Session, actor: Actor, rule_id: int) -> dict[str, Any]:
     access.require(db, actor, Permission.ALERT_RULES, "alert.list")
     rule = _rule(db, rule_id)
     nodes = [node for node in db.scalars(select(Node).order_by(Node.name))
-             if _scoped(rule, node.name, rule.group,  # the group is checked per process
-                        {node.name: {env.name for env in node.environments}})]
+             if in_scope(rule, node)]  # the group is checked per process
     found: dict[str, Any] = {"nodes": [node.name for node in nodes], "processes": [],
                              "now": []}
     if rule.kind == "unreachable":
@@ -234,7 +250,9 @@ def rule_json(rule: AlertRule, reveal: Callable[[str], str]) -> dict[str, Any]:
             "threshold": rule.threshold, "window_minutes": rule.window_minutes,
             "unreachable_seconds": rule.unreachable_seconds, "webhook_url": rule.webhook_url,
             "has_webhook_secret": rule.webhook_secret is not None, "email_to": rule.email_to,
-            "notify": notify_shown(rule, reveal), "enabled": rule.enabled}
+            "notify": notify_shown(rule, reveal), "enabled": rule.enabled,
+            "limit": rule.limit, "duration_seconds": rule.duration_seconds,
+            "action": rule.action}
 
 
 def rules(db: Session, actor: Actor) -> list[AlertRule]:
@@ -287,13 +305,18 @@ def judge(db: Session, events: list[ProcessEvent], failing: list[int],
     wait on the session until it commits (see `pending`). A broken rule must not stop the
     poll from being stored: it is logged."""
     try:
-        fired = evaluate(db, events, failing) + resolve(db, events, answered or [])
-        fired = [alert for alert in fired if not _silenced(db, alert)]
+        deliver_later(db, evaluate(db, events, failing) + resolve(db, events, answered or []))
     except Exception:
         log.exception("alerts: evaluating the rules failed")
-        return
-    if fired:
-        db.info.setdefault(PENDING, []).extend(fired)
+
+
+def deliver_later(db: Session, fired: list[Alert]) -> list[Alert]:
+    """Queue what fired on the session, to go out when it commits, but what a silence or
+    maintenance keeps in; the alerts queued."""
+    kept = [alert for alert in fired if not _silenced(db, alert)]
+    if kept:
+        db.info.setdefault(PENDING, []).extend(kept)
+    return kept
 
 
 def _silenced(db: Session, alert: Alert) -> bool:
@@ -332,7 +355,7 @@ def evaluate(db: Session, events: list[ProcessEvent], failing: list[int],
                                                          environments):
                 continue
             text = _process_text(db, rule, event, now)
-            fired = None if text is None else _fire(
+            fired = None if text is None else fire(
                 db, rule, f"{event.node}/{event.group}:{event.name}", event.node, event.group,
                 event.name, text, now)
             if fired is not None:
@@ -350,7 +373,7 @@ def evaluate(db: Session, events: list[ProcessEvent], failing: list[int],
             # once per episode: not again unless the node answered since the last firing
             if down >= rule.unreachable_seconds and not _fired_since(
                     db, rule.id, node.name, status.since):
-                alerts.append(_fire(db, rule, node.name, node.name, None, None,
+                alerts.append(fire(db, rule, node.name, node.name, None, None,
                                     f"node {node.name} is {status.state} for {int(down)} s: "
                                     f"{status.reason}", now))
     return [alert for alert in alerts if alert is not None]
@@ -375,6 +398,8 @@ def resolve(db: Session, events: list[ProcessEvent], answered: list[int],
     notices = []
     for firing, rule in open_:
         event = running.get(firing.subject)
+        if rule.kind in THRESHOLDS:  # over when the stats say so (services/thresholds.py)
+            continue
         if rule.kind == "unreachable":
             if firing.subject not in names.values():
                 continue
@@ -389,12 +414,18 @@ def resolve(db: Session, events: list[ProcessEvent], answered: list[int],
                     f"(pid {event.pid})")
             node, group, name = event.node, event.group, event.name
         firing.resolved_at = now
-        notice = _alert(rule, firing.subject, node, group, name,
-                        f"resolved: {text} ({rule.kind} since "
-                        f"{firing.time.isoformat(timespec='seconds')}Z)")
-        notice.resolved, notice.state = True, "RUNNING" if name else None
-        notices.append(notice)
+        notices.append(notice(rule, firing.subject, node, group, name,
+                              f"resolved: {text} ({rule.kind} since "
+                              f"{firing.time.isoformat(timespec='seconds')}Z)"))
     return notices
+
+
+def notice(rule: AlertRule, subject: str, node: str, group: str | None, name: str | None,
+           text: str) -> Alert:
+    """The "resolved" notice of a firing that ended."""
+    found = _alert(rule, subject, node, group, name, text)
+    found.resolved, found.state = True, "RUNNING" if name else None
+    return found
 
 
 def _starts(db: Session, event: ProcessEvent, rule: AlertRule, now: datetime.datetime) -> int:
@@ -434,8 +465,10 @@ def _process_text(db: Session, rule: AlertRule, event: ProcessEvent,
     return None
 
 
-def _fire(db: Session, rule: AlertRule, subject: str, node: str, group: str | None,
-          name: str | None, text: str, now: datetime.datetime) -> Alert | None:
+def fire(db: Session, rule: AlertRule, subject: str, node: str, group: str | None,
+         name: str | None, text: str, now: datetime.datetime) -> Alert | None:
+    """The alert of `rule` about `subject`, its firing added; None when it fired for the
+    subject in this window already, or fired its burst."""
     since = now - datetime.timedelta(minutes=rule.window_minutes)
     if _fired_since(db, rule.id, subject, since):
         return None  # once per subject per window
@@ -463,6 +496,12 @@ def _alert(rule: AlertRule, subject: str, node: str, group: str | None, name: st
 def _environments(db: Session, names: set[str], ids: list[int]) -> dict[str, set[str]]:
     nodes = db.scalars(select(Node).where(Node.name.in_(names) | Node.id.in_(ids)))
     return {node.name: {env.name for env in node.environments} for node in nodes}
+
+
+def in_scope(rule: AlertRule, node: Node) -> bool:
+    """Whether a node is in the rule's scope (its node and environment; any group)."""
+    return _scoped(rule, node.name, rule.group,
+                   {node.name: {env.name for env in node.environments}})
 
 
 def _scoped(rule: AlertRule, node: str, group: str | None,

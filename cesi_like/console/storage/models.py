@@ -14,6 +14,7 @@ from flask_login import UserMixin
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -312,7 +313,8 @@ class NodeEvent(Base):
 
 class AlertRule(Base):
     """When to tell someone: a process enters FATAL, crashes, restarts more than `threshold`
-    times in `window_minutes` (flapping), or a node stays unreachable `unreachable_seconds`;
+    times in `window_minutes` (flapping), uses more memory or CPU than `limit` for
+    `duration_seconds`, or a node stays unreachable `unreachable_seconds`;
     for an environment, a group and/or a node (any, if unset). Delivered to a webhook (its
     secret sealed like node passwords), by email, and/or to Apprise URLs (sealed too)."""
 
@@ -320,13 +322,18 @@ class AlertRule(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))  # fatal | crash | flapping | unreachable
+    kind: Mapped[str] = mapped_column(String(16))  # fatal|crash|flapping|unreachable|memory|cpu
     environment: Mapped[str | None] = mapped_column(String(64), nullable=True)
     group: Mapped[str | None] = mapped_column(String(255), nullable=True)
     node: Mapped[str | None] = mapped_column(String(64), nullable=True)
     threshold: Mapped[int] = mapped_column(Integer, default=3)
     window_minutes: Mapped[int] = mapped_column(Integer, default=10)
     unreachable_seconds: Mapped[int] = mapped_column(Integer, default=60)
+    # memory (MB, the process with its children) or cpu (%) above `limit` for
+    # `duration_seconds`, from cesi-agentd's stats; `action` restart: at most once a window
+    limit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    duration_seconds: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    action: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     webhook_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
     webhook_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # sealed
     email_to: Mapped[str | None] = mapped_column(String(512), nullable=True)

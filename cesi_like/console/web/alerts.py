@@ -14,10 +14,10 @@ from wtforms.fields.choices import SelectChoice
 
 from ..context import actor, console
 from ..guard import permission
-from ..services import Problem, alerts
+from ..services import Problem, alerts, thresholds
 from ..services.access import Permission
 from ..storage import db as database
-from ..storage.models import Environment, Node
+from ..storage.models import AlertRule, Environment, Node
 from .flows import pressed, saved
 from .forms import AlertEditForm, AlertForm, ConfirmForm
 
@@ -37,6 +37,8 @@ def _scopes(db: Session, form: AlertForm) -> None:
 def _fields(form: AlertForm, creating: bool) -> dict[str, Any]:
     """The form's values as the service takes them (notify: one URL a line)."""
     fields = {key: value for key, value in form.data.items() if key in alerts.RULE_FIELDS}
+    if fields.get("limit") is not None:
+        fields["limit"] = float(fields["limit"])
     fields["notify"] = [line.strip() for line in (fields.get("notify") or "").splitlines()
                         if line.strip()]
     if not creating:  # sealed values: kept unless replaced or removed
@@ -50,6 +52,13 @@ def _fields(form: AlertForm, creating: bool) -> dict[str, Any]:
             if not (creating and value in (None, "", []))}
 
 
+def _unavailable(db: Session, rule: AlertRule) -> str:
+    """Where a memory or CPU rule cannot look, said when it is made."""
+    missing = thresholds.not_available_on(db, rule)
+    return " " + thresholds.NOT_AVAILABLE.format(nodes=", ".join(missing)) + "." if missing \
+        else ""
+
+
 @bp.route("", methods=["GET", "POST"])
 @permission(Permission.ALERT_RULES)
 def index() -> Response | str:
@@ -60,7 +69,7 @@ def index() -> Response | str:
     def create() -> str:
         rule = alerts.create_rule(db, actor(), _fields(form, creating=True),
                                   console().secrets.encrypt)
-        return f"Alert rule {rule.name} added."
+        return f"Alert rule {rule.name} added." + _unavailable(db, rule)
 
     rules = alerts.rules(db, actor())
     return saved(form, create, url_for("alerts.index")) or render_template(
@@ -83,7 +92,7 @@ def edit(rule_id: int) -> Response | str:
     def update() -> str:
         alerts.update_rule(db, actor(), rule_id, _fields(form, creating=False),
                            console().secrets.encrypt)
-        return f"Alert rule {rule.name} saved."
+        return f"Alert rule {rule.name} saved." + _unavailable(db, rule)
 
     return saved(form, update, url_for("alerts.edit", rule_id=rule_id)) or render_template(
         "admin/alert_edit.html", rule=rule, form=form,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DecimalField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -90,7 +91,9 @@ class AlertForm(FlaskForm):
         SelectChoice("crash", "a process exits unexpectedly or fails to start"),
         SelectChoice("fatal", "a process enters FATAL"),
         SelectChoice("flapping", "a process starts more than N times in the window"),
-        SelectChoice("unreachable", "a node does not answer for T seconds")])
+        SelectChoice("unreachable", "a node does not answer for T seconds"),
+        SelectChoice("memory", "a process uses more memory than the limit (cesi-agentd)"),
+        SelectChoice("cpu", "a process uses more CPU than the limit (cesi-agentd)")])
     # choices: "" (any) and the names that exist (web.alerts fills them in)
     environment = SelectField("Environment", validate_choice=True)
     group = SelectField("Process group", validate_choice=True)
@@ -101,6 +104,13 @@ class AlertForm(FlaskForm):
                                   default=10, validators=[DataRequired(), NumberRange(1, 10080)])
     unreachable_seconds = IntegerField("T: seconds (unreachable)", default=60,
                                        validators=[DataRequired(), NumberRange(1, 86400)])
+    limit = DecimalField("Limit: MB (memory) or % of a core (cpu)", places=None,
+                         validators=[Optional(), NumberRange(0.001, 10**7)])
+    duration_seconds = IntegerField("For how long, seconds (memory, cpu)", default=60,
+                                    validators=[DataRequired(), NumberRange(1, 86400)])
+    action = SelectField("Then", choices=[
+        SelectChoice("none", "alert only"),
+        SelectChoice("restart", "restart the process (memory, cpu; once a window)")])
     webhook_url = StringField("Webhook URL", validators=[Optional(), Length(max=512)])
     webhook_secret = PasswordField("Webhook secret (signs the body)",
                                    validators=[Optional(), Length(max=256)])

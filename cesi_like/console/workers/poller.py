@@ -289,6 +289,12 @@ class Poller:
                      removed)
         return removed
 
+    def agent_nodes(self) -> list[tuple[int, NodeAddress]]:
+        """The nodes this poller polls that answer cesi-agentd's change feed (so its stats
+        too): what the sampler samples."""
+        return [(node_id, schedule.address) for node_id, schedule in list(self._nodes.items())
+                if schedule.feed]
+
     def uses_feed(self, node_id: int) -> bool | None:
         """Whether this poller polls the node through the change feed (None: not known)."""
         schedule = self._nodes.get(node_id)

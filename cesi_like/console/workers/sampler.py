@@ -1,0 +1,108 @@
+"""Samples the CPU and memory of every process on the cesi-agentd nodes this process polls
+(`cesi.getProcessStats`, every `stats_interval`), judges the memory and CPU rules on each
+sample (`services/thresholds.py`), and makes the restarts they ask for, recorded as the rule's
+doing. It runs beside the poller, on the nodes of the poller's shards, so each node is sampled
+by one console process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
+from ..services import actions, thresholds
+from ..services.activity import Actor, Result, record
+from ..storage.models import Node
+
+log = logging.getLogger("cesi_like.sampler")
+
+
+class Sampler:
+    def __init__(self, sessions: sessionmaker[Session], client: NodeClient,
+                 nodes: Callable[[], list[tuple[int, NodeAddress]]], interval: float = 10.0,
+                 action_timeout: float = 60.0, activity_file: str | None = None,
+                 concurrency: int = 8) -> None:
+        self.sessions = sessions
+        self.client = client
+        self.nodes = nodes  # the agent nodes to sample now: (id, address)
+        self.interval = interval
+        self.action_timeout = action_timeout
+        self.activity_file = activity_file
+        self.watch = thresholds.Watch()
+        self._last: dict[int, dict[str, Any]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sample")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rounds = 0
+
+    def start(self, delay: float = 0.0) -> None:
+        self._thread = threading.Thread(target=self._run, args=(delay,), name="sampler",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, delay: float) -> None:
+        if self._stop.wait(delay):
+            return
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                self.sample_now()
+            except Exception:
+                log.exception("sampler: unexpected error")
+            self._stop.wait(max(self.interval - (time.monotonic() - began), 0.05))
+
+    def sample_now(self) -> int:
+        """Sample every agent node once, in parallel, and judge the rules (tests, the loop)."""
+        targets = self.nodes()
+        for future in [self._pool.submit(self._sample, node_id, where)
+                       for node_id, where in targets]:
+            future.result()
+        self.rounds += 1
+        return len(targets)
+
+    def _sample(self, node_id: int, where: NodeAddress) -> None:
+        try:
+            stats = self.client.process_stats(where)
+        except NodeError:
+            return  # the poller says what is wrong with the node
+        if stats is None:
+            return
+        before, self._last[node_id] = self._last.get(node_id), stats
+        found = thresholds.readings(before, stats)
+        with self.sessions() as db:
+            node = db.get(Node, node_id)
+            if node is None:
+                return
+            restarts = thresholds.judge(db, node, found, self.watch, time.monotonic())
+            db.commit()  # the alerts go out; then the remedies
+        for restart in restarts:
+            self._restart(where, restart)
+
+    def _restart(self, where: NodeAddress, restart: thresholds.Restart) -> None:
+        target = actions.Target(restart.group, restart.name)
+        try:
+            outcome = actions.act_on(self.client, where, target, "restart", None,
+                                     self.action_timeout)
+            result, detail = (Result.OK if outcome.ok else Result.FAILED), "; ".join(
+                f"{r['name']}: {r['error']}" for r in outcome.results if not r["ok"])
+        except NodeError as exc:
+            result, detail = Result.FAILED, f"{exc.state}: {exc.reason}"
+        with self.sessions() as db:
+            record(db, Actor(None, "", self.activity_file), "process.restart",
+                   f"{restart.node}/{target.spec}", result,
+                   f"by alert rule {restart.rule}: {restart.why}" + (f"; {detail}" if detail
+                                                                     else ""),
+                   username=f"(rule {restart.rule})"[:64])
+            db.commit()
