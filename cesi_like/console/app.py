@@ -154,7 +154,8 @@ def make_sampler(app: Flask, poller: Poller) -> Sampler:
     found = console(app)
     return Sampler(found.sessions, found.nodes, poller.agent_nodes,
                    app.config["CESI_STATS_INTERVAL"], app.config["CESI_ACTION_TIMEOUT"],
-                   app.config["CESI_ACTIVITY_LOG"])
+                   app.config["CESI_ACTIVITY_LOG"], leads=lambda: 0 in poller.held,
+                   history_days=app.config["CESI_HISTORY_DAYS"])
 
 
 def make_job_runner(app: Flask) -> JobRunner:

@@ -20,7 +20,7 @@ from tests.support.postgres import fresh_database
 TABLES = {"users", "environments", "nodes", "node_environments", "user_environments",
           "activity_log", "api_tokens", "settings", "alembic_version", "node_status",
           "process_events", "leases", "login_limits", "jobs", "node_events", "alert_rules",
-          "alert_firings", "silences"}
+          "alert_firings", "silences", "process_samples"}
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:

@@ -36,7 +36,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any
     folder = tmp_path_factory.mktemp("ui")
     with daemons(folder) as start:
         agent = start(PROGRAMS, name="agent")
-        config = (f"[cesi]\npoll_interval = 0.5\nnode_timeout = 2\n"
+        config = (f"[cesi]\npoll_interval = 0.5\nnode_timeout = 2\nstats_interval = 0.5\n"
                   f"[node:local]\nurl = {agent.url}\n"
                   f"[environment:production]\nmembers = local\n")
         with serve_console(folder, PASSWORD, config) as url:
@@ -205,6 +205,28 @@ PAGES = ["/", "/processes", "/nodes/local", "/nodes/local/processes/ticker:ticke
          "/admin/users", "/admin/nodes", "/admin/environments", "/admin/alerts", "/activity",
          "/alerts",
          "/nodes/local/log"]
+
+
+def test_the_process_page_draws_an_hour_of_memory_and_the_state_timeline(
+        console: tuple[str, Any], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    url, _agent = console
+    page.goto(f"{url}/nodes/local/processes/ticker:ticker")
+    page.wait_for_timeout(1500)  # the sampler has stored a few samples
+    page.reload()
+    status = page.locator("[data-charts-status]")
+    expect(status).to_contain_text(re.compile(r"^1h: \d+ memory and \d+ CPU samples"),
+                                   timeout=15_000)
+    memory = int(re.search(r"(\d+) memory", status.inner_text()).group(1))  # type: ignore[union-attr]
+    assert memory >= 2
+    expect(page.locator("[data-chart=memory] canvas").first).to_be_visible()
+    expect(page.locator("[data-chart=cpu] canvas").first).to_be_visible()
+    band = page.locator("[data-timeline] svg rect.t-RUNNING")
+    expect(band.first).to_be_attached()
+    page.get_by_role("button", name="24h").click()
+    expect(status).to_contain_text("24h:")
+    expect(page.get_by_role("button", name="24h")).to_have_attribute("aria-pressed", "true")
 
 
 def serious(axe: Any, page: Any) -> list[str]:

@@ -330,9 +330,17 @@ def document() -> dict[str, Any]:
                            "online over 1h/24h/7d, its recent state changes",
                            _json(NODE_HISTORY))},
             "/api/v1/nodes/{name}/processes/{spec}/history": {
-                "parameters": [_name("name"), {**_name("spec"), "description": "group:name"}],
+                "parameters": [_name("name"), {**_name("spec"), "description": "group:name"},
+                               {"name": "metric", "in": "query", "required": False,
+                                "schema": {"enum": ["cpu", "memory"]}},
+                               {"name": "range", "in": "query", "required": False,
+                                "schema": {"enum": ["1h", "24h", "7d"]}}],
                 "get": _op("Starts, crashes and FATALs over 1h/24h/7d and the recent "
-                           "state changes of one process", _json(PROCESS_HISTORY))},
+                           "state changes of one process; with metric and range (cesi-agentd "
+                           "nodes): the stored CPU (% of a core) or memory (MB) samples over "
+                           "the range, [[epoch seconds, value]], and the state changes of the "
+                           "range for a timeline, [[epoch seconds, state code, exit status]]",
+                           _json({"type": "object"}))},
             "/api/v1/nodes/{name}/config": {
                 "parameters": [_name("name")],
                 "get": _op("The groups the node's config now adds, changes and removes, as "

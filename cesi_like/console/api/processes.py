@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Response, current_app, jsonify, request, stream_with_context
 
 from ..context import actor, confirmation, console, snapshot_views
-from ..services import Invalid, access, actions, history, logs, snapshot
+from ..services import Invalid, access, actions, history, logs, samples, snapshot
 from ..services.snapshot import ProcessFilter
 from ..storage import db as database
 from .base import body, bp, iso
@@ -60,12 +60,18 @@ def process_log_download(name: str, spec: str) -> Response:
 
 @bp.get("/nodes/<name>/processes/<spec>/history")
 def process_history(name: str, spec: str) -> Response:
-    """Starts, crashes and FATALs over 1 h / 24 h / 7 d, and the recent state changes."""
+    """Starts, crashes and FATALs over 1 h / 24 h / 7 d, and the recent state changes; with
+    `metric` (cpu, memory) and `range` (1h, 24h, 7d): the stored samples and the state
+    changes over the range, for the charts."""
     db = database.session()
     node = access.node(db, actor(), name)
     target = actions.Target.parse(spec)
     if target.group is None or target.name is None:
         raise Invalid("history is per process: group:name")
+    if "metric" in request.args or "range" in request.args:
+        return jsonify(samples.series(db, node.name, target.group, target.name,
+                                      request.args.get("metric", "memory"),
+                                      request.args.get("range", "1h")))
     changes = snapshot.state_changes(db, node.name, target.group, target.name, limit=50)
     return jsonify({"counts": history.process_counts(db, node.name, target.group, target.name),
                     "changes": [{"time": iso(c.time), "from": c.from_state, "to": c.to_state,

@@ -259,6 +259,102 @@ function stats(element) {
   window.setInterval(sample, Number(element.dataset.interval || 2000));
 }
 
+// -- history charts: uPlot (vendored) for CPU and memory, an SVG band for the states -------
+const STATES = { 0: "STOPPED", 10: "STARTING", 20: "RUNNING", 30: "BACKOFF", 40: "STOPPING",
+                 100: "EXITED", 200: "FATAL", 1000: "UNKNOWN" };
+
+function cssColor(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+function timeline(host, body) {
+  const svg = document.createElementNS(SVG, "svg");
+  const span = Math.max(body.to - body.from, 1);
+  svg.setAttribute("viewBox", "0 0 1000 20");
+  svg.setAttribute("preserveAspectRatio", "none");
+  body.states.forEach((change, index) => {
+    const start = Math.max(change[0], body.from);
+    const end = index + 1 < body.states.length ? body.states[index + 1][0] : body.to;
+    const name = STATES[change[1]] || String(change[1]);
+    const band = document.createElementNS(SVG, "rect");
+    band.setAttribute("x", ((start - body.from) / span * 1000).toFixed(2));
+    band.setAttribute("width", Math.max((end - start) / span * 1000, 0.5).toFixed(2));
+    band.setAttribute("y", "0");
+    band.setAttribute("height", "20");
+    band.setAttribute("class", "t-" + name);
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = name + " from " + new Date(start * 1000).toLocaleString();
+    band.appendChild(title);
+    svg.appendChild(band);
+    const crashed = (name === "EXITED" && change[2]) || name === "BACKOFF" || name === "FATAL";
+    if (crashed) {  // a crash or failed start: marked
+      const mark = document.createElementNS(SVG, "line");
+      const x = ((start - body.from) / span * 1000).toFixed(2);
+      mark.setAttribute("x1", x); mark.setAttribute("x2", x);
+      mark.setAttribute("y1", "0"); mark.setAttribute("y2", "20");
+      mark.setAttribute("class", "crash");
+      svg.appendChild(mark);
+    }
+  });
+  host.textContent = "";
+  host.appendChild(svg);
+  host.setAttribute("aria-label", "State timeline: " + body.states.length + " changes");
+}
+
+function charts(section) {
+  const status = section.querySelector("[data-charts-status]");
+  const plots = {};
+  let range = "1h";
+  const counts = {};
+  function draw(metric, body) {
+    const host = section.querySelector("[data-chart=" + metric + "]");
+    if (plots[metric]) { plots[metric].destroy(); }
+    host.textContent = "";
+    const ink = cssColor("--muted");
+    const options = {
+      width: Math.max(host.clientWidth, 300), height: 150,
+      scales: { x: { time: true, range: [body.from, body.to] } },
+      series: [{}, { label: metric === "cpu" ? "CPU %" : "Memory MB",
+                     stroke: cssColor("--accent"), width: 1.5, spanGaps: false }],
+      axes: [{ stroke: ink, grid: { stroke: cssColor("--line") } },
+             { stroke: ink, grid: { stroke: cssColor("--line") } }],
+    };
+    plots[metric] = new window.uPlot(options, [body.points.map((p) => p[0]),
+                                               body.points.map((p) => p[1])], host);
+    counts[metric] = body.points.length;
+  }
+  async function load() {
+    if (document.hidden || !window.uPlot) { return; }
+    try {
+      for (const metric of ["memory", "cpu"]) {
+        const params = new URLSearchParams({ metric, range });
+        const response = await fetch(section.dataset.charts + "?" + params,
+                                     { credentials: "same-origin" });
+        const body = await response.json();
+        if (!response.ok) { status.textContent = body.error || ("HTTP " + response.status); return; }
+        draw(metric, body);
+        if (metric === "memory") { timeline(section.querySelector("[data-timeline]"), body); }
+      }
+      status.textContent = range + ": " + counts.memory + " memory and " + counts.cpu
+        + " CPU samples";
+    } catch (error) {
+      status.textContent = "the console is not answering; retrying";
+    }
+  }
+  section.querySelectorAll("button[data-range]").forEach((button) => {
+    button.addEventListener("click", () => {
+      range = button.dataset.range;
+      section.querySelectorAll("button[data-range]").forEach((other) => {
+        other.setAttribute("aria-pressed", String(other === button));
+      });
+      load();
+    });
+  });
+  window.addEventListener("load", load);  // uPlot is loaded (deferred) by then
+  window.setInterval(load, 15000);
+}
+
+document.querySelectorAll("[data-charts]").forEach(charts);
 document.querySelectorAll("[data-live]").forEach(live);
 document.querySelectorAll("[data-stats]").forEach(stats);
 document.querySelectorAll("[data-log]").forEach(follow);

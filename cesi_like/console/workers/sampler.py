@@ -1,6 +1,7 @@
 """Samples the CPU and memory of every process on the cesi-agentd nodes this process polls
-(`cesi.getProcessStats`, every `stats_interval`), judges the memory and CPU rules on each
-sample (`services/thresholds.py`), and makes the restarts they ask for, recorded as the rule's
+(`cesi.getProcessStats`, every `stats_interval`), keeps them as history
+(`services/samples.py`), judges the memory and CPU rules on each sample
+(`services/thresholds.py`), and makes the restarts they ask for, recorded as the rule's
 doing. It runs beside the poller, on the nodes of the poller's shards, so each node is sampled
 by one console process."""
 
@@ -16,18 +17,20 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
-from ..services import actions, thresholds
+from ..services import actions, samples, thresholds
 from ..services.activity import Actor, Result, record
-from ..storage.models import Node
+from ..storage.models import Node, utcnow
 
 log = logging.getLogger("cesi_like.sampler")
+ROLLUP_EVERY = 60.0  # seconds between two rollups of the history
 
 
 class Sampler:
     def __init__(self, sessions: sessionmaker[Session], client: NodeClient,
                  nodes: Callable[[], list[tuple[int, NodeAddress]]], interval: float = 10.0,
                  action_timeout: float = 60.0, activity_file: str | None = None,
-                 concurrency: int = 8) -> None:
+                 concurrency: int = 8, leads: Callable[[], bool] = lambda: True,
+                 history_days: float = 30.0) -> None:
         self.sessions = sessions
         self.client = client
         self.nodes = nodes  # the agent nodes to sample now: (id, address)
@@ -35,6 +38,9 @@ class Sampler:
         self.action_timeout = action_timeout
         self.activity_file = activity_file
         self.watch = thresholds.Watch()
+        self.leads = leads  # whether this process rolls the history up (one of them does)
+        self.history_days = history_days
+        self._rolled = 0.0
         self._last: dict[int, dict[str, Any]] = {}
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sample")
         self._stop = threading.Event()
@@ -59,6 +65,9 @@ class Sampler:
             began = time.monotonic()
             try:
                 self.sample_now()
+                if self.leads() and began - self._rolled >= ROLLUP_EVERY:
+                    self._rolled = began
+                    self.rollup()
             except Exception:
                 log.exception("sampler: unexpected error")
             self._stop.wait(max(self.interval - (time.monotonic() - began), 0.05))
@@ -71,6 +80,11 @@ class Sampler:
             future.result()
         self.rounds += 1
         return len(targets)
+
+    def rollup(self) -> dict[str, int]:
+        """Minute and ten-minute means of the history, and its pruning."""
+        with self.sessions() as db:
+            return samples.rollup(db, self.history_days)
 
     def _sample(self, node_id: int, where: NodeAddress) -> None:
         try:
@@ -86,6 +100,7 @@ class Sampler:
             if node is None:
                 return
             restarts = thresholds.judge(db, node, found, self.watch, time.monotonic())
+            samples.add(db, node.name, found, utcnow())
             db.commit()  # the alerts go out; then the remedies
         for restart in restarts:
             self._restart(where, restart)

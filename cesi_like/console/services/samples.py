@@ -1,0 +1,118 @@
+"""CPU and memory history of agent nodes' processes, in a bounded store.
+
+The sampler adds a raw row per running process per sample (`step` 0, every
+`stats_interval`). `rollup` turns closed minutes of raw rows into minute means (`step` 60)
+and closed ten-minute spans of those into ten-minute means (600), and drops what no chart
+needs any more: raw rows after an hour, minute means after a day, ten-minute means after
+`history_days`. So a process costs at most 3600/stats_interval + 1440 + 144 per day of
+history rows, whatever the console's age. Charts read one resolution: 1 h raw, 24 h minutes,
+7 d ten minutes."""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from ..storage.models import ProcessEvent, ProcessSample, utcnow
+from . import Invalid
+
+RAW, MINUTE, TEN_MINUTES = 0, 60, 600
+KEEP = {RAW: datetime.timedelta(hours=1), MINUTE: datetime.timedelta(days=1)}
+RANGES = {"1h": (datetime.timedelta(hours=1), RAW), "24h": (datetime.timedelta(days=1), MINUTE),
+          "7d": (datetime.timedelta(days=7), TEN_MINUTES)}
+METRICS = ("cpu", "memory")
+
+
+def add(db: Session, node: str, readings: Iterable[Any], when: datetime.datetime) -> int:
+    """One raw row per reading (not committed); how many."""
+    rows = [{"node": node, "group": r.group, "name": r.name, "step": RAW, "time": when,
+             "cpu": r.cpu_percent, "rss_kb": int(r.rss_mb * 1024)} for r in readings]
+    if rows:
+        db.execute(insert(ProcessSample), rows)
+    return len(rows)
+
+
+def _floor(moment: datetime.datetime, seconds: int) -> datetime.datetime:
+    epoch = int(moment.replace(tzinfo=datetime.UTC).timestamp())
+    return datetime.datetime.fromtimestamp(epoch - epoch % seconds, datetime.UTC).replace(
+        tzinfo=None)
+
+
+def _roll(db: Session, source: int, target: int, now: datetime.datetime) -> int:
+    """Means of `source` rows over closed `target` spans not rolled up yet."""
+    end = _floor(now, target)
+    last = db.scalar(select(func.max(ProcessSample.time)).where(ProcessSample.step == target))
+    start = (last + datetime.timedelta(seconds=target)) if last is not None else None
+    query = select(ProcessSample.node, ProcessSample.group, ProcessSample.name,
+                   ProcessSample.time, ProcessSample.cpu, ProcessSample.rss_kb).where(
+        ProcessSample.step == source, ProcessSample.time < end)
+    if start is not None:
+        query = query.where(ProcessSample.time >= start)
+    sums: dict[tuple[str, str, str, datetime.datetime], list[float]] = defaultdict(
+        lambda: [0.0, 0.0, 0.0, 0.0])  # cpu sum, cpu count, rss sum, count
+    for node, group, name, time, cpu, rss in db.execute(query):
+        acc = sums[(node, group, name, _floor(time, target))]
+        if cpu is not None:
+            acc[0] += cpu
+            acc[1] += 1
+        acc[2] += rss
+        acc[3] += 1
+    rows = [{"node": node, "group": group, "name": name, "step": target, "time": span,
+             "cpu": acc[0] / acc[1] if acc[1] else None, "rss_kb": int(acc[2] / acc[3])}
+            for (node, group, name, span), acc in sums.items()]
+    if rows:
+        db.execute(insert(ProcessSample), rows)
+    return len(rows)
+
+
+def rollup(db: Session, history_days: float, now: datetime.datetime | None = None
+           ) -> dict[str, int]:
+    """Minute and ten-minute means of what closed, and the pruning (committed); counts."""
+    now = now or utcnow()
+    made = {"minutes": _roll(db, RAW, MINUTE, now),
+            "ten_minutes": _roll(db, MINUTE, TEN_MINUTES, now)}
+    for step, age in ((RAW, KEEP[RAW]), (MINUTE, KEEP[MINUTE]),
+                      (TEN_MINUTES, datetime.timedelta(days=history_days))):
+        db.execute(delete(ProcessSample).where(ProcessSample.step == step,
+                                               ProcessSample.time < now - age))
+    db.commit()
+    return made
+
+
+def series(db: Session, node: str, group: str, name: str, metric: str, span: str,
+           now: datetime.datetime | None = None) -> dict[str, Any]:
+    """A chart's data: `{metric, range, step, points: [[epoch seconds, value]], states}` where
+    memory is MB, cpu % of a core, and `states` the process's changes over the range (and the
+    state it was in when the range began) for its timeline."""
+    if metric not in METRICS:
+        raise Invalid(f"metric: one of {', '.join(METRICS)}", "metric")
+    if span not in RANGES:
+        raise Invalid(f"range: one of {', '.join(RANGES)}", "range")
+    length, step = RANGES[span]
+    now = now or utcnow()
+    since = now - length
+    rows = db.execute(select(ProcessSample.time, ProcessSample.cpu, ProcessSample.rss_kb).where(
+        ProcessSample.node == node, ProcessSample.group == group, ProcessSample.name == name,
+        ProcessSample.step == step, ProcessSample.time >= since).order_by(ProcessSample.time))
+    points = [[_epoch(time), (round(cpu, 2) if cpu is not None else None) if metric == "cpu"
+               else round(rss / 1024, 2)] for time, cpu, rss in rows]
+    events = list(db.scalars(select(ProcessEvent).where(
+        ProcessEvent.node == node, ProcessEvent.group == group, ProcessEvent.name == name,
+        ProcessEvent.time >= since).order_by(ProcessEvent.time, ProcessEvent.id)))
+    before = db.scalar(select(ProcessEvent).where(
+        ProcessEvent.node == node, ProcessEvent.group == group, ProcessEvent.name == name,
+        ProcessEvent.time < since).order_by(ProcessEvent.time.desc(), ProcessEvent.id.desc())
+        .limit(1))
+    states = ([[_epoch(since), before.to_state]] if before is not None else []) + [
+        [_epoch(e.time), e.to_state, e.exitstatus] for e in events]
+    return {"metric": metric, "range": span, "step": step or None, "from": _epoch(since),
+            "to": _epoch(now), "points": points, "states": states}
+
+
+def _epoch(moment: datetime.datetime) -> float:
+    return moment.replace(tzinfo=datetime.UTC).timestamp()

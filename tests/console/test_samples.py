@@ -1,0 +1,77 @@
+"""#20.5 the stored history: raw samples for an hour, minute means for a day, ten-minute means
+for history_days, each chart reading one resolution, with the state changes of its range."""
+
+from __future__ import annotations
+
+import datetime
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from cesi_like.console.services import samples
+from cesi_like.console.services.thresholds import Reading
+from cesi_like.console.storage import db as database
+from cesi_like.console.storage.models import ProcessEvent, ProcessSample
+from cesi_like.supervisor_rpc.states import ProcessState
+from tests.support.console import token_for
+
+T0 = datetime.datetime(2026, 12, 7, 10, 0, 0)
+
+
+def counts(app: Flask) -> dict[int, int]:
+    with database.standalone(app) as db:
+        return dict(db.execute(select(ProcessSample.step, func.count()).group_by(
+            ProcessSample.step)).all())
+
+
+def test_rollup_keeps_each_resolution_as_long_as_its_chart_needs(app: Flask) -> None:
+    with database.standalone(app) as db:
+        for second in range(0, 2 * 3600, 10):  # two hours of samples every 10 s
+            cpu = 10.0 if second % 20 == 0 else 30.0
+            samples.add(db, "web1", [Reading("web", "web", 7, 100.0 + second / 3600, cpu)],
+                        T0 + datetime.timedelta(seconds=second))
+        db.commit()
+        made = samples.rollup(db, 30, now=T0 + datetime.timedelta(hours=2))
+    assert made == {"minutes": 120, "ten_minutes": 12}
+    assert counts(app) == {0: 360, 60: 120, 600: 12}  # the older hour of raw rows is gone
+    with database.standalone(app) as db:
+        minute = db.scalars(select(ProcessSample).where(ProcessSample.step == 60).order_by(
+            ProcessSample.time)).first()
+        assert minute is not None and minute.time == T0 and minute.cpu == 20.0
+        # nothing is rolled up twice, and a day later only the ten-minute means are left
+        assert samples.rollup(db, 30, now=T0 + datetime.timedelta(hours=2)) == {
+            "minutes": 0, "ten_minutes": 0}
+        samples.rollup(db, 30, now=T0 + datetime.timedelta(days=1, hours=3))
+    assert counts(app) == {600: 12}
+
+
+def test_the_api_gives_a_chart_its_resolution_and_the_state_timeline(
+        app: Flask, client: FlaskClient) -> None:
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    with database.standalone(app) as db:
+        for second in range(0, 600, 10):
+            samples.add(db, "web1", [Reading("web", "web", 7, 50.0, 5.0)],
+                        now - datetime.timedelta(seconds=600 - second))
+        for ago, before, after, status in ((7200, None, ProcessState.RUNNING, 0),
+                                           (300, ProcessState.RUNNING, ProcessState.EXITED, 3),
+                                           (299, ProcessState.EXITED, ProcessState.STARTING, 0),
+                                           (298, ProcessState.STARTING, ProcessState.RUNNING,
+                                            0)):
+            db.add(ProcessEvent(time=now - datetime.timedelta(seconds=ago), node="web1",
+                                group="web", name="web", from_state=before, to_state=after,
+                                pid=7, exitstatus=status))
+        db.commit()
+    headers = {"Authorization": f"Bearer {token_for(app, 'viewer')}"}
+    url = "/api/v1/nodes/web1/processes/web:web/history"
+    memory = client.get(f"{url}?metric=memory&range=1h", headers=headers).get_json()
+    assert len(memory["points"]) == 60 and memory["points"][0][1] == 50.0
+    assert [s[1] for s in memory["states"]] == [20, 100, 10, 20]  # RUNNING when it began
+    assert memory["states"][1][2] == 3  # the crash's exit status, for its mark
+    cpu = client.get(f"{url}?metric=cpu&range=24h", headers=headers).get_json()
+    assert cpu["step"] == 60 and cpu["points"] == []  # minute means: none rolled up yet
+    for query, error in (("metric=disk&range=1h", "metric"), ("metric=cpu&range=1y", "range")):
+        answer = client.get(f"{url}?{query}", headers=headers)
+        assert answer.status_code == 400 and error in answer.get_json()["error"]
+    devop = {"Authorization": f"Bearer {token_for(app, 'devop')}"}
+    assert client.get(f"{url}?metric=cpu&range=1h", headers=devop).status_code == 404
