@@ -100,6 +100,7 @@ activity_log = {run}/activity.log
 admin_username = admin
 admin_password = {password}
 name = cesi-like demo
+stats_interval = 2
 """
 
 
