@@ -73,11 +73,29 @@ class Sampler:
             self._stop.wait(max(self.interval - (time.monotonic() - began), 0.05))
 
     def sample_now(self) -> int:
-        """Sample every agent node once, in parallel, and judge the rules (tests, the loop)."""
+        """Sample every agent node once: the calls in parallel, then one transaction that
+        stores every sample and judges the rules on it; then the restarts they ask for."""
         targets = self.nodes()
-        for future in [self._pool.submit(self._sample, node_id, where)
-                       for node_id, where in targets]:
-            future.result()
+        answers = [(node_id, where, future.result()) for (node_id, where), future in zip(
+            targets, [self._pool.submit(self._ask, where) for _, where in targets],
+            strict=True)]
+        restarts: list[tuple[NodeAddress, thresholds.Restart]] = []
+        when = utcnow()
+        with self.sessions() as db:
+            for node_id, where, stats in answers:
+                if stats is None:
+                    continue
+                before, self._last[node_id] = self._last.get(node_id), stats
+                node = db.get(Node, node_id)
+                if node is None:
+                    continue
+                found = thresholds.readings(before, stats)
+                restarts += [(where, r) for r in thresholds.judge(
+                    db, node, found, self.watch, time.monotonic())]
+                samples.add(db, node.name, found, when)
+            db.commit()  # the alerts go out; then the remedies
+        for where, restart in restarts:
+            self._restart(where, restart)
         self.rounds += 1
         return len(targets)
 
@@ -86,24 +104,13 @@ class Sampler:
         with self.sessions() as db:
             return samples.rollup(db, self.history_days)
 
-    def _sample(self, node_id: int, where: NodeAddress) -> None:
+    def _ask(self, where: NodeAddress) -> dict[str, Any] | None:
+        """The node's stats; None from a supervisord or a node in trouble (the poller says
+        what is wrong with it)."""
         try:
-            stats = self.client.process_stats(where)
+            return self.client.process_stats(where)
         except NodeError:
-            return  # the poller says what is wrong with the node
-        if stats is None:
-            return
-        before, self._last[node_id] = self._last.get(node_id), stats
-        found = thresholds.readings(before, stats)
-        with self.sessions() as db:
-            node = db.get(Node, node_id)
-            if node is None:
-                return
-            restarts = thresholds.judge(db, node, found, self.watch, time.monotonic())
-            samples.add(db, node.name, found, utcnow())
-            db.commit()  # the alerts go out; then the remedies
-        for restart in restarts:
-            self._restart(where, restart)
+            return None
 
     def _restart(self, where: NodeAddress, restart: thresholds.Restart) -> None:
         target = actions.Target(restart.group, restart.name)
