@@ -20,7 +20,8 @@ from tests.support.postgres import fresh_database
 TABLES = {"users", "environments", "nodes", "node_environments", "user_environments",
           "activity_log", "api_tokens", "settings", "alembic_version", "node_status",
           "process_events", "leases", "login_limits", "jobs", "node_events", "alert_rules",
-          "alert_firings", "silences", "process_samples"}
+          "alert_firings", "silences", "process_samples",
+          "process_series"}
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:

@@ -26,10 +26,12 @@ def counts(app: Flask) -> dict[int, int]:
 
 
 def test_rollup_keeps_each_resolution_as_long_as_its_chart_needs(app: Flask) -> None:
+    series = samples.Series()
     with database.standalone(app) as db:
         for second in range(0, 2 * 3600, 10):  # two hours of samples every 10 s
             cpu = 10.0 if second % 20 == 0 else 30.0
-            samples.add(db, "web1", [Reading("web", "web", 7, 100.0 + second / 3600, cpu)],
+            samples.add(db, series, "web1",
+                        [Reading("web", "web", 7, 100.0 + second / 3600, cpu)],
                         T0 + datetime.timedelta(seconds=second))
         db.commit()
         made = samples.rollup(db, 30, now=T0 + datetime.timedelta(hours=2))
@@ -49,9 +51,10 @@ def test_rollup_keeps_each_resolution_as_long_as_its_chart_needs(app: Flask) -> 
 def test_the_api_gives_a_chart_its_resolution_and_the_state_timeline(
         app: Flask, client: FlaskClient) -> None:
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    series = samples.Series()
     with database.standalone(app) as db:
         for second in range(0, 600, 10):
-            samples.add(db, "web1", [Reading("web", "web", 7, 50.0, 5.0)],
+            samples.add(db, series, "web1", [Reading("web", "web", 7, 50.0, 5.0)],
                         now - datetime.timedelta(seconds=600 - second))
         for ago, before, after, status in ((7200, None, ProcessState.RUNNING, 0),
                                            (300, ProcessState.RUNNING, ProcessState.EXITED, 3),

@@ -16,9 +16,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..storage.models import ProcessEvent, ProcessSample, utcnow
+from ..storage.models import ProcessEvent, ProcessSample, ProcessSeries, utcnow
 from . import Invalid
 
 RAW, MINUTE, TEN_MINUTES = 0, 60, 600
@@ -28,10 +29,41 @@ RANGES = {"1h": (datetime.timedelta(hours=1), RAW), "24h": (datetime.timedelta(d
 METRICS = ("cpu", "memory")
 
 
-def add(db: Session, node: str, readings: Iterable[Any], when: datetime.datetime) -> int:
+class Series:
+    """The series ids of processes, remembered (a sampler's: one lookup per new process)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str, str], int] = {}
+
+    def ids(self, db: Session, wanted: set[tuple[str, str, str]]) -> dict[tuple[str, str, str],
+                                                                          int]:
+        missing = wanted - set(self._ids)
+        if missing:
+            nodes = {node for node, _, _ in missing}
+            for row in db.execute(select(ProcessSeries.id, ProcessSeries.node,
+                                         ProcessSeries.group, ProcessSeries.name).where(
+                    ProcessSeries.node.in_(nodes))):
+                self._ids[(row.node, row.group, row.name)] = row.id
+            for node, group, name in sorted(wanted - set(self._ids)):
+                try:
+                    with db.begin_nested():
+                        created = ProcessSeries(node=node, group=group, name=name)
+                        db.add(created)
+                    self._ids[(node, group, name)] = created.id
+                except IntegrityError:  # another console host named it first
+                    self._ids[(node, group, name)] = db.scalar(select(ProcessSeries.id).where(
+                        ProcessSeries.node == node, ProcessSeries.group == group,
+                        ProcessSeries.name == name)) or 0
+        return {key: self._ids[key] for key in wanted}
+
+
+def add(db: Session, series: Series, node: str, readings: Iterable[Any],
+        when: datetime.datetime) -> int:
     """One raw row per reading (not committed); how many."""
-    rows = [{"node": node, "group": r.group, "name": r.name, "step": RAW, "time": when,
-             "cpu": r.cpu_percent, "rss_kb": int(r.rss_mb * 1024)} for r in readings]
+    found = list(readings)
+    ids = series.ids(db, {(node, r.group, r.name) for r in found})
+    rows = [{"series_id": ids[(node, r.group, r.name)], "step": RAW, "time": when,
+             "cpu": r.cpu_percent, "rss_kb": int(r.rss_mb * 1024)} for r in found]
     if rows:
         db.execute(insert(ProcessSample), rows)
     return len(rows)
@@ -48,23 +80,23 @@ def _roll(db: Session, source: int, target: int, now: datetime.datetime) -> int:
     end = _floor(now, target)
     last = db.scalar(select(func.max(ProcessSample.time)).where(ProcessSample.step == target))
     start = (last + datetime.timedelta(seconds=target)) if last is not None else None
-    query = select(ProcessSample.node, ProcessSample.group, ProcessSample.name,
-                   ProcessSample.time, ProcessSample.cpu, ProcessSample.rss_kb).where(
-        ProcessSample.step == source, ProcessSample.time < end)
+    query = select(ProcessSample.series_id, ProcessSample.time, ProcessSample.cpu,
+                   ProcessSample.rss_kb).where(ProcessSample.step == source,
+                                               ProcessSample.time < end)
     if start is not None:
         query = query.where(ProcessSample.time >= start)
-    sums: dict[tuple[str, str, str, datetime.datetime], list[float]] = defaultdict(
+    sums: dict[tuple[int, datetime.datetime], list[float]] = defaultdict(
         lambda: [0.0, 0.0, 0.0, 0.0])  # cpu sum, cpu count, rss sum, count
-    for node, group, name, time, cpu, rss in db.execute(query):
-        acc = sums[(node, group, name, _floor(time, target))]
+    for series_id, time, cpu, rss in db.execute(query):
+        acc = sums[(series_id, _floor(time, target))]
         if cpu is not None:
             acc[0] += cpu
             acc[1] += 1
         acc[2] += rss
         acc[3] += 1
-    rows = [{"node": node, "group": group, "name": name, "step": target, "time": span,
+    rows = [{"series_id": series_id, "step": target, "time": span,
              "cpu": acc[0] / acc[1] if acc[1] else None, "rss_kb": int(acc[2] / acc[3])}
-            for (node, group, name, span), acc in sums.items()]
+            for (series_id, span), acc in sums.items()]
     if rows:
         db.execute(insert(ProcessSample), rows)
     return len(rows)
@@ -96,9 +128,11 @@ def series(db: Session, node: str, group: str, name: str, metric: str, span: str
     length, step = RANGES[span]
     now = now or utcnow()
     since = now - length
+    series_id = db.scalar(select(ProcessSeries.id).where(
+        ProcessSeries.node == node, ProcessSeries.group == group, ProcessSeries.name == name))
     rows = db.execute(select(ProcessSample.time, ProcessSample.cpu, ProcessSample.rss_kb).where(
-        ProcessSample.node == node, ProcessSample.group == group, ProcessSample.name == name,
-        ProcessSample.step == step, ProcessSample.time >= since).order_by(ProcessSample.time))
+        ProcessSample.series_id == series_id, ProcessSample.step == step,
+        ProcessSample.time >= since).order_by(ProcessSample.time))
     points = [[_epoch(time), (round(cpu, 2) if cpu is not None else None) if metric == "cpu"
                else round(rss / 1024, 2)] for time, cpu, rss in rows]
     events = list(db.scalars(select(ProcessEvent).where(

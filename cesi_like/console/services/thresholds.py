@@ -67,17 +67,24 @@ class Restart:
     why: str
 
 
+def rules(db: Session) -> list[AlertRule]:
+    """The memory and CPU rules that are on (read once a sampling round)."""
+    return list(db.scalars(select(AlertRule).where(AlertRule.enabled.is_(True),
+                                                   AlertRule.kind.in_(alerts.THRESHOLDS))))
+
+
 def judge(db: Session, node: Node, found: list[Reading], watch: Watch, clock: float,
-          now: datetime.datetime | None = None) -> list[Restart]:
-    """Judge the memory and CPU rules on a node's sample (`clock`: monotonic seconds); what
-    fires or ends waits on the session like any alert; the restarts to make are returned."""
+          now: datetime.datetime | None = None,
+          enabled: list[AlertRule] | None = None) -> list[Restart]:
+    """Judge the memory and CPU rules (`enabled`, else read now) on a node's sample (`clock`:
+    monotonic seconds); what fires or ends waits on the session like any alert; the restarts
+    to make are returned."""
     now = now or utcnow()
-    rules = [rule for rule in db.scalars(select(AlertRule).where(
-        AlertRule.enabled.is_(True), AlertRule.kind.in_(alerts.THRESHOLDS)))
-        if alerts.in_scope(rule, node)]
+    in_force = [rule for rule in (rules(db) if enabled is None else enabled)
+                if alerts.in_scope(rule, node)]
     fired: list[alerts.Alert] = []
     restarts = []
-    for rule in rules:
+    for rule in in_force:
         for reading in found:
             if rule.group is not None and reading.group != rule.group:
                 continue

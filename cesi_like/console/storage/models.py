@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy import (
     false as sa_false,
@@ -377,21 +378,31 @@ class Silence(Base):
     ended: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class ProcessSeries(Base):
+    """One process whose CPU and memory are kept (`ProcessSample`): named once, so a sample
+    row is a few numbers."""
+
+    __tablename__ = "process_series"
+    __table_args__ = (UniqueConstraint("node", "group", "name",
+                                       name="uq_process_series_process"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node: Mapped[str] = mapped_column(String(64))
+    group: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+
+
 class ProcessSample(Base):
     """A process's CPU (% of a core) and memory (RSS with its children) at a time: a raw
     sample (`step` 0), or the mean of a minute (60) or of ten (600), made by
     `services.samples.rollup`; each resolution is kept as long as its charts need it."""
 
     __tablename__ = "process_samples"
-    __table_args__ = (Index("ix_process_samples_subject", "node", "group", "name", "step",
-                            "time"),
-                      Index("ix_process_samples_step_time", "step", "time"))
+    __table_args__ = (Index("ix_process_samples_step_time", "step", "time"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    node: Mapped[str] = mapped_column(String(64))
-    group: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str] = mapped_column(String(255))
-    step: Mapped[int] = mapped_column(Integer)
-    time: Mapped[datetime.datetime] = mapped_column(DateTime)
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("process_series.id", ondelete="CASCADE"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime.datetime] = mapped_column(DateTime, primary_key=True)
     cpu: Mapped[float | None] = mapped_column(Float, nullable=True)
     rss_kb: Mapped[int] = mapped_column(Integer)

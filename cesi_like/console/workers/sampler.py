@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
@@ -38,6 +39,7 @@ class Sampler:
         self.action_timeout = action_timeout
         self.activity_file = activity_file
         self.watch = thresholds.Watch()
+        self.series = samples.Series()
         self.leads = leads  # whether this process rolls the history up (one of them does)
         self.history_days = history_days
         self._rolled = 0.0
@@ -82,17 +84,20 @@ class Sampler:
         restarts: list[tuple[NodeAddress, thresholds.Restart]] = []
         when = utcnow()
         with self.sessions() as db:
+            rules = thresholds.rules(db)
+            nodes = {node.id: node for node in db.scalars(select(Node).where(
+                Node.id.in_([node_id for node_id, _, stats in answers if stats is not None])))}
             for node_id, where, stats in answers:
                 if stats is None:
                     continue
                 before, self._last[node_id] = self._last.get(node_id), stats
-                node = db.get(Node, node_id)
+                node = nodes.get(node_id)
                 if node is None:
                     continue
                 found = thresholds.readings(before, stats)
                 restarts += [(where, r) for r in thresholds.judge(
-                    db, node, found, self.watch, time.monotonic())]
-                samples.add(db, node.name, found, when)
+                    db, node, found, self.watch, time.monotonic(), when, rules)]
+                samples.add(db, self.series, node.name, found, when)
             db.commit()  # the alerts go out; then the remedies
         for where, restart in restarts:
             self._restart(where, restart)
