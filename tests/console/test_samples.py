@@ -69,7 +69,7 @@ def test_the_api_gives_a_chart_its_resolution_and_the_state_timeline(
     url = "/api/v1/nodes/web1/processes/web:web/history"
     memory = client.get(f"{url}?metric=memory&range=1h", headers=headers).get_json()
     assert len(memory["points"]) == 60 and memory["points"][0][1] == 50.0
-    assert [s[1] for s in memory["states"]] == [20, 100, 10, 20]  # RUNNING when it began
+    assert [s[1] for s in memory["states"]] == ["RUNNING", "EXITED", "STARTING", "RUNNING"]
     assert memory["states"][1][2] == 3  # the crash's exit status, for its mark
     cpu = client.get(f"{url}?metric=cpu&range=24h", headers=headers).get_json()
     assert cpu["step"] == 60 and cpu["points"] == []  # minute means: none rolled up yet
@@ -78,3 +78,29 @@ def test_the_api_gives_a_chart_its_resolution_and_the_state_timeline(
         assert answer.status_code == 400 and error in answer.get_json()["error"]
     devop = {"Authorization": f"Bearer {token_for(app, 'devop')}"}
     assert client.get(f"{url}?metric=cpu&range=1h", headers=devop).status_code == 404
+
+
+def test_a_node_chart_sums_its_processes_and_draws_its_reachability(
+        app: Flask, client: FlaskClient) -> None:
+    from cesi_like.console.storage.models import NodeEvent
+
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    series = samples.Series()
+    with database.standalone(app) as db:
+        for ago in (30, 20, 10):
+            samples.add(db, series, "web1", [Reading("web", "web_0", 7, 10.0, 1.0),
+                                             Reading("web", "web_1", 8, 20.0, 2.5)],
+                        now - datetime.timedelta(seconds=ago))
+        db.add_all([NodeEvent(time=now - datetime.timedelta(seconds=25), node="web1",
+                              from_state="online", to_state="unreachable", reason="x"),
+                    NodeEvent(time=now - datetime.timedelta(seconds=15), node="web1",
+                              from_state="unreachable", to_state="online", reason="")])
+        db.commit()
+    headers = {"Authorization": f"Bearer {token_for(app, 'viewer')}"}
+    url = "/api/v1/nodes/web1/history"
+    memory = client.get(f"{url}?metric=memory&range=1h", headers=headers).get_json()
+    assert [p[1] for p in memory["points"]] == [30.0, 30.0, 30.0]
+    cpu = client.get(f"{url}?metric=cpu&range=1h", headers=headers).get_json()
+    assert [p[1] for p in cpu["points"]] == [3.5, 3.5, 3.5]
+    assert [s[1] for s in memory["states"]] == ["UNREACHABLE", "ONLINE"]
+    assert "online_percent" in client.get(url, headers=headers).get_json()  # as before

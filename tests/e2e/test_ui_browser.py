@@ -227,6 +227,11 @@ def test_the_process_page_draws_an_hour_of_memory_and_the_state_timeline(
     page.get_by_role("button", name="24h").click()
     expect(status).to_contain_text("24h:")
     expect(page.get_by_role("button", name="24h")).to_have_attribute("aria-pressed", "true")
+    page.goto(f"{url}/nodes/local")  # the node's: all its processes, and its reachability
+    expect(page.locator("[data-charts-status]")).to_contain_text(
+        re.compile(r"^1h: \d+ memory and \d+ CPU samples \(all its processes\)"),
+        timeout=15_000)
+    expect(page.locator("[data-chart=memory] canvas").first).to_be_visible()
 
 
 def serious(axe: Any, page: Any) -> list[str]:

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from ..context import actor, console, snapshot_views
 from ..guard import permission
-from ..services import access, history, logs, stats
+from ..services import access, history, logs, samples, stats
 from ..services import nodes as node_rules
 from ..services.access import Permission
 from ..services.snapshot import NodeView
@@ -79,9 +79,13 @@ def node_stats(name: str) -> Response:
 @bp.get("/nodes/<name>/history")
 def node_history(name: str) -> Response:
     """How long the node has been in its state, its share online over 1 h / 24 h / 7 d, and
-    its recent state changes."""
+    its recent state changes; with `metric` and `range`: the sum of its processes' stored
+    samples and its state changes over the range, for the charts."""
     db = database.session()
     node = access.node(db, actor(), name)
+    if "metric" in request.args or "range" in request.args:
+        return jsonify(samples.node_series(db, node.name, request.args.get("metric", "memory"),
+                                           request.args.get("range", "1h")))
     view = snapshot_views(db, [node])[0]
     return jsonify(history.node_reachability(db, node.name, view.state, view.since))
 

@@ -325,9 +325,15 @@ def document() -> dict[str, Any]:
                            "difference of two answers' cpu_seconds over that of their now",
                            _json(STATS))},
             "/api/v1/nodes/{name}/history": {
-                "parameters": [_name("name")],
+                "parameters": [_name("name"),
+                               {"name": "metric", "in": "query", "required": False,
+                                "schema": {"enum": ["cpu", "memory"]}},
+                               {"name": "range", "in": "query", "required": False,
+                                "schema": {"enum": ["1h", "24h", "7d"]}}],
                 "get": _op("How long the node has been in its state, its share of time "
-                           "online over 1h/24h/7d, its recent state changes",
+                           "online over 1h/24h/7d, its recent state changes; with metric "
+                           "and range (cesi-agentd nodes): the sum of its processes' stored "
+                           "samples over the range and its state changes, for the charts",
                            _json(NODE_HISTORY))},
             "/api/v1/nodes/{name}/processes/{spec}/history": {
                 "parameters": [_name("name"), {**_name("spec"), "description": "group:name"},

@@ -19,7 +19,8 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..storage.models import ProcessEvent, ProcessSample, ProcessSeries, utcnow
+from ...supervisor_rpc.states import ProcessState
+from ..storage.models import NodeEvent, ProcessEvent, ProcessSample, ProcessSeries, utcnow
 from . import Invalid
 
 RAW, MINUTE, TEN_MINUTES = 0, 60, 600
@@ -116,36 +117,74 @@ def rollup(db: Session, history_days: float, now: datetime.datetime | None = Non
     return made
 
 
-def series(db: Session, node: str, group: str, name: str, metric: str, span: str,
-           now: datetime.datetime | None = None) -> dict[str, Any]:
-    """A chart's data: `{metric, range, step, points: [[epoch seconds, value]], states}` where
-    memory is MB, cpu % of a core, and `states` the process's changes over the range (and the
-    state it was in when the range began) for its timeline."""
+def _span(metric: str, span: str, now: datetime.datetime | None
+          ) -> tuple[int, datetime.datetime, datetime.datetime]:
     if metric not in METRICS:
         raise Invalid(f"metric: one of {', '.join(METRICS)}", "metric")
     if span not in RANGES:
         raise Invalid(f"range: one of {', '.join(RANGES)}", "range")
     length, step = RANGES[span]
     now = now or utcnow()
-    since = now - length
+    return step, now - length, now
+
+
+def _chart(metric: str, span: str, step: int, since: datetime.datetime,
+           now: datetime.datetime, rows: Iterable[Any], states: list[list[Any]]
+           ) -> dict[str, Any]:
+    points = [[_epoch(time), (round(cpu, 2) if cpu is not None else None) if metric == "cpu"
+               else round(rss / 1024, 2)] for time, cpu, rss in rows]
+    return {"metric": metric, "range": span, "step": step or None, "from": _epoch(since),
+            "to": _epoch(now), "points": points, "states": states}
+
+
+def series(db: Session, node: str, group: str, name: str, metric: str, span: str,
+           now: datetime.datetime | None = None) -> dict[str, Any]:
+    """A process chart's data: `{metric, range, step, points: [[epoch seconds, value]],
+    states}` where memory is MB, cpu % of a core, and `states` the process's changes over the
+    range, `[epoch seconds, state name, exit status]` (and the state it was in when the range
+    began) for its timeline."""
+    step, since, now = _span(metric, span, now)
     series_id = db.scalar(select(ProcessSeries.id).where(
         ProcessSeries.node == node, ProcessSeries.group == group, ProcessSeries.name == name))
     rows = db.execute(select(ProcessSample.time, ProcessSample.cpu, ProcessSample.rss_kb).where(
         ProcessSample.series_id == series_id, ProcessSample.step == step,
         ProcessSample.time >= since).order_by(ProcessSample.time))
-    points = [[_epoch(time), (round(cpu, 2) if cpu is not None else None) if metric == "cpu"
-               else round(rss / 1024, 2)] for time, cpu, rss in rows]
+    of_process = (ProcessEvent.node == node, ProcessEvent.group == group,
+                  ProcessEvent.name == name)
     events = list(db.scalars(select(ProcessEvent).where(
-        ProcessEvent.node == node, ProcessEvent.group == group, ProcessEvent.name == name,
-        ProcessEvent.time >= since).order_by(ProcessEvent.time, ProcessEvent.id)))
-    before = db.scalar(select(ProcessEvent).where(
-        ProcessEvent.node == node, ProcessEvent.group == group, ProcessEvent.name == name,
-        ProcessEvent.time < since).order_by(ProcessEvent.time.desc(), ProcessEvent.id.desc())
-        .limit(1))
-    states = ([[_epoch(since), before.to_state]] if before is not None else []) + [
-        [_epoch(e.time), e.to_state, e.exitstatus] for e in events]
-    return {"metric": metric, "range": span, "step": step or None, "from": _epoch(since),
-            "to": _epoch(now), "points": points, "states": states}
+        *of_process, ProcessEvent.time >= since).order_by(ProcessEvent.time, ProcessEvent.id)))
+    before = db.scalar(select(ProcessEvent).where(*of_process, ProcessEvent.time < since)
+                       .order_by(ProcessEvent.time.desc(), ProcessEvent.id.desc()).limit(1))
+    states = ([[_epoch(since), _state(before.to_state), before.exitstatus]]
+              if before is not None else []) + [
+        [_epoch(e.time), _state(e.to_state), e.exitstatus] for e in events]
+    return _chart(metric, span, step, since, now, rows, states)
+
+
+def node_series(db: Session, node: str, metric: str, span: str,
+                now: datetime.datetime | None = None) -> dict[str, Any]:
+    """A node chart's data: the sum over its processes at each time, and the node's own
+    state changes (ONLINE, UNREACHABLE, HUNG...) for its timeline."""
+    step, since, now = _span(metric, span, now)
+    ids = select(ProcessSeries.id).where(ProcessSeries.node == node)
+    cpu = func.sum(ProcessSample.cpu) if metric == "cpu" else func.min(ProcessSample.cpu)
+    rows = db.execute(select(ProcessSample.time, cpu, func.sum(ProcessSample.rss_kb)).where(
+        ProcessSample.series_id.in_(ids), ProcessSample.step == step,
+        ProcessSample.time >= since).group_by(ProcessSample.time).order_by(ProcessSample.time))
+    events = list(db.scalars(select(NodeEvent).where(
+        NodeEvent.node == node, NodeEvent.time >= since).order_by(NodeEvent.time, NodeEvent.id)))
+    before = db.scalar(select(NodeEvent).where(NodeEvent.node == node, NodeEvent.time < since)
+                       .order_by(NodeEvent.time.desc(), NodeEvent.id.desc()).limit(1))
+    states = ([[_epoch(since), before.to_state.upper(), 0]] if before is not None else []) + [
+        [_epoch(e.time), e.to_state.upper(), 0] for e in events]
+    return _chart(metric, span, step, since, now, rows, states)
+
+
+def _state(code: int) -> str:
+    try:
+        return ProcessState(code).name
+    except ValueError:
+        return str(code)
 
 
 def _epoch(moment: datetime.datetime) -> float:

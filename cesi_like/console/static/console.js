@@ -260,9 +260,6 @@ function stats(element) {
 }
 
 // -- history charts: uPlot (vendored) for CPU and memory, an SVG band for the states -------
-const STATES = { 0: "STOPPED", 10: "STARTING", 20: "RUNNING", 30: "BACKOFF", 40: "STOPPING",
-                 100: "EXITED", 200: "FATAL", 1000: "UNKNOWN" };
-
 function cssColor(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
@@ -275,7 +272,7 @@ function timeline(host, body) {
   body.states.forEach((change, index) => {
     const start = Math.max(change[0], body.from);
     const end = index + 1 < body.states.length ? body.states[index + 1][0] : body.to;
-    const name = STATES[change[1]] || String(change[1]);
+    const name = String(change[1]);  // a process's state, or a node's (ONLINE, UNREACHABLE...)
     const band = document.createElementNS(SVG, "rect");
     band.setAttribute("x", ((start - body.from) / span * 1000).toFixed(2));
     band.setAttribute("width", Math.max((end - start) / span * 1000, 0.5).toFixed(2));
@@ -336,7 +333,7 @@ function charts(section) {
         if (metric === "memory") { timeline(section.querySelector("[data-timeline]"), body); }
       }
       status.textContent = range + ": " + counts.memory + " memory and " + counts.cpu
-        + " CPU samples";
+        + " CPU samples" + (section.dataset.chartsOf ? " (" + section.dataset.chartsOf + ")" : "");
     } catch (error) {
       status.textContent = "the console is not answering; retrying";
     }
