@@ -123,10 +123,15 @@ def test_a_crash_reaches_every_apprise_channel_with_what_happened(
         poller = make_poller(app)
         poller.start()
         try:
-            wait_for(lambda: receiver.at("/hook") and receiver.at("/form")
-                     and ntfy_topic(receiver) and mails.messages, 30, "every channel")
+            wait_for(lambda: len(receiver.at("/hook")) >= 2 and receiver.at("/form")
+                     and ntfy_topic(receiver) and len(mails.messages) >= 2, 30,
+                     "every channel, and the resolved notice once it runs again")
         finally:
             poller.stop()
+    resolved = json.loads(receiver.at("/hook")[1])  # autorestart: it runs again, said once
+    assert resolved["type"] == "success" and resolved["title"].startswith(
+        "[cesi-like] RESOLVED crashes: resolved: crasher:crasher on web1 is RUNNING again")
+    assert b"RESOLVED" in mails.messages[1]
     message = json.loads(receiver.at("/hook")[0])["message"]
     assert "crasher:crasher on web1 exited unexpectedly (exit status 3)" in message
     assert "crasher:crasher on web1: EXITED, exit status 3" in message

@@ -104,3 +104,26 @@ def test_a_node_chart_sums_its_processes_and_draws_its_reachability(
     assert [p[1] for p in cpu["points"]] == [3.5, 3.5, 3.5]
     assert [s[1] for s in memory["states"]] == ["UNREACHABLE", "ONLINE"]
     assert "online_percent" in client.get(url, headers=headers).get_json()  # as before
+
+
+def test_metrics_show_each_process_latest_sample_in_scope(app: Flask,
+                                                          client: FlaskClient) -> None:
+    series = samples.Series()
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    with database.standalone(app) as db:
+        for ago, rss in ((20, 10.0), (10, 12.0)):
+            samples.add(db, series, "web1", [Reading("web", "web", 7, rss, 4.0)],
+                        now - datetime.timedelta(seconds=ago))
+            samples.add(db, series, "dev1", [Reading("api", "api", 8, 5.0, 1.0)],
+                        now - datetime.timedelta(seconds=ago))
+        db.commit()
+    text = client.get("/metrics", headers={
+        "Authorization": f"Bearer {token_for(app, 'devop')}"}).get_data(as_text=True)
+    assert 'cesi_process_memory_bytes{group="api",name="api",node="dev1"} 5.24288e+06' in text
+    assert 'cesi_process_cpu_percent{group="api",name="api",node="dev1"} 1.0' in text
+    assert 'node="web1"' not in text.split("cesi_process_memory_bytes", 1)[1].split(
+        "# HELP", 1)[0]  # prod is not the dev operator's
+    admin = client.get("/metrics", headers={
+        "Authorization": f"Bearer {token_for(app, 'admin')}"}).get_data(as_text=True)
+    assert 'cesi_process_memory_bytes{group="web",name="web",node="web1"} 1.2582912e+07' \
+        in admin

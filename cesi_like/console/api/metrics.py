@@ -30,7 +30,15 @@ from ..services import access, history
 from ..services.access import Permission
 from ..services.activity import ACTIONS, Actor, Result
 from ..storage import db as database
-from ..storage.models import ActivityLog, Job, NodeStatus, ProcessEvent, utcnow
+from ..storage.models import (
+    ActivityLog,
+    Job,
+    NodeStatus,
+    ProcessEvent,
+    ProcessSample,
+    ProcessSeries,
+    utcnow,
+)
 
 bp = Blueprint("metrics", __name__)
 
@@ -122,9 +130,33 @@ class FleetCollector(Collector):
             for (group, statename), count in sorted(counts.items()):
                 processes.add_metric([node.name, group, statename], count)
         yield from (up, state, age, poll, processes, uptime)
+        yield from self._resources(names)
         yield from self._changes(names)
         yield from self._actions()
         yield self._jobs()
+
+    def _resources(self, names: set[str]) -> Iterator[Metric]:
+        """The latest stored sample of each process of a cesi-agentd node in scope."""
+        memory = GaugeMetricFamily("cesi_process_memory_bytes", "RSS of the process and its "
+                                   "children, at the last sample", labels=["node", "group",
+                                                                           "name"])
+        cpu = GaugeMetricFamily("cesi_process_cpu_percent", "CPU, % of one core, between "
+                                "the last two samples", labels=["node", "group", "name"])
+        newest = select(ProcessSample.series_id, func.max(ProcessSample.time).label("time")
+                        ).where(ProcessSample.step == 0).group_by(
+            ProcessSample.series_id).subquery()
+        for node, group, name, rss_kb, percent in self.db.execute(
+                select(ProcessSeries.node, ProcessSeries.group, ProcessSeries.name,
+                       ProcessSample.rss_kb, ProcessSample.cpu)
+                .join(ProcessSample, ProcessSample.series_id == ProcessSeries.id)
+                .join(newest, (newest.c.series_id == ProcessSample.series_id)
+                      & (newest.c.time == ProcessSample.time))
+                .where(ProcessSample.step == 0)):
+            if node in names:
+                memory.add_metric([node, group, name], rss_kb * 1024)
+                if percent is not None:
+                    cpu.add_metric([node, group, name], percent)
+        yield from (memory, cpu)
 
     def _changes(self, names: set[str]) -> Iterator[Metric]:
         """Starts: each time the poller saw a process come up (RUNNING from anything but

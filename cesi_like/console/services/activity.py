@@ -23,7 +23,9 @@ log = logging.getLogger("cesi_like.activity")
 # /metrics counts by these, so its labels stay bounded whatever a request's path was
 ACTIONS = frozenset({
     "activity.clear", "alert.create", "alert.delete", "alert.disable", "alert.email",
-    "alert.enable", "alert.list", "alert.test", "alert.update", "alert.webhook",
+    "alert.enable", "alert.list", "alert.notify", "alert.silenced", "alert.test",
+    "alert.update", "alert.webhook", "node.maintenance", "problem.ack", "silence.create",
+    "silence.end", "silence.list",
     "bulk-action.cancel", "bulk-action.interrupted", "bulk-action.start", "config.reread",
     "config.update", "denied", "environment.create", "environment.delete",
     "environment.update", "job.cancel", "login", "login.failed", "login.refused", "logout",
