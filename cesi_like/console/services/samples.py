@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from ..storage.models import NodeEvent, ProcessEvent, ProcessSample, ProcessSeri
 from . import Invalid
 
 RAW, MINUTE, TEN_MINUTES = 0, 60, 600
+SAMPLES = cast(Table, ProcessSample.__table__)
 KEEP = {RAW: datetime.timedelta(hours=1), MINUTE: datetime.timedelta(days=1)}
 RANGES = {"1h": (datetime.timedelta(hours=1), RAW), "24h": (datetime.timedelta(days=1), MINUTE),
           "7d": (datetime.timedelta(days=7), TEN_MINUTES)}
@@ -38,14 +39,14 @@ class Series:
 
     def ids(self, db: Session, wanted: set[tuple[str, str, str]]) -> dict[tuple[str, str, str],
                                                                           int]:
-        missing = wanted - set(self._ids)
+        missing = {key for key in wanted if key not in self._ids}
         if missing:
             nodes = {node for node, _, _ in missing}
             for row in db.execute(select(ProcessSeries.id, ProcessSeries.node,
                                          ProcessSeries.group, ProcessSeries.name).where(
                     ProcessSeries.node.in_(nodes))):
                 self._ids[(row.node, row.group, row.name)] = row.id
-            for node, group, name in sorted(wanted - set(self._ids)):
+            for node, group, name in sorted(k for k in missing if k not in self._ids):
                 try:
                     with db.begin_nested():
                         created = ProcessSeries(node=node, group=group, name=name)
@@ -58,16 +59,26 @@ class Series:
         return {key: self._ids[key] for key in wanted}
 
 
+def rows(db: Session, series: Series, node: str, readings: Iterable[Any],
+         when: datetime.datetime) -> list[dict[str, Any]]:
+    """The raw rows of a node's sample, to `store` with others."""
+    found = list(readings)
+    ids = series.ids(db, {(node, r.group, r.name) for r in found})
+    return [{"series_id": ids[(node, r.group, r.name)], "step": RAW, "time": when,
+             "cpu": r.cpu_percent, "rss_kb": int(r.rss_mb * 1024)} for r in found]
+
+
+def store(db: Session, batch: list[dict[str, Any]]) -> int:
+    """Insert rows in one statement (not committed): a round of the fleet at once."""
+    if batch:
+        db.execute(insert(SAMPLES), batch)  # Core: no ORM bookkeeping per row
+    return len(batch)
+
+
 def add(db: Session, series: Series, node: str, readings: Iterable[Any],
         when: datetime.datetime) -> int:
     """One raw row per reading (not committed); how many."""
-    found = list(readings)
-    ids = series.ids(db, {(node, r.group, r.name) for r in found})
-    rows = [{"series_id": ids[(node, r.group, r.name)], "step": RAW, "time": when,
-             "cpu": r.cpu_percent, "rss_kb": int(r.rss_mb * 1024)} for r in found]
-    if rows:
-        db.execute(insert(ProcessSample), rows)
-    return len(rows)
+    return store(db, rows(db, series, node, readings, when))
 
 
 def _floor(moment: datetime.datetime, seconds: int) -> datetime.datetime:
@@ -98,9 +109,7 @@ def _roll(db: Session, source: int, target: int, now: datetime.datetime) -> int:
     rows = [{"series_id": series_id, "step": target, "time": span,
              "cpu": acc[0] / acc[1] if acc[1] else None, "rss_kb": int(acc[2] / acc[3])}
             for (series_id, span), acc in sums.items()]
-    if rows:
-        db.execute(insert(ProcessSample), rows)
-    return len(rows)
+    return store(db, rows)
 
 
 def rollup(db: Session, history_days: float, now: datetime.datetime | None = None

@@ -83,6 +83,7 @@ class Sampler:
             strict=True)]
         restarts: list[tuple[NodeAddress, thresholds.Restart]] = []
         when = utcnow()
+        batch: list[dict[str, Any]] = []
         with self.sessions() as db:
             rules = thresholds.rules(db)
             nodes = {node.id: node for node in db.scalars(select(Node).where(
@@ -97,7 +98,8 @@ class Sampler:
                 found = thresholds.readings(before, stats)
                 restarts += [(where, r) for r in thresholds.judge(
                     db, node, found, self.watch, time.monotonic(), when, rules)]
-                samples.add(db, self.series, node.name, found, when)
+                batch += samples.rows(db, self.series, node.name, found, when)
+            samples.store(db, batch)
             db.commit()  # the alerts go out; then the remedies
         for where, restart in restarts:
             self._restart(where, restart)
