@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ...supervisor_rpc.node import NodeClient
 from ..services import bulk, jobs, rollouts
+from .loop import Background
 from .poller import CLAIMS_PER_INTERVAL, LEASE_INTERVALS
 
 log = logging.getLogger("cesi_like.jobs")
@@ -27,7 +28,9 @@ log = logging.getLogger("cesi_like.jobs")
 KINDS = {rollouts.KIND: rollouts.run, bulk.KIND: bulk.run}
 
 
-class JobRunner:
+class JobRunner(Background):
+    thread_name = "jobs"
+
     def __init__(self, sessions: sessionmaker[Session], client: NodeClient, interval: float,
                  action_timeout: float, activity_file: str | None = None) -> None:
         self.sessions = sessions
@@ -37,27 +40,18 @@ class JobRunner:
         self.action_timeout = action_timeout
         self.activity_file = activity_file
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self, delay: float = 0.0) -> None:
-        self._thread = threading.Thread(target=self._loop, args=(delay,), name="jobs",
-                                        daemon=True)
-        self._thread.start()
+        super().__init__()
 
     def wake(self) -> None:
         """A job was just queued here: ask for it now rather than at the next round."""
         self._wake.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def _wake_up(self) -> None:
         """Stop between steps; a job under way is left to be resumed elsewhere."""
-        self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
-    def _loop(self, delay: float) -> None:
+    def _run(self, delay: float) -> None:
         if self._stop.wait(delay):
             return
         while not self._stop.is_set():

@@ -25,7 +25,6 @@ import os
 import queue
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +38,7 @@ from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
 from ..services import history, snapshot
 from ..services.snapshot import Outcome, Poll, address
 from ..storage.models import Lease, Node, NodeStatus, utcnow
+from .loop import Background
 
 log = logging.getLogger("cesi_like.poller")
 
@@ -116,8 +116,10 @@ class _Schedule:
             self.feed, self.token = bool(outcome.token), outcome.token
 
 
-class Poller:
+class Poller(Background):
     """Polls the enabled nodes of the shards whose leases it holds, each on its own schedule."""
+
+    thread_name = "poller"
 
     def __init__(self, sessions: sessionmaker[Session], client: NodeClient,
                  interval: float = 2.0, concurrency: int = 32,
@@ -134,24 +136,15 @@ class Poller:
         self._results: queue.SimpleQueue[Poll] = queue.SimpleQueue()
         self._nodes: dict[int, _Schedule] = {}
         self._nodes_loaded = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.rounds = 0  # polls written, for tests and the log
         self.history_days = history_days
         self._pruned = 0.0
+        super().__init__()
 
     # -- running ---------------------------------------------------------------------------
 
-    def start(self, delay: float = 0.0) -> None:
-        """Poll in a background thread; try for the lease after `delay` seconds."""
-        self._thread = threading.Thread(target=self._run, args=(delay,), name="poller",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _stopped(self) -> None:
+        """The pool goes, and the leases are handed over at once on a clean exit."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self.held:
             with self.sessions() as db:

@@ -8,7 +8,6 @@ by one console process."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,12 +20,15 @@ from ...supervisor_rpc.node import NodeAddress, NodeClient, NodeError
 from ..services import actions, samples, thresholds
 from ..services.activity import Actor, Result, record
 from ..storage.models import Node, utcnow
+from .loop import Background
 
 log = logging.getLogger("cesi_like.sampler")
 ROLLUP_EVERY = 60.0  # seconds between two rollups of the history
 
 
-class Sampler:
+class Sampler(Background):
+    thread_name = "sampler"
+
     def __init__(self, sessions: sessionmaker[Session], client: NodeClient,
                  nodes: Callable[[], list[tuple[int, NodeAddress]]], interval: float = 10.0,
                  action_timeout: float = 60.0, activity_file: str | None = None,
@@ -45,19 +47,10 @@ class Sampler:
         self._rolled = 0.0
         self._last: dict[int, dict[str, Any]] = {}
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sample")
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.rounds = 0
+        super().__init__()
 
-    def start(self, delay: float = 0.0) -> None:
-        self._thread = threading.Thread(target=self._run, args=(delay,), name="sampler",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _stopped(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self, delay: float) -> None:
