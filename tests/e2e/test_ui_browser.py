@@ -69,7 +69,7 @@ def test_search_from_anywhere_with_slash(console: tuple[str, Any], page: Any) ->
     page.keyboard.type("work")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/search\?q=work"))
-    expect(page.locator("#found-groups + table")).to_contain_text("worker")
+    expect(page.locator("#found-groups + ul")).to_contain_text("worker")
     expect(page.locator("#found-processes ~ table tbody tr")).to_have_count(11)
     page.locator("input[data-search]").fill("loc")
     page.keyboard.press("Enter")

@@ -15,7 +15,7 @@ from ..services import alerts, thresholds
 from ..services.access import Permission
 from ..storage import db as database
 from ..storage.models import AlertRule
-from .base import body, bp
+from .base import body, bp, deleted
 
 
 @bp.get("/alerts")
@@ -66,10 +66,7 @@ def preview_alert(rule_id: int) -> Response:
 @bp.delete("/alerts/<int:rule_id>")
 @permission(Permission.ALERT_RULES)
 def delete_alert(rule_id: int) -> tuple[str, int]:
-    db = database.session()
-    alerts.delete_rule(db, actor(), rule_id)
-    db.commit()
-    return "", 204
+    return deleted(lambda db: alerts.delete_rule(db, actor(), rule_id))
 
 
 @bp.post("/alerts/<int:rule_id>/test")

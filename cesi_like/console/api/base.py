@@ -4,16 +4,18 @@ and reading a JSON body."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 from flask_wtf.csrf import CSRFError, validate_csrf
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError
 
 from ..services import Invalid, ServiceError, validate
 from ..services.confirm import ConfirmationNeeded
+from ..storage import db as database
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -57,6 +59,20 @@ def body(allowed: Collection[str], required: bool = True) -> dict[str, Any]:
         raise Invalid("send a JSON object (Content-Type: application/json)")
     validate.fields(data, allowed)
     return data
+
+
+def created(shown: Any) -> tuple[Response, int]:
+    """A POST that made something: the request's session committed, and 201 with it."""
+    database.session().commit()
+    return jsonify(shown), 201
+
+
+def deleted(remove: Callable[[Session], object]) -> tuple[str, int]:
+    """A DELETE: the service call on the request's session, committed; 204 No Content."""
+    db = database.session()
+    remove(db)
+    db.commit()
+    return "", 204
 
 
 def iso(value: datetime.datetime | None) -> str | None:

@@ -15,7 +15,7 @@ from ..services.access import Permission
 from ..services.activity import Actor
 from ..storage import db as database
 from ..storage.models import Environment
-from .base import body, bp
+from .base import body, bp, created, deleted
 
 
 def environment_json(env: Environment, who: Actor) -> dict[str, Any]:
@@ -34,8 +34,7 @@ def list_environments() -> Response:
 def create_environment() -> tuple[Response, int]:
     db = database.session()
     env = node_rules.create_environment(db, actor(), body(node_rules.ENVIRONMENT_FIELDS))
-    db.commit()
-    return jsonify(environment_json(env, actor())), 201
+    return created(environment_json(env, actor()))
 
 
 @bp.route("/environments/<name>", methods=["PATCH", "PUT"])
@@ -51,7 +50,5 @@ def update_environment(name: str) -> Response:
 @bp.delete("/environments/<name>")
 @permission(Permission.ENVIRONMENTS)
 def delete_environment(name: str) -> tuple[str, int]:
-    db = database.session()
-    node_rules.delete_environment(db, actor(), access.environment(db, actor(), name))
-    db.commit()
-    return "", 204
+    return deleted(lambda db: node_rules.delete_environment(
+        db, actor(), access.environment(db, actor(), name)))

@@ -16,7 +16,7 @@ from ..services.access import Permission
 from ..services.snapshot import NodeView
 from ..storage import db as database
 from ..storage.models import Node
-from .base import body, bp, iso
+from .base import body, bp, created, deleted, iso
 
 
 def node_json(node: Node) -> dict[str, Any]:
@@ -46,8 +46,7 @@ def create_node() -> tuple[Response, int]:
     db = database.session()
     node = node_rules.create_node(db, console().nodes, console().secrets, actor(),
                                   body(node_rules.NODE_FIELDS))
-    db.commit()
-    return jsonify(node_json(node)), 201
+    return created(node_json(node))
 
 
 @bp.route("/nodes/<name>", methods=["PATCH", "PUT"])
@@ -64,10 +63,7 @@ def update_node(name: str) -> Response:
 @bp.delete("/nodes/<name>")
 @permission(Permission.NODES)
 def delete_node(name: str) -> tuple[str, int]:
-    db = database.session()
-    node_rules.delete_node(db, actor(), access.node(db, actor(), name))
-    db.commit()
-    return "", 204
+    return deleted(lambda db: node_rules.delete_node(db, actor(), access.node(db, actor(), name)))
 
 
 @bp.get("/nodes/<name>/stats")

@@ -241,6 +241,22 @@ def _op(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None,
     return operation
 
 
+CHART_PARAMETERS = [  # the history of a node or process as charts draw it
+    {"name": "metric", "in": "query", "required": False,
+     "schema": {"enum": ["cpu", "memory"]}},
+    {"name": "range", "in": "query", "required": False, "schema": {"enum": ["1h", "24h", "7d"]}}]
+
+
+def _managed(param: str, what: str, shown: dict[str, Any], given: dict[str, Any]
+             ) -> dict[str, Any]:
+    """An admin's resource by name: change it (PATCH, or PUT alike) or delete it."""
+    return {"parameters": [_name(param)],
+            "patch": _op(f"Change {what} (admin)", _json(shown), given),
+            "put": _op("Same as PATCH", _json(shown), given),
+            "delete": {"summary": f"Delete {what} (admin)",
+                       "responses": {"204": {"description": "deleted"}, **ERRORS}}}
+
+
 def _name(param: str) -> dict[str, Any]:
     return {"name": param, "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -273,12 +289,7 @@ def document() -> dict[str, Any]:
                 "get": _op("Nodes in your scope with their state from the poller's snapshot",
                            listing(NODE_STATE)),
                 "post": _op("Add a node (admin)", _json(NODE), NODE_INPUT, "201")},
-            "/api/v1/nodes/{name}": {
-                "parameters": [_name("name")],
-                "patch": _op("Change a node (admin)", _json(NODE), NODE_INPUT),
-                "put": _op("Same as PATCH", _json(NODE), NODE_INPUT),
-                "delete": {"summary": "Delete a node (admin)",
-                           "responses": {"204": {"description": "deleted"}, **ERRORS}}},
+            "/api/v1/nodes/{name}": _managed("name", "a node", NODE, NODE_INPUT),
             "/api/v1/processes": {
                 "get": {**_op("Every process of every node in your scope (from the snapshot)",
                               listing(PROCESS)),
@@ -325,11 +336,7 @@ def document() -> dict[str, Any]:
                            "difference of two answers' cpu_seconds over that of their now",
                            _json(STATS))},
             "/api/v1/nodes/{name}/history": {
-                "parameters": [_name("name"),
-                               {"name": "metric", "in": "query", "required": False,
-                                "schema": {"enum": ["cpu", "memory"]}},
-                               {"name": "range", "in": "query", "required": False,
-                                "schema": {"enum": ["1h", "24h", "7d"]}}],
+                "parameters": [_name("name"), *CHART_PARAMETERS],
                 "get": _op("How long the node has been in its state, its share of time "
                            "online over 1h/24h/7d, its recent state changes; with metric "
                            "and range (cesi-agentd nodes): the sum of its processes' stored "
@@ -337,15 +344,12 @@ def document() -> dict[str, Any]:
                            _json(NODE_HISTORY))},
             "/api/v1/nodes/{name}/processes/{spec}/history": {
                 "parameters": [_name("name"), {**_name("spec"), "description": "group:name"},
-                               {"name": "metric", "in": "query", "required": False,
-                                "schema": {"enum": ["cpu", "memory"]}},
-                               {"name": "range", "in": "query", "required": False,
-                                "schema": {"enum": ["1h", "24h", "7d"]}}],
+                               *CHART_PARAMETERS],
                 "get": _op("Starts, crashes and FATALs over 1h/24h/7d and the recent "
                            "state changes of one process; with metric and range (cesi-agentd "
                            "nodes): the stored CPU (% of a core) or memory (MB) samples over "
                            "the range, [[epoch seconds, value]], and the state changes of the "
-                           "range for a timeline, [[epoch seconds, state code, exit status]]",
+                           "range for a timeline, [[epoch seconds, state name, exit status]]",
                            _json({"type": "object"}))},
             "/api/v1/nodes/{name}/config": {
                 "parameters": [_name("name")],
@@ -366,13 +370,8 @@ def document() -> dict[str, Any]:
                 "get": _op("Environments in your scope", listing(ENVIRONMENT)),
                 "post": _op("Add an environment (admin)", _json(ENVIRONMENT), ENVIRONMENT_INPUT,
                             "201")},
-            "/api/v1/environments/{name}": {
-                "parameters": [_name("name")],
-                "patch": _op("Change an environment (admin)", _json(ENVIRONMENT),
-                             ENVIRONMENT_INPUT),
-                "put": _op("Same as PATCH", _json(ENVIRONMENT), ENVIRONMENT_INPUT),
-                "delete": {"summary": "Delete an environment (admin)",
-                           "responses": {"204": {"description": "deleted"}, **ERRORS}}},
+            "/api/v1/environments/{name}": _managed("name", "an environment", ENVIRONMENT,
+                                                    ENVIRONMENT_INPUT),
             "/api/v1/tokens": {
                 "get": {**_op("Your API tokens (an admin's ?all=1: everyone's)",
                               listing(TOKEN)),
@@ -464,12 +463,7 @@ def document() -> dict[str, Any]:
             "/api/v1/users": {
                 "get": _op("Every user (admin)", listing(USER)),
                 "post": _op("Add a user (admin)", _json(USER), USER_INPUT, "201")},
-            "/api/v1/users/{username}": {
-                "parameters": [_name("username")],
-                "patch": _op("Change a user (admin)", _json(USER), USER_INPUT),
-                "put": _op("Same as PATCH", _json(USER), USER_INPUT),
-                "delete": {"summary": "Delete a user (admin)",
-                           "responses": {"204": {"description": "deleted"}, **ERRORS}}},
+            "/api/v1/users/{username}": _managed("username", "a user", USER, USER_INPUT),
         },
     }
 

@@ -14,7 +14,9 @@ from ..services import access, problems
 from ..services.access import Permission
 from ..storage import db as database
 from ..storage.models import Silence
-from .base import body, bp, iso
+from .base import body, bp, created, deleted, iso
+
+SILENCE_FIELDS = ("kind", "target", "minutes", "reason")
 
 
 def problem_json(found: problems.OpenProblem) -> dict[str, Any]:
@@ -56,21 +58,16 @@ def list_silences() -> Response:
 @bp.post("/silences")
 @permission(Permission.ALERTS)
 def create_silence() -> tuple[Response, int]:
-    db = database.session()
-    data = body({"kind", "target", "minutes", "reason"})
-    found = problems.silence(db, actor(), data.get("kind"), data.get("target"),
-                             data.get("minutes"), data.get("reason"))
-    db.commit()
-    return jsonify(silence_json(found)), 201
+    data = body(set(SILENCE_FIELDS))
+    found = problems.silence(database.session(), actor(), *map(data.get, SILENCE_FIELDS))
+    return created(silence_json(found))
 
 
 @bp.delete("/silences/<int:silence_id>")
 @permission(Permission.ALERTS)
 def end_silence(silence_id: int) -> tuple[str, int]:
-    db = database.session()
-    problems.end_silence(db, actor(), silence_id)
-    db.commit()
-    return "", 204
+    """End a silence before its time (it stays in the activity log)."""
+    return deleted(lambda db: problems.end_silence(db, actor(), silence_id))
 
 
 @bp.put("/nodes/<name>/maintenance")

@@ -15,7 +15,7 @@ from ..services import validate
 from ..services.access import Permission
 from ..storage import db as database
 from ..storage.models import User
-from .base import body, bp, iso
+from .base import body, bp, created, deleted, iso
 
 FIELDS = {"username", "password", "role", "active", "environments"}
 
@@ -42,13 +42,13 @@ def create_user() -> tuple[Response, int]:
         db, actor(), validate.text(data.get("username"), "username", required=True),
         validate.text(data.get("password"), "password", required=True),
         data.get("role", "viewer"), node_rules.environments(db, data.get("environments", [])))
-    db.commit()
-    return jsonify(user_json(user)), 201
+    return created(user_json(user))
 
 
 @bp.route("/users/<username>", methods=["PATCH", "PUT"])
 @permission(Permission.USERS)
 def update_user(username: str) -> Response:
+    """Change what is given of username, role, active, password and environments (admin)."""
     db = database.session()
     user = user_rules.find(db, username)
     data = body(FIELDS)
@@ -67,7 +67,4 @@ def update_user(username: str) -> Response:
 @bp.delete("/users/<username>")
 @permission(Permission.USERS)
 def delete_user(username: str) -> tuple[str, int]:
-    db = database.session()
-    user_rules.delete(db, actor(), user_rules.find(db, username))
-    db.commit()
-    return "", 204
+    return deleted(lambda db: user_rules.delete(db, actor(), user_rules.find(db, username)))

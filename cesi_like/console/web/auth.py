@@ -159,9 +159,17 @@ def logout() -> Response:
     db.commit()
     id_token = session.pop(ID_TOKEN, None)
     logout_user()
-    from .sso import provider_logout
+    from .sso import end_session_url
 
-    return provider_logout(id_token) or _logged_out()
+    provider = end_session_url(id_token)
+    if provider is None:
+        return _logged_out()
+    # a form's redirect to another site is blocked by the CSP (form-action 'self'): a page
+    # that moves on is not
+    sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
+    assert sign_in.oidc is not None
+    return make_response(render_template("auth/provider_logout.html",
+                                         provider=sign_in.oidc.name, url=provider))
 
 
 def _logged_out() -> Response:

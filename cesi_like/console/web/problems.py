@@ -13,6 +13,7 @@ from ..services import problems
 from ..services.access import Permission
 from ..storage import db as database
 from .flows import pressed
+from .forms import ConfirmForm
 
 bp = Blueprint("problems", __name__)
 
@@ -22,7 +23,8 @@ def index() -> str:
     db = database.session()
     return render_template("problems/index.html", problems=problems.open_problems(db, actor()),
                            silences=problems.silences(db, actor()), kinds=problems.KINDS,
-                           maintenance=problems.maintenance_nodes(db, actor()))
+                           maintenance=problems.maintenance_nodes(db, actor()),
+                           confirm=ConfirmForm())
 
 
 @bp.post("/alerts/<int:firing_id>/ack")

@@ -12,17 +12,7 @@ from urllib.parse import urlencode
 
 import requests
 from authlib.common.errors import AuthlibBaseError
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    make_response,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import Blueprint, abort, current_app, redirect, request, session, url_for
 from joserfc.errors import JoseError
 from werkzeug.wrappers import Response
 
@@ -101,9 +91,9 @@ def oidc_callback() -> Response | tuple[str, int]:
     return redirect(safe_next(target, url_for("fleet.dashboard")))
 
 
-def provider_logout(id_token: str | None) -> Response | None:
-    """The page that sends the browser on to end the provider's session too, when it has an
-    end-session endpoint; None otherwise (or when it cannot be asked)."""
+def end_session_url(id_token: str | None) -> str | None:
+    """The provider's end-session URL for this ID token, when it has one (None otherwise, or
+    when it cannot be asked): logout sends the browser on to it."""
     sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
     if not id_token or sign_in.oidc is None:
         return None
@@ -115,7 +105,4 @@ def provider_logout(id_token: str | None) -> Response | None:
         return None
     query = urlencode({"id_token_hint": id_token, "client_id": sign_in.oidc.client_id,
                        "post_logout_redirect_uri": url_for("auth.login", _external=True)})
-    return make_response(render_template(
-        "auth/provider_logout.html", provider=sign_in.oidc.name,
-        url=f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"))
-
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
