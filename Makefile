@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint screenshots bench bench-fleet bench-login bench-scale-out bench-bulk bench-alerts clean
+.PHONY: run test lint screenshots bench-sampler bench bench-fleet bench-login bench-scale-out bench-bulk bench-alerts clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: $(BIN)/.installed
 ## bench-fleet: the console's fleet status vs CESI-style sequential polling (bench/fleet.py)
 bench-fleet: $(BIN)/.installed
 	$(BIN)/python bench/fleet.py
+
+## bench-sampler: the CPU and memory sampler at 1,000 node entries x 20 processes
+bench-sampler: $(BIN)/.installed
+	$(BIN)/python bench/sampler.py
 
 ## bench-login: parallel wrong logins, lockout and login timing (bench/login.py)
 bench-login: $(BIN)/.installed
