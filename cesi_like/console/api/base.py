@@ -61,10 +61,11 @@ def body(allowed: Collection[str], required: bool = True) -> dict[str, Any]:
     return data
 
 
-def created(shown: Any) -> tuple[Response, int]:
-    """A POST that made something: the request's session committed, and 201 with it."""
+def created(shown: Callable[[], Any]) -> tuple[Response, int]:
+    """A POST that made something: the request's session committed, then 201 with what
+    `shown` makes of it (after the commit: the database fills in defaults, ids, times)."""
     database.session().commit()
-    return jsonify(shown), 201
+    return jsonify(shown()), 201
 
 
 def deleted(remove: Callable[[Session], object]) -> tuple[str, int]:

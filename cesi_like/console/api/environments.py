@@ -34,7 +34,7 @@ def list_environments() -> Response:
 def create_environment() -> tuple[Response, int]:
     db = database.session()
     env = node_rules.create_environment(db, actor(), body(node_rules.ENVIRONMENT_FIELDS))
-    return created(environment_json(env, actor()))
+    return created(lambda: environment_json(env, actor()))
 
 
 @bp.route("/environments/<name>", methods=["PATCH", "PUT"])

@@ -46,7 +46,7 @@ def create_node() -> tuple[Response, int]:
     db = database.session()
     node = node_rules.create_node(db, console().nodes, console().secrets, actor(),
                                   body(node_rules.NODE_FIELDS))
-    return created(node_json(node))
+    return created(lambda: node_json(node))
 
 
 @bp.route("/nodes/<name>", methods=["PATCH", "PUT"])

@@ -60,7 +60,7 @@ def list_silences() -> Response:
 def create_silence() -> tuple[Response, int]:
     data = body(set(SILENCE_FIELDS))
     found = problems.silence(database.session(), actor(), *map(data.get, SILENCE_FIELDS))
-    return created(silence_json(found))
+    return created(lambda: silence_json(found))
 
 
 @bp.delete("/silences/<int:silence_id>")

@@ -42,7 +42,7 @@ def create_user() -> tuple[Response, int]:
         db, actor(), validate.text(data.get("username"), "username", required=True),
         validate.text(data.get("password"), "password", required=True),
         data.get("role", "viewer"), node_rules.environments(db, data.get("environments", [])))
-    return created(user_json(user))
+    return created(lambda: user_json(user))
 
 
 @bp.route("/users/<username>", methods=["PATCH", "PUT"])

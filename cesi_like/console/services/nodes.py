@@ -160,7 +160,7 @@ def _apply_environment(db: Session, env: Environment, fields: Mapping[str, Any],
 def create_environment(db: Session, actor: Actor, fields: Mapping[str, Any]) -> Environment:
     access.require(db, actor, Permission.ENVIRONMENTS, "environment.create",
                    str(fields.get("name", ""))[:64])
-    env = Environment(description="")
+    env = Environment(description="", protected=False)
     _apply_environment(db, env, fields, creating=True)
     db.add(env)
     record(db, actor, "environment.create", env.name)

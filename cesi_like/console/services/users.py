@@ -96,6 +96,7 @@ def create(db: Session, actor: Actor, username: str, password: str, role: object
     access.require(db, actor, Permission.USERS, "user.create", username[:64])
     _scoped_admin(_role(role).value, scope)
     user = User(username=check_username(db, username), role=_role(role).value,
+                source=Source.LOCAL.value,
                 password_hash=hash_password(_password(password)), active=active)
     user.scope = list(scope)
     db.add(user)
