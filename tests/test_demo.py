@@ -6,6 +6,7 @@ running."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -71,8 +72,10 @@ def test_the_demo_stops_everything_it_started(tmp_path: Path, signum: int) -> No
         assert runner.wait(90) == 0  # both end through `finally`, as Ctrl-C does
         wait_for(lambda: not [pid for pid in family if alive(pid)], timeout=30,
                  what="every process of the demo to stop")
-    finally:
+    finally:  # a failed test leaves nothing either: the family is known before the runner goes
+        leftovers = descendants(runner.pid)
         if runner.poll() is None:
             runner.kill()
-        for pid in descendants(runner.pid):
-            os.kill(pid, signal.SIGKILL)
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -217,7 +217,7 @@ def test_supervisor_stdlog_relays_output_as_under_supervisord(
     relayed = {}
     for kind in ("supervisord", "agent"):
         daemon = start_daemon(
-            "[program:web]\ncommand=sh -c 'echo hello from web; echo second line; "
+            "[program:web]\ncommand=sh -c 'echo hello from web; echo second line; exec "
             "sleep 1000'\nstartsecs=0\nstdout_events_enabled=true\n"
             f"[eventlistener:stdlog]\ncommand={sys.executable} -m supervisor_stdlog\n"
             "events=PROCESS_LOG\nbuffer_size=100\nstartsecs=0\n"
