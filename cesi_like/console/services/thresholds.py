@@ -126,11 +126,10 @@ def _over(db: Session, rule: AlertRule, subject: str, node: str, reading: Readin
     if firing is None:
         return None
     firing.resolved_at = now
-    notice = alerts.notice(rule, subject, node, reading.group, reading.name,
-                           f"resolved: {reading.group}:{reading.name} on {node} is back to "
-                           f"{value:.1f} {unit} ({rule.kind} since "
-                           f"{firing.time.isoformat(timespec='seconds')}Z)")
-    return notice
+    return alerts.notice(rule, subject, node, reading.group, reading.name,
+                         f"resolved: {reading.group}:{reading.name} on {node} is back to "
+                         f"{value:.1f} {unit} ({rule.kind} since "
+                         f"{firing.time.isoformat(timespec='seconds')}Z)")
 
 
 NOT_AVAILABLE = ("memory and CPU come from cesi-agentd: not available on {nodes} "
