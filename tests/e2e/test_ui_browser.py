@@ -63,6 +63,8 @@ def test_search_from_anywhere_with_slash(console: tuple[str, Any], page: Any) ->
 
     url, _agent = console
     page.goto(f"{url}/nodes/local")
+    # search reads the poller's snapshot: wait until it holds the node's processes
+    expect(page.locator("table.processes tbody tr")).to_have_count(12, timeout=15_000)
     page.wait_for_load_state("load")
     page.keyboard.press("/")
     expect(page.locator("input[data-search]")).to_be_focused()

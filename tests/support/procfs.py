@@ -40,6 +40,14 @@ def alive(pid: int) -> bool:
     return fields is not None and fields[0] != "Z"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system time the process has used so far (0 once it is gone)."""
+    fields = _stat(pid)
+    if fields is None:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as handle:
         for line in handle:
