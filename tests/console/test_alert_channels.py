@@ -7,6 +7,7 @@ boundary: the request Apprise makes."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import threading
@@ -275,5 +276,57 @@ def test_resolved_is_said_once_when_the_process_runs_again_or_the_node_answers(
     with database.standalone(app) as db:
         from cesi_like.console.storage.models import AlertFiring
 
+        assert all(f.resolved_at is not None for f in db.scalars(select(AlertFiring)))
+    console(app).engine.dispose()
+
+
+SETTLES = """
+[program:settles]
+command=/bin/sh -c 'n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}; \
+test "$n" -ge 3 && exec sleep 1000; sleep 0.3; exit 1'
+startsecs=0
+autorestart=true
+"""
+
+
+def test_a_flapping_process_that_settles_is_resolved_once_its_window_passes(
+        tmp_path: Path, receiver: Receiver) -> None:
+    """No more changes come from a process that stopped flapping: its node's answers end the
+    alert once the window holds no more starts than the rule allows."""
+    from cesi_like.console.storage.models import AlertFiring, ProcessEvent
+
+    app = make(tmp_path)
+    with daemons(tmp_path) as start:
+        agent = start(SETTLES.format(count=tmp_path / "count"), name="agent")
+        with database.standalone(app) as db:
+            db.add(Node(name="web1", url=agent.url))
+            db.commit()
+        assert app.test_client().post("/api/v1/alerts", headers=admin(app), json={
+            "name": "flaps", "kind": "flapping", "threshold": 2, "window_minutes": 1,
+            "notify": [f"json://{receiver.base}/flaps"]}).status_code == 201
+        poller = make_poller(app)
+        app.config["CESI_POLL_INTERVAL"] = 0.2
+        poller.start()
+        try:
+            wait_for(lambda: receiver.at("/flaps"), 20, "the flapping alert")
+            agent.wait_state("settles", "RUNNING")
+            assert (tmp_path / "count").read_text().strip() == "4"  # it settled
+            poller.poll_now()
+            assert len(receiver.at("/flaps")) == 1  # its starts are still in the window
+            with database.standalone(app) as db:  # a minute and more goes by
+                for row in [*db.scalars(select(ProcessEvent)), *db.scalars(select(AlertFiring))]:
+                    row.time -= datetime.timedelta(minutes=2)
+                db.commit()
+            wait_for(lambda: len(receiver.at("/flaps")) == 2, 10, "the resolved notice")
+            for _ in range(2):
+                poller.poll_now()
+        finally:
+            poller.stop()
+    said = [json.loads(body) for body in receiver.at("/flaps")]
+    assert [m["type"] for m in said] == ["failure", "success"]
+    assert said[1]["title"].startswith(
+        "[cesi-like] RESOLVED flaps: resolved: settles:settles on web1 is RUNNING (pid ")
+    assert "with 0 starts in the last 1 min" in said[1]["title"]
+    with database.standalone(app) as db:
         assert all(f.resolved_at is not None for f in db.scalars(select(AlertFiring)))
     console(app).engine.dispose()

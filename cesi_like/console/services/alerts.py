@@ -382,9 +382,11 @@ def evaluate(db: Session, events: list[ProcessEvent], failing: list[int],
 def resolve(db: Session, events: list[ProcessEvent], answered: list[int],
             now: datetime.datetime | None = None) -> list[Alert]:
     """The open firings whose condition these changes end, closed, each with its notice:
-    a process alert (fatal, crash) when the process is RUNNING again, a flapping one when it
-    runs with no more starts in the window than the rule allows, an unreachable one when the
-    node answers again. Most batches: one query that finds nothing open."""
+    a process alert (fatal, crash) when the process is RUNNING again, an unreachable one when
+    the node answers again, and a flapping one when the process runs with no more starts in
+    the window than the rule allows: at a start, or, as a process that settled makes no
+    more changes, whenever its node answers. Most batches: one query that finds nothing
+    open."""
     last = {f"{e.node}/{e.group}:{e.name}": e for e in events}  # in the order they happened
     running = {subject: e for subject, e in last.items() if e.to_state == ProcessState.RUNNING}
     if not (running or answered):
@@ -394,30 +396,46 @@ def resolve(db: Session, events: list[ProcessEvent], answered: list[int],
         if answered else {}
     subjects = set(running) | set(names.values())
     open_ = list(db.execute(select(AlertFiring, AlertRule).join(AlertRule).where(
-        AlertFiring.resolved_at.is_(None), AlertFiring.subject.in_(subjects))).all())
+        AlertFiring.resolved_at.is_(None),
+        AlertFiring.subject.in_(subjects) | (AlertRule.kind == "flapping"))).all())
     notices = []
     for firing, rule in open_:
-        event = running.get(firing.subject)
         if rule.kind in THRESHOLDS:  # over when the stats say so (services/thresholds.py)
             continue
         if rule.kind == "unreachable":
             if firing.subject not in names.values():
                 continue
-            text = f"node {firing.subject} answers again"
             node, group, name = firing.subject, None, None
-        elif event is None:
-            continue
+            text = f"node {node} answers again"
         else:
-            if rule.kind == "flapping" and _starts(db, event, rule, now) > rule.threshold:
+            node, _, spec = firing.subject.partition("/")
+            group, _, name = spec.partition(":")  # as supervisord splits a name
+            event = running.get(firing.subject)
+            if event is None and rule.kind == "flapping" and node in names.values():
+                event = _settled(db, node, group, name)
+            if event is None:
                 continue
-            text = (f"{event.group}:{event.name} on {event.node} is RUNNING again "
-                    f"(pid {event.pid})")
-            node, group, name = event.node, event.group, event.name
+            if rule.kind == "flapping":
+                starts = _starts(db, node, group, name, rule, now)
+                if starts > rule.threshold:
+                    continue
+                text = (f"{spec} on {node} is RUNNING (pid {event.pid}) with {starts} "
+                        f"starts in the last {rule.window_minutes} min")
+            else:
+                text = f"{spec} on {node} is RUNNING again (pid {event.pid})"
         firing.resolved_at = now
         notices.append(notice(rule, firing.subject, node, group, name,
                               f"resolved: {text} ({rule.kind} since "
                               f"{firing.time.isoformat(timespec='seconds')}Z)"))
     return notices
+
+
+def _settled(db: Session, node: str, group: str, name: str) -> ProcessEvent | None:
+    """The process's last recorded change when it left it RUNNING, else None."""
+    newest = db.scalar(select(ProcessEvent).where(
+        ProcessEvent.node == node, ProcessEvent.group == group, ProcessEvent.name == name)
+        .order_by(ProcessEvent.time.desc(), ProcessEvent.id.desc()).limit(1))
+    return newest if newest is not None and newest.to_state == ProcessState.RUNNING else None
 
 
 def notice(rule: AlertRule, subject: str, node: str, group: str | None, name: str | None,
@@ -428,13 +446,14 @@ def notice(rule: AlertRule, subject: str, node: str, group: str | None, name: st
     return found
 
 
-def _starts(db: Session, event: ProcessEvent, rule: AlertRule, now: datetime.datetime) -> int:
+def _starts(db: Session, node: str, group: str, name: str, rule: AlertRule,
+            now: datetime.datetime) -> int:
     """How often the process came up in the rule's window (its flapping count)."""
     since = now - datetime.timedelta(minutes=rule.window_minutes)
     db.flush()
     return db.scalar(select(func.count()).select_from(ProcessEvent).where(
-        ProcessEvent.node == event.node, ProcessEvent.group == event.group,
-        ProcessEvent.name == event.name, ProcessEvent.time >= since,
+        ProcessEvent.node == node, ProcessEvent.group == group,
+        ProcessEvent.name == name, ProcessEvent.time >= since,
         ProcessEvent.to_state == ProcessState.RUNNING,
         ProcessEvent.from_state.is_not(None),
         ProcessEvent.from_state != ProcessState.RUNNING)) or 0
@@ -458,7 +477,7 @@ def _process_text(db: Session, rule: AlertRule, event: ProcessEvent,
                 if event.to_state == ProcessState.EXITED else
                 f"{spec} failed to start ({ProcessState(event.to_state).name})")
     if rule.kind == "flapping" and _started(event):
-        starts = _starts(db, event, rule, now)
+        starts = _starts(db, event.node, event.group, event.name, rule, now)
         if starts > rule.threshold:
             return (f"{spec} is flapping: {starts} starts in the last "
                     f"{rule.window_minutes} min (more than {rule.threshold})")
