@@ -5,7 +5,9 @@ It starts `demo/run.py` in a folder of its own on free ports, waits until the fl
 FATAL and a flapping program, queues a bulk restart (so there is a job to show), then visits
 the dashboard, the process list, a node, a process with its log and charts, the job, the
 alert rules and the phone-sized process list. Chromium comes from Debian (`chromium`) or
-PLAYWRIGHT_CHROMIUM; Playwright's own download is never used."""
+PLAYWRIGHT_CHROMIUM; Playwright's own download is never used. CESI_SCREENSHOT_SETTLE sets the
+seconds each page is given for its live parts to fill in (2.5; the test, which only checks
+that every page is written, gives less)."""
 
 from __future__ import annotations
 
@@ -72,6 +74,7 @@ def api_session(run: Path) -> requests.Session:
 def shoot(console: str, password: str, out: Path) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
+    settle_ms = float(os.environ.get("CESI_SCREENSHOT_SETTLE", "2.5")) * 1000
     written = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=[
@@ -91,7 +94,7 @@ def shoot(console: str, password: str, out: Path) -> list[Path]:
                 if name == "job":  # the newest job's own page
                     page.locator("main table a").first.click()
                 page.wait_for_selector(ready)
-                page.wait_for_timeout(2500)  # live parts, stats and log tails fill in
+                page.wait_for_timeout(settle_ms)  # live parts, stats and log tails fill in
                 target = out / f"{name}-{theme}.png"
                 page.screenshot(path=target, full_page=True)
                 written.append(target)
@@ -100,7 +103,7 @@ def shoot(console: str, password: str, out: Path) -> list[Path]:
             small = phone.new_page()
             small.goto(f"{console}/processes?environment=production")
             small.wait_for_selector("table.processes")
-            small.wait_for_timeout(1000)
+            small.wait_for_timeout(settle_ms / 2)
             target = out / f"processes-phone-{theme}.png"
             small.screenshot(path=target)
             written.append(target)

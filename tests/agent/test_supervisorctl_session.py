@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemons import Daemon, StartDaemon
+from tests.support.daemons import Daemon, StartDaemon, daemons
 from tests.support.waiting import wait_for
 
 PROGRAMS = """
@@ -107,18 +107,24 @@ def play(daemon: Daemon, client: str = "supervisorctl") -> list[tuple[str, int, 
     return transcript
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, int, str]]:
+    """The stock pair's transcript, played once for the three pairings compared with it."""
+    with daemons(tmp_path_factory.mktemp("reference")) as start:
+        return play(start(PROGRAMS, kind="supervisord"))
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(("client", "kind"), [("supervisorctl", "agent"),
                                               ("cesi-agentctl", "supervisord"),
                                               ("cesi-agentctl", "agent")])
 def test_session_matches_supervisorctl_on_supervisord(
-    start_daemon: StartDaemon, client: str, kind: str
+    start_daemon: StartDaemon, reference: list[tuple[str, int, str]], client: str, kind: str
 ) -> None:
     """The reference is the stock pair; swapping in our daemon, our client, or both must not
     change a line."""
     assert "[program:manual]" not in CHANGED and "[program:added]" in CHANGED
     assert "startretries=5" in CHANGED
-    reference = play(start_daemon(PROGRAMS, kind="supervisord"))
     ours = play(start_daemon(PROGRAMS, kind=kind), client)
     for expected, actual in zip(reference, ours, strict=True):
         if comparable(expected) != comparable(actual):

@@ -27,7 +27,7 @@ from tests.support.daemons import Daemon, StartDaemon, daemons, program
 from tests.support.hostile import XSS, hostile_node
 from tests.support.ports import free_port
 from tests.support.tlsproxy import tls_proxy
-from tests.support.waiting import wait_for
+from tests.support.waiting import LOAD_ROOM, wait_for
 
 PROGRAMS = f"""
 [program:web]
@@ -198,7 +198,7 @@ def test_failing_nodes_fail_actions_fast(fleet_app: Flask) -> None:
     began = time.monotonic()
     hung = client.post("/api/v1/nodes/drip/processes/web:web_0/start", headers=op)
     assert hung.status_code == 502 and "hung" in hung.get_json()["error"]
-    assert time.monotonic() - began < fleet_app.config["CESI_NODE_TIMEOUT"] + 1
+    assert time.monotonic() - began < fleet_app.config["CESI_NODE_TIMEOUT"] + LOAD_ROOM
     refused = client.post("/api/v1/nodes/refused/processes/*/stop", headers=op)
     assert refused.status_code == 502 and "unreachable" in refused.get_json()["error"]
 

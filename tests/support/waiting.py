@@ -6,6 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# What a deadline check allows beyond the deadline itself: a loaded CI machine may add a few
+# seconds to a call that keeps its deadline, and a call that does not waits out a node that
+# never finishes (a drip, a stopped process), far longer.
+LOAD_ROOM = 3.0
+
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
     """Poll `predicate` until it returns something truthy (returned); fail after `timeout`
