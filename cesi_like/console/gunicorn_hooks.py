@@ -18,6 +18,11 @@ from . import settings
 
 _pollers: list[subprocess.Popen[bytes]] = []
 
+# gunicorn 25.1 and later open a control socket at one path per user ($XDG_RUNTIME_DIR or
+# ~/.gunicorn): a second console on the host (another instance, a test's) takes it from the
+# first, and nothing here uses it. Older gunicorns ignore names they do not know.
+control_socket_disable = True
+
 
 def when_ready(server: Any) -> None:
     count = settings.load(settings.find_config(None, os.environ)).poll_processes

@@ -56,3 +56,5 @@ def test_poller_processes_share_the_nodes_and_a_worker_takes_over(tmp_path: Path
         takers = {pid_of(after[f"poller:{shard}"]) for shard in shares[victim]}
         assert all(b"poll" not in command_of(pid) for pid in takers)  # gunicorn workers
         assert all(pid_of(after[f"poller:{shard}"]) == survivor for shard in shares[survivor])
+    # no control socket at the per-user path another console on the host would take over
+    assert "Control socket listening" not in (tmp_path / "gunicorn.log").read_text()
