@@ -491,7 +491,7 @@ def markdown(doc: dict[str, Any]) -> str:
     """docs/api.md, made from the OpenAPI document (a test checks the file is up to date)."""
     lines = [f"# {doc['info']['title']}", "",
              "Generated from `GET /api/v1/openapi.json` by",
-             "`python -m cesi_like.console.api.openapi`; a test fails when this file and the",
+             "`python -m cesi_like.console.api`; a test fails when this file and the",
              "document differ. Every call needs a session",
              "(with an `X-CSRFToken` header on writes) or `Authorization: Bearer <token>`;",
              "every error is JSON: `{\"error\": \"...\"}`.", ""]
@@ -521,6 +521,3 @@ def markdown(doc: dict[str, Any]) -> str:
             lines += [f"Answers: {answers}.", ""]
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    print(markdown(document()), end="")
