@@ -65,14 +65,15 @@ def now() -> datetime.datetime:
 def test_two_hosts_poll_each_node_once_and_take_over_from_a_dead_one(tmp_path: Path) -> None:
     require_server()
     (tmp_path / "agent.conf").write_text(AGENT)
-    agent = subprocess.Popen([sys.executable, "-m", "cesi_like.agent.main", "-n", "-c",
-                              str(tmp_path / "agent.conf")], cwd=tmp_path,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     nodes = "".join(f"[node:n{i:02d}]\nurl = unix://{tmp_path}/agent.sock\n"
                     for i in range(NODES)) + "[environment:roll]\nmembers = n00, n01, n02\n"
     config = (f"[cesi]\npoll_interval = {INTERVAL}\npoll_processes = 1\n"
               f"node_key = {Fernet.generate_key().decode()}\n" + nodes)
-    with contextlib.ExitStack() as stack, fresh_database() as url:
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(fresh_database())
+        agent = subprocess.Popen([sys.executable, "-m", "cesi_like.agent.main", "-n", "-c",
+                                  str(tmp_path / "agent.conf")], cwd=tmp_path,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         stack.callback(lambda: (agent.terminate(), agent.wait(30)))
         engine = create_engine(url)
         stack.callback(engine.dispose)
