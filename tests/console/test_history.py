@@ -15,7 +15,15 @@ from cesi_like.console.context import console
 from cesi_like.console.services import history
 from cesi_like.console.services import snapshot as fleet
 from cesi_like.console.storage import db as database
-from cesi_like.console.storage.models import Job, Node, NodeEvent, ProcessEvent, utcnow
+from cesi_like.console.storage.models import (
+    AlertFiring,
+    AlertRule,
+    Job,
+    Node,
+    NodeEvent,
+    ProcessEvent,
+    utcnow,
+)
 from cesi_like.supervisor_rpc.states import ProcessState as S
 from tests.support.console import make_app, token_for
 from tests.support.daemons import Daemon, daemons
@@ -84,11 +92,22 @@ def test_prune_keeps_what_is_recent_and_unfinished(metrics_app: Flask) -> None:
                         finished=now - datetime.timedelta(days=35)),
                     Job(kind="rolling-restart", state="running", title="long", spec="{}",
                         created=now - datetime.timedelta(days=35))])
+        rule = AlertRule(name="r", kind="fatal")
+        db.add(rule)
+        db.flush()
+        old = now - datetime.timedelta(days=40)
+        db.add_all([AlertFiring(rule_id=rule.id, subject="ended", time=old,
+                                resolved_at=now - datetime.timedelta(days=39)),
+                    AlertFiring(rule_id=rule.id, subject="still open", time=old),
+                    AlertFiring(rule_id=rule.id, subject="ended lately", time=old,
+                                resolved_at=now - datetime.timedelta(days=1))])
         db.commit()
     poller = make_poller(metrics_app)
-    assert poller.prune() == {"process_events": 1, "node_events": 1, "jobs": 1}
+    assert poller.prune() == {"process_events": 1, "node_events": 1, "jobs": 1,
+                              "alert_firings": 1}
     with database.standalone(metrics_app) as db:
         assert [job.title for job in db.scalars(select(Job))] == ["long"]
+        assert sorted(db.scalars(select(AlertFiring.subject))) == ["ended lately", "still open"]
 
 
 def test_history_from_real_polls(metrics_app: Flask, nodes: list[Daemon]) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ...supervisor_rpc.node import NodeState
 from ...supervisor_rpc.states import ProcessState
-from ..storage.models import Job, NodeEvent, ProcessEvent, utcnow
+from ..storage.models import AlertFiring, Job, NodeEvent, ProcessEvent, utcnow
 
 WINDOWS = {"1h": datetime.timedelta(hours=1), "24h": datetime.timedelta(days=1),
            "7d": datetime.timedelta(days=7)}
@@ -90,13 +90,16 @@ def node_reachability(db: Session, node: str, current: str, since: datetime.date
 
 
 def prune(db: Session, days: float, now: datetime.datetime | None = None) -> dict[str, int]:
-    """Delete state changes and finished jobs older than `days`; the counts removed."""
+    """Delete state changes, finished jobs and ended alert firings older than `days` (an open
+    firing stays: it is a problem still listed); the counts removed."""
     cutoff = (now or utcnow()) - datetime.timedelta(days=days)
     removed = {
         "process_events": _deleted(db, delete(ProcessEvent).where(ProcessEvent.time < cutoff)),
         "node_events": _deleted(db, delete(NodeEvent).where(NodeEvent.time < cutoff)),
         "jobs": _deleted(db, delete(Job).where(Job.finished.is_not(None),
-                                               Job.finished < cutoff))}
+                                               Job.finished < cutoff)),
+        "alert_firings": _deleted(db, delete(AlertFiring).where(
+            AlertFiring.resolved_at.is_not(None), AlertFiring.resolved_at < cutoff))}
     db.commit()
     return removed
 

@@ -346,10 +346,12 @@ class AlertRule(Base):
 
 class AlertFiring(Base):
     """That a rule fired for a subject (a process or a node): at most once per window; open
-    until its condition ends, which is announced once (`services.alerts`)."""
+    until its condition ends, which is announced once (`services.alerts`); pruned with the
+    history once it ended."""
 
     __tablename__ = "alert_firings"
-    __table_args__ = (Index("ix_alert_firings_rule_subject", "rule_id", "subject", "time"),)
+    __table_args__ = (Index("ix_alert_firings_rule_subject", "rule_id", "subject", "time"),
+                      Index("ix_alert_firings_open", "resolved_at", "subject"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
