@@ -61,8 +61,13 @@ def test_an_oidc_session_ends_after_the_recheck_interval(app: Flask) -> None:
         assert olivia is not None
         olivia.sso_checked_at = utcnow() - datetime.timedelta(minutes=16)
         db.commit()
-    answer = client.get("/")
+    answer = client.get("/processes")
     assert answer.status_code == 302 and "/login" in answer.headers["Location"]
+    # the login page asks the provider again, without a page, for the page that was open
+    answer = client.get(answer.headers["Location"])
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/login/oidc?next=/processes&silent=1"
+    assert client.get("/login").status_code == 200  # once: then the page itself
     with database.standalone(app) as db:
         entry = db.scalars(select(ActivityLog).order_by(ActivityLog.id.desc())).first()
         assert entry is not None

@@ -134,6 +134,53 @@ def test_sign_in_maps_groups_and_logout_ends_the_providers_session(
                        "via oidc (Keycloak); role operator->admin; environments all"]
 
 
+def check_due(database: Path, username: str) -> None:
+    """As if `sso_recheck_minutes` had gone by since the account was last confirmed."""
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE users SET sso_checked_at = '2000-01-01 00:00:00' WHERE username = ?",
+                   (username,))
+
+
+def test_a_due_check_signs_in_again_without_a_page_while_the_provider_knows_the_user(
+        fleet: tuple[str, Provider, Path], browser: Any) -> None:
+    """The page that was open comes back by itself, with the groups read afresh; once the
+    provider's own session is gone, the login page says the session ended."""
+    from playwright.sync_api import expect
+
+    console, provider, database = fleet
+    provider.accounts({"sam": ["web"]})
+    context = browser.new_context()
+    page = context.new_page()
+    start(page, console)
+    sign_in_at_provider(page, "sam")
+    expect(page.locator("h1")).to_have_text("Dashboard")
+    page.goto(f"{console}/processes")
+    provider.accounts({"sam": ["ops"]})  # moved meanwhile
+    check_due(database, "sam")
+    page.reload()
+    expect(page).to_have_url(f"{console}/processes")
+    expect(page.locator("h1")).to_have_text("Processes")
+    assert account(database, "sam") == ("oidc", "admin", True, [])
+
+    # the provider forgets the browser (its cookies only): asked silently, it says so
+    console_cookies = [c for c in context.cookies() if not c["name"].startswith("_")]
+    assert console_cookies and len(console_cookies) < len(context.cookies())
+    context.clear_cookies()
+    context.add_cookies(console_cookies)
+    check_due(database, "sam")
+    page.reload()
+    expect(page).to_have_url(re.compile(rf"^{re.escape(console)}/login/oidc/callback"))
+    assert "Your session has ended: sign in with Keycloak again." in failure(page)
+    with sqlite3.connect(database) as db:
+        details = [d for (d,) in db.execute("SELECT detail FROM activity_log WHERE username = "
+                                            "'sam' AND action LIKE 'log%' ORDER BY id")]
+    assert details == ["via oidc (Keycloak); created, role=operator; environments staging",
+                       "oidc session over: sign in again to be checked",
+                       "via oidc (Keycloak); role operator->admin; environments all",
+                       "oidc session over: sign in again to be checked"]
+    context.close()
+
+
 def test_no_mapped_group_is_told_so(fleet: tuple[str, Provider, Path], browser: Any) -> None:
     console, provider, database = fleet
     provider.accounts({"nadia": ["others"]})

@@ -40,6 +40,10 @@ from .forms import ConfirmForm, LoginForm, PasswordForm, TokenForm
 
 bp = Blueprint("auth", __name__)
 ID_TOKEN = "oidc_id_token"  # the provider's ID token, kept for its logout (web.sso)
+# an OpenID session that was due for its check ended: the login page asks the provider
+# again without showing anything (web.sso), so an open page carries on while the provider
+# still knows the user, and the groups are read afresh
+RESUME = "oidc_resume"
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please log in."
@@ -61,7 +65,7 @@ def load_user(user_id: str) -> User | None:
     user = db.get(User, int(number))
     if user is None or not user.active or not hmac.compare_digest(user.session_token, token):
         return None
-    return user if _confirmed(db, user, session=True) else None
+    return user if _confirmed(db, user, from_session=True) else None
 
 
 @login_manager.request_loader
@@ -71,26 +75,30 @@ def load_user_from_token(req: object) -> User | None:
         return None
     db = database.session()
     token = token_for_secret(db, header[7:].strip())
-    if token is None or not _confirmed(db, token.user, session=False):
+    if token is None or not _confirmed(db, token.user, from_session=False):
         return None
     g.token_auth = True
     g.token_read_only = token.read_only
     return token.user
 
 
-def _confirmed(db: Session, user: User, session: bool) -> bool:
+def _confirmed(db: Session, user: User, from_session: bool) -> bool:
     """An SSO account whose last confirmation is older than `sso_recheck_minutes` is asked
     about again (services.sso.recheck). A token has no session to end: only a directory that
-    can be asked without the user (LDAP with a service account) re-checks it."""
+    can be asked without the user (LDAP with a service account) re-checks it. An OpenID
+    session that ends here is marked for a silent sign-in (RESUME)."""
     sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
     if not sso.due(user, sign_in.recheck_minutes):
         return True
     directory = _directory(sign_in)
-    if not session and (user.source != Source.LDAP or directory is None
-                        or not directory.settings.can_search):
+    if not from_session and (user.source != Source.LDAP or directory is None
+                             or not directory.settings.can_search):
         return True
     who = Actor(user, client_ip(), current_app.config.get("CESI_ACTIVITY_LOG"))
-    return sso.recheck(db, who, user, directory, sign_in.rules(user.source))
+    confirmed = sso.recheck(db, who, user, directory, sign_in.rules(user.source))
+    if not confirmed and from_session and user.source == Source.OIDC:
+        session[RESUME] = True
+    return confirmed
 
 
 def _directory(sign_in: SignIn) -> Directory | None:
@@ -120,11 +128,14 @@ def signed_in(user: User, remember: bool = False) -> None:
 def login() -> str | Response | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(url_for("fleet.dashboard"))
+    sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
+    if request.method == "GET" and session.pop(RESUME, False) and sign_in.oidc is not None \
+            and "oidc" in sign_in.methods:
+        return redirect(url_for("sso.oidc_login", next=request.args.get("next"), silent=1))
     form = LoginForm()
     if not form.validate_on_submit():
         return login_page(form=form)
     db = database.session()
-    sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
     try:
         outcome = logins.log_in(db, actor(), form.username.data or "", form.password.data or "",
                                 current_app.config["CESI_LOGIN_POLICY"], _directory(sign_in),

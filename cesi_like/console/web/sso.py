@@ -28,6 +28,11 @@ from .auth import ID_TOKEN, login_page, signed_in
 bp = Blueprint("sso", __name__)
 log = logging.getLogger(__name__)
 NEXT = "oidc_next"
+SILENT = "oidc_silent"  # this sign-in asked the provider not to show anything (prompt=none)
+# what a provider answers a silent sign-in when it would have to show a page: its session
+# ended, or it needs the user for something else (OpenID Connect Core 1.0, 3.1.2.6)
+NEEDS_THE_USER = {"login_required", "interaction_required", "consent_required",
+                  "account_selection_required"}
 
 
 def _settings() -> SignIn:
@@ -39,12 +44,16 @@ def _settings() -> SignIn:
 
 @bp.get("/login/oidc")
 def oidc_login() -> Response | tuple[str, int]:
-    """Off to the provider, with a fresh state, nonce and PKCE verifier in the session."""
+    """Off to the provider, with a fresh state, nonce and PKCE verifier in the session;
+    `silent=1` (a session whose check was due, web.auth.RESUME) asks it to answer without
+    showing a page."""
     _settings()
     session[NEXT] = safe_next(request.args.get("next"), url_for("fleet.dashboard"))
+    silent = session[SILENT] = request.args.get("silent") == "1"
     try:
         answer: Response = oidc.client().authorize_redirect(
-            url_for("sso.oidc_callback", _external=True))
+            url_for("sso.oidc_callback", _external=True), **({"prompt": "none"} if silent
+                                                               else {}))
     except (requests.RequestException, AuthlibBaseError, ValueError) as exc:
         log.warning("OpenID provider discovery failed: %s", exc)
         return login_page("The sign-in provider could not be reached; try again later. "
@@ -62,6 +71,7 @@ def oidc_callback() -> Response | tuple[str, int]:
         return login_page(f"Too many failed logins from here. Try again in "
                           f"{refused.retry_after} seconds.", 429)
     method = f"oidc ({sign_in.oidc.name})"
+    silent = session.pop(SILENT, False)
     try:
         token = oidc.client().authorize_access_token(
             claims_options=oidc.claims_options(sign_in.oidc))
@@ -77,6 +87,9 @@ def oidc_callback() -> Response | tuple[str, int]:
         record(db, actor(), "login.failed", "", Result.DENIED, f"via {method}: {why}"[:500],
                username="-")
         db.commit()
+        if silent and getattr(exc, "error", None) in NEEDS_THE_USER:
+            return login_page(f"Your session has ended: sign in with {sign_in.oidc.name} "
+                              "again.", 401)
         return login_page(f"Sign-in with {sign_in.oidc.name} failed: {why}"[:300], 401)
     try:
         user = sso.admit(db, actor(), identity, sign_in.rules("oidc"), method)
