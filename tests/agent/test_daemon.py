@@ -234,9 +234,16 @@ def test_a_storm_of_sighups_is_two_restarts_and_the_last_config_wins(
         daemon.conf.write_text(base.replace("sleep 1000", f"sleep {1000 + round_}"))
         daemon.proc.send_signal(signal.SIGHUP)
         time.sleep(0.05)  # the storm's own pace: the thing under test, not a wait for it
-    wait_for(lambda: "sleep 1049" in Path(f"/proc/{daemon.info('worker:w0')['pid']}/cmdline")
-             .read_text().replace("\0", " ") and daemon.state("worker:w4") == "RUNNING",
-             30, "the last config running")
+
+    def last_config_running() -> bool:
+        try:
+            pid = daemon.info("worker:w0")["pid"]
+            return ("sleep 1049" in Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+                    and daemon.state("worker:w4") == "RUNNING")
+        except (xmlrpc.client.Fault, OSError):
+            return False  # between two generations: SHUTDOWN_STATE, or no socket yet
+
+    wait_for(last_config_running, 30, "the last config running")
     generations = daemon.log().count("RPC interface 'supervisor' initialized")
     assert generations == 3, daemon.log()[-3000:]  # the start, then two restarts
 
