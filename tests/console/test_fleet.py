@@ -20,7 +20,7 @@ from cesi_like.console.app import make_poller
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, Environment, Node, ProcessEvent
-from cesi_like.console.workers.poller import SHARDS, shares
+from cesi_like.console.workers.poller import SHARDS, Poller, shares
 from cesi_like.supervisor_rpc.schema import running_description
 from tests.support.console import bearer, make_app
 from tests.support.daemons import Daemon, StartDaemon, daemons, program
@@ -402,6 +402,15 @@ def test_tls_settings_through_the_api(fleet_app: Flask, nodes: dict[str, Any]) -
     assert bad.status_code == 400
 
 
+def held_once(pollers: tuple[Poller, ...]) -> bool:
+    """Every share held, and by one of `pollers` only. A poller learns that its lease ran out
+    at its next claim, so on a starved machine two may both count a share for an instant:
+    this is what they settle on."""
+    views = [poller.held for poller in pollers]
+    return (len(frozenset().union(*views)) == SHARDS
+            and sum(map(len, views)) == SHARDS)
+
+
 def test_shard_leases_are_held_by_one_poller_each(fleet_app: Flask) -> None:
     """Pollers racing for the shares each win disjoint ones; a share is polled again soon
     after its holder stops, and a poller limited to a share never takes another."""
@@ -412,16 +421,12 @@ def test_shard_leases_are_held_by_one_poller_each(fleet_app: Flask) -> None:
     for poller in pollers:
         poller.start()
     try:
-        wait_for(lambda: len(first.held | second.held | half.held) == SHARDS,
-                 what="every share to be held")
-        assert not (first.held & second.held) and not (first.held & half.held) \
-            and not (second.held & half.held)
+        wait_for(lambda: held_once(pollers), what="every share held by one poller")
         holder = first if first.held else second
         other = second if holder is first else first
         holder.stop()  # hands its leases over at once
-        wait_for(lambda: len(other.held | half.held) == SHARDS, what="the others to take over")
+        wait_for(lambda: held_once((other, half)), what="the others to take over")
         assert half.held <= shares(0, 2)
-        assert not (other.held & half.held)
         polled = other.rounds + half.rounds
         wait_for(lambda: other.rounds + half.rounds > polled + 7, what="polls by the new holders")
     finally:
