@@ -5,7 +5,9 @@ installed, a stock supervisord node (legacy-1), in two environments: production 
 jobs-1) and staging (web-2, legacy-1). Their programs are what a console is for: a web pool and
 queue workers in groups that span nodes, a cron-like report, one that logs a lot, one that
 flaps (crashes every few seconds and is restarted) and one that stays FATAL (its command does
-not exist).
+not exist). On the first run the console gets two alert rules (FATAL, flapping), made
+through its API before the nodes start, so both programs show up on the Alerts page; their
+webhook is web-1's first web server, which writes what it receives to its log.
 
 Everything lives in ./run/ (configs, database, sockets, logs). The admin password is generated
 on the first run and kept in run/admin-password. Ctrl-C, or SIGTERM to this runner (as `kill`,
@@ -24,6 +26,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = Path(os.environ.get("CESI_DEMO_DIR") or ROOT / "run")
@@ -104,6 +108,14 @@ stats_interval = 2
 """
 
 
+# made on the first run; their webhook is web-1's first web server (demo/web.py logs it)
+ALERT_RULES = [
+    {"name": "fatal", "kind": "fatal", "webhook_url": f"http://127.0.0.1:{WEB_PORT}/alerts"},
+    {"name": "flapping", "kind": "flapping", "threshold": 3, "window_minutes": 10,
+     "webhook_url": f"http://127.0.0.1:{WEB_PORT}/alerts"},
+]
+
+
 def nodes() -> dict[str, tuple[str, str, str]]:
     """The demo's nodes: legacy-1 only when supervisord can run here."""
     return {name: spec for name, spec in NODES.items()
@@ -134,6 +146,35 @@ def start_node(name: str, kind: str, programs: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def cli(console_conf: Path, *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "cesi_like.console.cli", "--config",
+                           str(console_conf), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def wait_for_console(deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{PORT}/login", timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def add_alert_rules(console_conf: Path) -> None:
+    """ALERT_RULES, through the API with a token that expires in a day."""
+    token = cli(console_conf, "tokens", "create", "admin", "--label", "demo alert rules",
+                "--expires-days", "1").split()[-1]
+    for rule in ALERT_RULES:
+        answer = requests.post(f"http://127.0.0.1:{PORT}/api/v1/alerts", json=rule, timeout=10,
+                               headers={"Authorization": f"Bearer {token}"})
+        if answer.status_code not in (201, 409):  # 409: made on an earlier run
+            print(f"demo: alert rule {rule['name']}: HTTP {answer.status_code} "
+                  f"{answer.text[:200]}", file=sys.stderr)
+
+
 def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM ends the demo as Ctrl-C does: through `finally`
 
@@ -146,12 +187,20 @@ def main() -> None:
         secret.write_text(secrets.token_urlsafe(12))
         secret.chmod(0o600)
     password = secret.read_text().strip()
+    first_run = not (RUN / "console.db").exists()
     console_conf = RUN / "cesi.conf"
     console_conf.write_text(console_config(password))
-    children: list[subprocess.Popen[bytes]] = []
+    console: list[subprocess.Popen[bytes]] = []
+    fleet: list[subprocess.Popen[bytes]] = []
     try:
+        # the console first: on the first run its alert rules are there before anything fails
+        console.append(subprocess.Popen([sys.executable, "-m", "cesi_like.console.cli",
+                                         "--config", str(console_conf), "serve", "--bind",
+                                         f"0.0.0.0:{PORT}"]))
+        if first_run and wait_for_console(time.monotonic() + 60):
+            add_alert_rules(console_conf)
         for name, (_environment, kind, programs) in nodes().items():
-            children.append(start_node(name, kind, programs))
+            fleet.append(start_node(name, kind, programs))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not all(
                 (RUN / name / "node.sock").exists() for name in nodes()):
@@ -163,18 +212,14 @@ def main() -> None:
         if not HAS_SUPERVISOR:
             print("  (pip install supervisor to add legacy-1, a stock supervisord node)")
         print("  Ctrl-C stops everything.\n", flush=True)
-        children.append(subprocess.Popen([sys.executable, "-m", "cesi_like.console.cli",
-                                          "--config", str(console_conf), "serve", "--bind",
-                                          f"0.0.0.0:{PORT}"]))
-        children[-1].wait()
+        console[0].wait()
     except KeyboardInterrupt:
         pass
     finally:
         # the console first (gunicorn stops its workers and pollers), then every node at
         # once (each stops its programs); a Ctrl-C in a terminal already reached them: no harm
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        console, nodes_ = children[len(nodes()):], children[:len(nodes())]
-        for group in (console, nodes_):
+        for group in (console, fleet):
             for child in group:
                 if child.poll() is None:
                     child.terminate()

@@ -1,5 +1,6 @@
 """`make run`: a fleet of three or more nodes in two environments, with a flapping and a
-FATAL program, on the console within 15 s; and it stops cleanly (#11.5): SIGINT or SIGTERM to
+FATAL program, on the console within 15 s and listed as open problems by the demo's alert
+rules; and it stops cleanly (#11.5): SIGINT or SIGTERM to
 the demo runner (as Ctrl-C, `kill`, `timeout` or systemd send it) stops the console (gunicorn,
 its workers and pollers), every node and their programs: nothing of the demo is left
 running."""
@@ -46,6 +47,19 @@ def fleet_is_shown(run: Path, console: str) -> None:
                                                     for p in fatal} and len(starts) >= 2
 
     wait_for(fatal_and_flapping, timeout=15, what="a FATAL and a flapping program")
+
+    def alerted() -> set[tuple[str, str, str]]:
+        return {(p["kind"], p["node"], p["process"]) for p in api.get(
+            f"{console}/api/v1/problems", timeout=10).json()}
+
+    # the demo's alert rules were there before the nodes started: both are open problems
+    wait_for(lambda: {("fatal", "jobs-1", "exporter:exporter"),
+                      ("flapping", "jobs-1", "flaky:flaky")} <= alerted(),
+             timeout=30, what="the FATAL and the flapping program on the Alerts page")
+    # their webhook is web-1's first web server: it wrote the FATAL alert to its log
+    wait_for(lambda: "exporter:exporter on jobs-1 entered FATAL" in api.get(
+        f"{console}/api/v1/nodes/web-1/processes/web:web_0/log", timeout=10).json()["data"],
+             timeout=30, what="the alert in the web server's log")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
