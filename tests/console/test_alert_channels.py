@@ -26,11 +26,13 @@ from cesi_like.console.app import create_app, make_poller
 from cesi_like.console.context import console
 from cesi_like.console.storage import db as database
 from cesi_like.console.storage.models import ActivityLog, AlertRule, Node
-from tests.console.test_alerts import Sink
+from tests.console.test_alerts import Sink, mail  # mail: a local SMTP sink, a fixture
 from tests.support.console import settings, token_for
 from tests.support.daemons import daemons
-from tests.support.ports import closed_url, free_port
+from tests.support.ports import closed_url
 from tests.support.waiting import wait_for
+
+__all__ = ["mail"]
 
 CRASHER = """
 [program:crasher]
@@ -77,17 +79,6 @@ def receiver() -> Iterator[Receiver]:
     found.server.server_close()
 
 
-@pytest.fixture
-def sink() -> Iterator[tuple[Sink, int]]:
-    from aiosmtpd.controller import Controller
-
-    found, port = Sink(), free_port()
-    controller = Controller(found, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield found, port
-    controller.stop()
-
-
 def ntfy_topic(receiver: Receiver) -> list[bytes]:
     """What reached the ntfy server's topic (ntfy takes JSON at its root, the topic in it)."""
     return [body for path, body in receiver.got if path == "/" and b"ops-alerts" in body]
@@ -103,8 +94,8 @@ def admin(app: Flask) -> dict[str, str]:
 
 
 def test_a_crash_reaches_every_apprise_channel_with_what_happened(
-        tmp_path: Path, receiver: Receiver, sink: tuple[Sink, int]) -> None:
-    mails, smtp_port = sink
+        tmp_path: Path, receiver: Receiver, mail: tuple[Sink, int]) -> None:
+    mails, smtp_port = mail
     app = make(tmp_path)
     urls = [f"json://{receiver.base}/hook", f"form://{receiver.base}/form",
             f"ntfy://{receiver.base}/ops-alerts",

@@ -392,9 +392,9 @@ def resolve(db: Session, events: list[ProcessEvent], answered: list[int],
     if not (running or answered):
         return []
     now = now or utcnow()
-    names = dict(db.execute(select(Node.id, Node.name).where(Node.id.in_(answered))).all()) \
-        if answered else {}
-    subjects = set(running) | set(names.values())
+    answering = set(db.scalars(select(Node.name).where(Node.id.in_(answered)))) \
+        if answered else set()
+    subjects = set(running) | answering
     open_ = list(db.execute(select(AlertFiring, AlertRule).join(AlertRule).where(
         AlertFiring.resolved_at.is_(None),
         AlertFiring.subject.in_(subjects) | (AlertRule.kind == "flapping"))).all())
@@ -403,7 +403,7 @@ def resolve(db: Session, events: list[ProcessEvent], answered: list[int],
         if rule.kind in THRESHOLDS:  # over when the stats say so (services/thresholds.py)
             continue
         if rule.kind == "unreachable":
-            if firing.subject not in names.values():
+            if firing.subject not in answering:
                 continue
             node, group, name = firing.subject, None, None
             text = f"node {node} answers again"
@@ -411,7 +411,7 @@ def resolve(db: Session, events: list[ProcessEvent], answered: list[int],
             node, _, spec = firing.subject.partition("/")
             group, _, name = spec.partition(":")  # as supervisord splits a name
             event = running.get(firing.subject)
-            if event is None and rule.kind == "flapping" and node in names.values():
+            if event is None and rule.kind == "flapping" and node in answering:
                 event = _settled(db, node, group, name)
             if event is None:
                 continue

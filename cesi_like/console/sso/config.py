@@ -75,9 +75,19 @@ class SignIn:
     def local(self) -> bool:
         return "local" in self.methods
 
+    @property
+    def active_ldap(self) -> LdapSettings | None:
+        """The directory's settings when directory logins are on."""
+        return self.ldap if "ldap" in self.methods else None
+
+    @property
+    def active_oidc(self) -> OidcSettings | None:
+        """The OpenID provider's settings when its logins are on."""
+        return self.oidc if "oidc" in self.methods else None
+
     def rules(self, source: str) -> tuple[GroupRule, ...]:
-        found = self.ldap if source == "ldap" else self.oidc
-        return found.groups if found is not None and source in self.methods else ()
+        found = self.active_ldap if source == "ldap" else self.active_oidc
+        return found.groups if found is not None else ()
 
 
 LDAP_KEYS = ("url", "groups", "start_tls", "ca_file", "bind_dn", "bind_password", "user_base",

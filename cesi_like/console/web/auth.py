@@ -102,7 +102,7 @@ def _confirmed(db: Session, user: User, from_session: bool) -> bool:
 
 
 def _directory(sign_in: SignIn) -> Directory | None:
-    return Directory(sign_in.ldap) if sign_in.ldap and "ldap" in sign_in.methods else None
+    return Directory(sign_in.active_ldap) if sign_in.active_ldap else None
 
 
 def login_page(notice: str = "", status: int = 200,
@@ -110,10 +110,10 @@ def login_page(notice: str = "", status: int = 200,
     """The login page: the password form (local accounts and the directory's) and, when an
     OpenID provider is on, its button; `notice` says what went wrong."""
     sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
-    oidc_name = sign_in.oidc.name if sign_in.oidc and "oidc" in sign_in.methods else None
+    oidc_name = sign_in.active_oidc.name if sign_in.active_oidc else None
     return render_template("auth/login.html", form=form or LoginForm(), notice=notice,
-                           oidc_name=oidc_name, directory="ldap" in sign_in.methods
-                           and sign_in.ldap is not None), status
+                           oidc_name=oidc_name,
+                           directory=sign_in.active_ldap is not None), status
 
 
 def signed_in(user: User, remember: bool = False) -> None:
@@ -129,8 +129,7 @@ def login() -> str | Response | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(url_for("fleet.dashboard"))
     sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
-    if request.method == "GET" and session.pop(RESUME, False) and sign_in.oidc is not None \
-            and "oidc" in sign_in.methods:
+    if request.method == "GET" and session.pop(RESUME, False) and sign_in.active_oidc:
         return redirect(url_for("sso.oidc_login", next=request.args.get("next"), silent=1))
     form = LoginForm()
     if not form.validate_on_submit():

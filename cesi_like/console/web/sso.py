@@ -37,7 +37,7 @@ NEEDS_THE_USER = {"login_required", "interaction_required", "consent_required",
 
 def _settings() -> SignIn:
     sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
-    if sign_in.oidc is None or "oidc" not in sign_in.methods:
+    if sign_in.active_oidc is None:
         abort(404)
     return sign_in
 
