@@ -55,7 +55,9 @@ startsecs=0
 
 
 def calls(agent_log: Path) -> int:
-    return agent_log.read_text().count("XML-RPC method called:")
+    """The polls the agent has answered: each poll of a node is one getChangesSince (the
+    sampler's getProcessStats, every stats_interval, is not a poll)."""
+    return agent_log.read_text().count("XML-RPC method called: cesi.getChangesSince()")
 
 
 def now() -> datetime.datetime:
@@ -103,7 +105,10 @@ def test_two_hosts_poll_each_node_once_and_take_over_from_a_dead_one(tmp_path: P
         window = 5
         wait_for(lambda: calls(agent_log) - before >= NODES * window, 60, "the polls")
         per_node_per_interval = window * INTERVAL / (time.monotonic() - began)
-        assert 0.7 < per_node_per_interval < 1.3, per_node_per_interval  # 2 if both polled
+        # 1 if each node is polled by one host, 2 if by both. Polls come in rounds, so five
+        # rounds counted from any instant take 4 to 5 intervals (1.0-1.25), more on a loaded
+        # machine where a late round catches up: the midpoint tells once from twice
+        assert 0.6 < per_node_per_interval < 1.5, per_node_per_interval
 
         for _ in range(20):  # the same snapshot from either host, between two polls
             first, other, again = listed("a"), listed("b"), listed("a")
