@@ -130,6 +130,11 @@ def main() -> None:
             api = api_session(run)
             wait(lambda: api.get(f"{console}/api/v1/processes", params={"state": "FATAL"},
                                  timeout=5).json(), 30, "the FATAL program")
+            # the restart below acts on what the last polls saw: both staging nodes' workers
+            wait(lambda: {row["node"] for row in api.get(
+                f"{console}/api/v1/processes", params={"environment": "staging",
+                                                       "group": "worker"}, timeout=5).json()}
+                 == {"web-2", "legacy-1"}, 30, "the staging workers")
             queued = api.post(f"{console}/api/v1/bulk", timeout=10, json={
                 "action": "restart", "spec": "worker:*", "environment": "staging"})
             queued.raise_for_status()
