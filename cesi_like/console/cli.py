@@ -179,8 +179,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
-    """list (default); rotate-key: seal every node password with a new key; reseal: seal them
-    again with the newest configured key; new-key: print a fresh key."""
+    """list (default); rotate-key: seal every stored secret (node passwords, alert channels and
+    webhook secrets) with a new key; reseal: seal them again with the newest configured key;
+    new-key: print a fresh key."""
     from .storage import secrets as node_secrets
 
     if args.action == "new-key":
@@ -204,17 +205,18 @@ def cmd_nodes(args: argparse.Namespace) -> int:
             # both keys first (anything opens), then every password sealed anew, then only
             # the new key: no moment where a stored password cannot be opened
             node_secrets.write_key_file(secrets.path, [new, *secrets.keys])
-            count = node_secrets.reseal(db, node_secrets.NodeSecrets.from_file(secrets.path))
-            _record(app, db, "node.rotate-key", f"{count} node passwords sealed anew")
+            count = node_secrets.resealed(node_secrets.reseal(
+                db, node_secrets.NodeSecrets.from_file(secrets.path)))
+            _record(app, db, "node.rotate-key", f"sealed anew: {count}")
             db.commit()
             node_secrets.write_key_file(secrets.path, [new])
-            print(f"node key rotated: {count} node passwords sealed with the new key; "
+            print(f"node key rotated: {count} sealed with the new key; "
                   f"{secrets.path} holds only it")
             return 0
-        count = node_secrets.reseal(db, secrets)
-        _record(app, db, "node.reseal", f"{count} node passwords sealed anew")
+        count = node_secrets.resealed(node_secrets.reseal(db, secrets))
+        _record(app, db, "node.reseal", f"sealed anew: {count}")
         db.commit()
-        print(f"{count} node passwords sealed with the newest key")
+        print(f"{count} sealed with the newest key")
         return 0
 
 
@@ -362,9 +364,10 @@ def parser() -> argparse.ArgumentParser:
     nodes = sub.add_parser("nodes", help="list nodes; rotate or print the node-password key")
     nodes.add_argument("action", nargs="?", default="list",
                        choices=["list", "rotate-key", "reseal", "new-key"],
-                       help="rotate-key: a new key in the key file, every node password sealed "
-                            "with it; reseal: seal them with the newest key of node_key; "
-                            "new-key: print a fresh key")
+                       help="rotate-key: a new key in the key file, every stored secret (node "
+                            "passwords, alert channels and webhook secrets) sealed with it; "
+                            "reseal: seal them with the newest key of node_key; new-key: print "
+                            "a fresh key")
     nodes.set_defaults(run=cmd_nodes)
     status = sub.add_parser("status", help="poll the nodes now and print their processes")
     status.add_argument("--node", help="only this node")

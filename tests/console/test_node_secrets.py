@@ -74,7 +74,7 @@ def test_plaintext_rows_are_sealed_at_start_and_a_wrong_key_is_refused(tmp_path:
     other = Fernet.generate_key().decode()
     with pytest.raises(ConfigError) as refused:
         create_app({"CESI_SETTINGS": settings(tmp_path, node_key=other)})
-    assert "does not open the stored password of old" in str(refused.value)
+    assert "does not open the node password of old" in str(refused.value)
     assert "node_key" in str(refused.value)
     with pytest.raises(ConfigError, match="not a Fernet key"):
         create_app({"CESI_SETTINGS": settings(tmp_path, node_key="nope")})
@@ -86,10 +86,20 @@ def test_rotate_key_reseals_every_password(tmp_path: Path) -> None:
     config.write_text("[node:a]\nhost = h1\nusername = u\npassword = first pw\n"
                       "[node:b]\nhost = h2\nusername = u\npassword = second pw\n")
     assert cesi(tmp_path, "import-config", str(config)).returncode == 0
+    app = create_app({"CESI_SETTINGS": Settings(database=f"sqlite:///{tmp_path}/cli.db",
+                                                admin_password="first admin pw")})
+    made = app.test_client().post(
+        "/api/v1/alerts", headers={"Authorization": f"Bearer {token_for(app, 'admin')}"},
+        json={"name": "crashes", "kind": "crash", "notify": ["ntfy://ntfy.example.org/ops"],
+              "webhook_url": "https://hooks.example.org/x", "webhook_secret": "hook secret"})
+    assert made.status_code == 201, made.get_json()
+    console(app).engine.dispose()
     key_file = tmp_path / "cesi-like.node-key"
     old_key, before = key_file.read_text().strip(), stored(tmp_path / "cli.db")
     rotated = cesi(tmp_path, "nodes", "rotate-key")
-    assert rotated.returncode == 0 and "2 node passwords sealed" in rotated.stdout
+    assert rotated.returncode == 0, rotated.stderr
+    assert ("2 node passwords, 1 alert channel list, 1 alert webhook secret sealed with the "
+            "new key") in rotated.stdout
     new_key, after = key_file.read_text().strip(), stored(tmp_path / "cli.db")
     assert new_key != old_key and "\n" not in new_key
     assert all(after[name] != before[name] for name in ("a", "b"))
@@ -98,11 +108,18 @@ def test_rotate_key_reseals_every_password(tmp_path: Path) -> None:
         "a": "first pw", "b": "second pw"}
     with pytest.raises(ValueError):
         NodeSecrets([old_key]).decrypt(str(after["a"]))
+    with sqlite3.connect(tmp_path / "cli.db") as connection:  # the alert's secrets too
+        notify, secret = connection.execute(
+            "SELECT notify, webhook_secret FROM alert_rules").fetchone()
+    assert fresh.decrypt(notify) == '["ntfy://ntfy.example.org/ops"]'
+    assert fresh.decrypt(secret) == "hook secret"
+    with pytest.raises(ValueError):
+        NodeSecrets([old_key]).decrypt(secret)
     # with the key in the settings, rotation is the admin's: refused with the steps
     env_key = cesi(tmp_path, "nodes", "new-key").stdout.strip()
     refused = cesi(tmp_path, "nodes", "rotate-key", env={"CESI_LIKE_NODE_KEY": new_key})
     assert refused.returncode == 1 and "reseal" in refused.stderr
     both = f"{env_key},{new_key}"
     resealed = cesi(tmp_path, "nodes", "reseal", env={"CESI_LIKE_NODE_KEY": both})
-    assert resealed.returncode == 0 and "2 node passwords" in resealed.stdout
+    assert resealed.returncode == 0 and "2 node passwords, 1 alert" in resealed.stdout
     assert NodeSecrets([env_key]).decrypt(str(stored(tmp_path / "cli.db")["a"])) == "first pw"

@@ -1,4 +1,5 @@
-"""Node passwords encrypted at rest (Fernet, from `cryptography`).
+"""Node passwords (and the alert rules' channel URLs and webhook secrets) encrypted at rest
+(Fernet, from `cryptography`).
 
 The console must present each node's password to the node, so it cannot hash it; it encrypts
 it with a key that lives outside the database: `node_key` in the settings (or
@@ -16,7 +17,9 @@ node (`NodeClient(reveal=...)`), so the rest of the console never holds a node p
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import select
@@ -74,7 +77,7 @@ class NodeSecrets:
         try:
             return self._current().decrypt(stored[len(PREFIX):].encode()).decode()
         except InvalidToken:
-            raise NodeKeyError("a node password was encrypted with a key the console does not "
+            raise NodeKeyError("a stored secret was encrypted with a key the console does not "
                             "have (node_key / node_key_file)") from None
 
     def rotate(self, stored: str) -> str:
@@ -121,39 +124,56 @@ def write_key_file(path: str, keys: Sequence[str]) -> None:
     os.replace(temporary, path)
 
 
+def sealed_columns() -> list[tuple[Any, str]]:
+    """Every column sealed with the node key, with what a message calls its values: the node
+    passwords, and the alert rules' channel URLs and webhook secrets (they hold tokens)."""
+    from .models import AlertRule, Node
+
+    return [(Node.password, "node password"), (AlertRule.notify, "alert channel list"),
+            (AlertRule.webhook_secret, "alert webhook secret")]
+
+
+def _rows(db: Session, column: Any) -> Iterator[tuple[Any, str]]:
+    """(row, its stored value) of every row of `column`'s table that has a value."""
+    for row in db.scalars(select(column.class_).where(column.is_not(None))):
+        yield row, getattr(row, column.key)
+
+
 def seal_plaintext(db: Session, secrets: NodeSecrets) -> int:
     """Seal every node password still stored in the clear (from before encryption existed,
-    or written by hand); check that every sealed one opens with the key. Returns how many
-    were sealed; NodeKeyError names the nodes whose password the key cannot open."""
-    from .models import Node
-
+    or written by hand); check that every sealed value opens with the key. Returns how many
+    were sealed; NodeKeyError names the rows whose value the key cannot open."""
     sealed, unreadable = 0, []
-    for node in db.scalars(select(Node).where(Node.password.is_not(None))):
-        assert node.password is not None
-        if not node.password.startswith(PREFIX):
-            node.password = secrets.encrypt(node.password)
-            sealed += 1
-        else:
+    for column, what in sealed_columns():
+        for row, value in _rows(db, column):
+            if not value.startswith(PREFIX):
+                setattr(row, column.key, secrets.encrypt(value))
+                sealed += 1
+                continue
             try:
-                secrets.decrypt(node.password)
+                secrets.decrypt(value)
             except NodeKeyError:
-                unreadable.append(node.name)
+                unreadable.append(f"the {what} of {row.name}")
     if unreadable:
         db.rollback()
-        raise NodeKeyError(f"the node key does not open the stored password of "
-                           f"{', '.join(unreadable[:10])}: set node_key or node_key_file to "
-                           "the key they were sealed with")
+        raise NodeKeyError(f"the node key does not open {', '.join(unreadable[:10])}: set "
+                           "node_key or node_key_file to the key they were sealed with")
     db.commit()
     return sealed
 
 
-def reseal(db: Session, secrets: NodeSecrets) -> int:
-    """Seal every stored node password again with the newest key (not committed)."""
-    from .models import Node
-
-    count = 0
-    for node in db.scalars(select(Node).where(Node.password.is_not(None))):
-        assert node.password is not None
-        node.password = secrets.rotate(node.password)
-        count += 1
+def reseal(db: Session, secrets: NodeSecrets) -> Counter[str]:
+    """Seal every stored secret again with the newest key (not committed); how many of each
+    kind (`sealed_columns`). A rotation that left one out would lose it with the old key."""
+    count: Counter[str] = Counter()
+    for column, what in sealed_columns():
+        for row, value in _rows(db, column):
+            setattr(row, column.key, secrets.rotate(value))
+            count[what] += 1
     return count
+
+
+def resealed(count: Counter[str]) -> str:
+    """What `reseal` did, for a person: "2 node passwords, 1 alert channel list"."""
+    return ", ".join(f"{number} {what}{'' if number == 1 else 's'}"
+                     for what, number in count.items()) or "no stored secrets"
