@@ -53,6 +53,9 @@ def test_ldap_section_with_the_secret_from_the_environment(tmp_path: Path) -> No
     ("[oidc]\ndiscovery_url = https://id.example.org/.well-known/openid-configuration\n"
      "client_id = cesi\nclient_secret = x\nscopes = profile\ngroups = a -> viewer\n", {},
      "cesi.conf:5: [oidc] scopes: must include openid"),
+    ("[oidc]\ndiscovery_url = https://id.example.org/.well-known/openid-configuration\n"
+     "client_id = cesi\nclient_secret = x\nprompt = none\ngroups = a -> viewer\n", {},
+     "cesi.conf:5: [oidc] prompt: expected one or more of login, consent, select_account"),
 ])
 def test_a_broken_section_names_file_line_and_key(tmp_path: Path, text: str,
                                                    environ: dict[str, str], where: str) -> None:
@@ -69,6 +72,7 @@ def test_oidc_from_the_environment_alone() -> None:
         "CESI_LIKE_LOGIN_METHODS": "oidc"})
     assert settings.oidc is not None and settings.oidc.name == "Keycloak"
     assert login_methods(settings) == {"oidc"}
+    assert (settings.oidc.prompt, settings.oidc.offline) == ("", False)  # asked for neither
 
 
 def test_the_group_map_gives_the_highest_role_and_the_union_of_environments() -> None:

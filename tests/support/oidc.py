@@ -38,9 +38,11 @@ class Provider:
 
 
 @contextmanager
-def oidc_provider(packages: Path, folder: Path, console_url: str) -> Iterator[Provider]:
+def oidc_provider(packages: Path, folder: Path, console_url: str,
+                  refresh: bool = False) -> Iterator[Provider]:
     """Start the provider (its packages installed in `packages`) for a console at
-    `console_url`; stopped afterwards."""
+    `console_url`; stopped afterwards. With `refresh`, the console's client may use refresh
+    tokens (offline_access), and each use gives a new one (the old one then fails)."""
     folder.mkdir(parents=True, exist_ok=True)
     script = packages / SCRIPT.name
     shutil.copy(SCRIPT, script)  # beside node_modules, where its imports are found
@@ -50,7 +52,9 @@ def oidc_provider(packages: Path, folder: Path, console_url: str) -> Iterator[Pr
         "clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                      "redirect_uris": [f"{console_url}/login/oidc/callback"],
                      "post_logout_redirect_uris": [f"{console_url}/login"],
-                     "grant_types": ["authorization_code"], "response_types": ["code"],
+                     "grant_types": ["authorization_code", *(["refresh_token"] if refresh
+                                                             else [])],
+                     "response_types": ["code"],
                      "token_endpoint_auth_method": "client_secret_basic"}]}))
     log = (folder / "provider.log").open("w+")
     process = subprocess.Popen(["node", str(script), str(config)], cwd=packages,

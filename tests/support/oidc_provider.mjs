@@ -55,6 +55,7 @@ server.listen(0, '127.0.0.1', () => {
       groups: ['groups'] },
     conformIdTokenClaims: false, // the claims asked for go into the ID token too
     pkce: { required: () => true },
+    rotateRefreshToken: true, // a used refresh token is spent: the console must keep the new one
     features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
     async findAccount(ctx, id) {
       const found = accounts()[id];

@@ -8,26 +8,30 @@ unless an admin disabled it here (`disabled_by = "admin"` sticks). A name that b
 account of another source is never taken over: a directory user called `admin` does not
 become the local admin.
 
-Sessions of SSO accounts are confirmed again every `sso_recheck_minutes` (`due`): LDAP with a
-service account asks the directory again (`recheck`); otherwise the session ends and the user
-signs in again, which asks the directory or provider."""
+Sessions and API tokens of SSO accounts are confirmed again every `sso_recheck_minutes`
+(`due`): LDAP with a service account asks the directory again, OpenID with the refresh token
+the provider gave at sign-in asks the provider (`recheck`); otherwise the session ends and the
+user signs in again, which asks the directory or provider."""
 
 from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..sso import Identity, Unavailable
 from ..sso.groups import Grant, GroupRule, grant_for
-from ..sso.ldap import Directory
 from ..storage.models import Environment, Source, User, utcnow
 from . import ServiceError, tokens
 from .activity import Actor, Result, record
 
 log = logging.getLogger(__name__)
+# asks the directory or provider about a user without them: who they are now (None: not
+# known there any more); Unavailable when it cannot answer
+Lookup = Callable[[User], Identity | None]
 NO_PASSWORD = "!"  # never a valid hash: an SSO account cannot log in with a local password
 
 
@@ -59,6 +63,7 @@ def _grant(db: Session, identity: Identity,
 def shut_out(db: Session, actor: Actor, user: User, why: str) -> None:
     """The directory or provider no longer allows `user`: disabled until its next yes,
     sessions ended, tokens revoked (not committed)."""
+    user.sso_refresh = None  # a grant the provider refused is not asked again
     if user.active:
         revoked = tokens.revoke_all(db, user)
         user.active = False
@@ -120,36 +125,41 @@ def due(user: User, recheck_minutes: float, now: datetime.datetime | None = None
         minutes=recheck_minutes)
 
 
-def recheck(db: Session, actor: Actor, user: User, directory: Directory | None,
+def recheck(db: Session, actor: Actor, user: User, lookup: Lookup | None,
             rules: tuple[GroupRule, ...]) -> bool:
     """Confirm an SSO account whose check is `due` (committed): True when it may go on.
-    Only an LDAP directory with a service account can be asked without the user; for the
-    rest, and when the directory cannot be reached, the session ends (signing in again asks).
-    """
-    if user.source != Source.LDAP or directory is None or not directory.settings.can_search:
+    `lookup` asks the directory or provider about the user without them (LDAP with a service
+    account, OpenID with a refresh token); without one, and when it cannot answer, the
+    session ends (signing in again asks)."""
+    where = "directory" if user.source == Source.LDAP else "provider"
+    if lookup is None:
         user.end_sessions()
         record(db, actor, "logout", user.username,
                detail=f"{user.source} session over: sign in again to be checked")
         db.commit()
         return False
     try:
-        identity = directory.lookup(user.username)
+        identity = lookup(user)
     except Unavailable as exc:
         user.end_sessions()
         record(db, actor, "logout", user.username, Result.FAILED,
-               f"the directory could not confirm the session: {exc}")
+               f"the {where} could not confirm the session: {exc}")
         db.commit()
         return False
-    granted = None if identity is None else _grant(db, identity, rules)
+    granted = None if identity is None or identity.username != user.username \
+        else _grant(db, identity, rules)
     if granted is None:
-        shut_out(db, actor, user, "no longer in the directory" if identity is None
+        gone = "no longer in the directory" if user.source == Source.LDAP \
+            else "the provider refused its refresh token"
+        shut_out(db, actor, user, gone if identity is None
+                 else "named another user" if identity.username != user.username
                  else "in no mapped group")
         db.commit()
         return False
     grant, scope = granted
     if grant.role.value != user.role or [e.id for e in scope] != [e.id for e in user.scope]:
         record(db, actor, "user.update", user.username,
-               detail=f"from the directory: role {grant.role.value}, environments "
+               detail=f"from the {where}: role {grant.role.value}, environments "
                       + (",".join(e.name for e in scope) or "all"))
         user.role, user.scope = grant.role.value, scope
     user.sso_checked_at = utcnow()

@@ -60,6 +60,14 @@ class OidcSettings:
     groups_claim: str = "groups"
     username_claim: str = "preferred_username"
     timeout: float = 5.0
+    # sent with every sign-in that shows the provider's pages: `consent` where the provider
+    # issues a refresh token (offline_access) only then, as OpenID Connect Core 11 allows
+    prompt: str = ""
+
+    @property
+    def offline(self) -> bool:
+        """The console asks for a refresh token, to re-check users without them."""
+        return "offline_access" in self.scopes.split()
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,8 @@ LDAP_KEYS = ("url", "groups", "start_tls", "ca_file", "bind_dn", "bind_password"
              "user_filter", "user_dn_template", "username_attribute", "group_base",
              "group_filter", "member_of_attribute", "timeout")
 OIDC_KEYS = ("discovery_url", "client_id", "client_secret", "groups", "name", "scopes",
-             "groups_claim", "username_claim", "timeout")
+             "groups_claim", "username_claim", "timeout", "prompt")
+PROMPTS = ("login", "consent", "select_account")  # "none" is the console's own (silent) ask
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 
@@ -180,13 +189,16 @@ def read_oidc(values: Mapping[str, str], fail: Fail) -> OidcSettings:
     scopes = " ".join(values.get("scopes", "openid profile email").replace(",", " ").split())
     if "openid" not in scopes.split():
         raise fail("scopes", "must include openid")
+    prompt = " ".join((values.get("prompt") or "").replace(",", " ").split())
+    if any(value not in PROMPTS for value in prompt.split()):
+        raise fail("prompt", f"expected one or more of {', '.join(PROMPTS)}")
     return OidcSettings(
         discovery_url=url, client_id=values["client_id"].strip(),
         client_secret=values["client_secret"], groups=rules,
         name=(values.get("name") or "").strip() or "single sign-on", scopes=scopes,
         groups_claim=(values.get("groups_claim") or "").strip() or "groups",
         username_claim=(values.get("username_claim") or "").strip() or "preferred_username",
-        timeout=timeout)
+        timeout=timeout, prompt=prompt)
 
 
 def _readable(path: str) -> bool:

@@ -1,17 +1,25 @@
 """The console as an OpenID Connect client (Authlib): authorization code flow with PKCE
 (S256), `state` and `nonce` kept in the session, the provider found from its discovery URL,
 and the ID token verified by Authlib against the provider's JWKS (signature, issuer, audience,
-expiry, nonce). One client per app, so apps with different providers can share a process."""
+expiry, nonce). One client per app, so apps with different providers can share a process.
+
+With `offline_access` in the scopes, the provider's refresh token lets the console ask about a
+user again without them (`ask_again`): the refresh-token grant answers with a fresh ID token
+(or, from providers that send none, the userinfo endpoint is read), checked like the first."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
+import requests
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app
+from joserfc.errors import JoseError
 
-from . import Identity
+from . import Identity, Unavailable
 from .config import OidcSettings
 
 _KEY = "cesi_like.oidc"
@@ -60,3 +68,33 @@ def identity(claims: dict[str, Any], settings: OidcSettings) -> Identity:
     raw = claims.get(settings.groups_claim, [])
     groups = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
     return Identity(username, "oidc", tuple(g for g in groups if isinstance(g, str))[:1000])
+
+
+def ask_again(settings: OidcSettings, refresh_token: str,
+              keep: Callable[[str], None]) -> Identity | None:
+    """Who the provider says the holder of `refresh_token` is now. None when it refuses the
+    grant (`invalid_grant`: the user is gone or disabled there, or the grant was revoked);
+    Unavailable when it cannot answer, or answers with something the console cannot use.
+    A new refresh token in the answer goes to `keep` first, even when the rest is refused:
+    providers that rotate them have spent the old one."""
+    try:
+        token = client().fetch_access_token(grant_type="refresh_token",
+                                            refresh_token=refresh_token)
+    except AuthlibBaseError as exc:
+        if getattr(exc, "error", None) == "invalid_grant":
+            return None
+        raise Unavailable(f"the provider refused the re-check: {exc}") from None
+    except (requests.RequestException, ValueError) as exc:
+        raise Unavailable(f"the provider could not be reached: {exc}") from None
+    if token.get("refresh_token"):
+        keep(str(token["refresh_token"]))
+    try:
+        if token.get("id_token"):
+            claims = client().parse_id_token(token, nonce=None,
+                                             claims_options=claims_options(settings))
+        else:
+            claims = client().userinfo(token=token)
+        return identity(dict(claims), settings)
+    except (AuthlibBaseError, JoseError, BadClaims, requests.RequestException,
+            ValueError) as exc:
+        raise Unavailable(f"the provider's answer could not be used: {exc}") from None

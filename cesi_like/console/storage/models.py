@@ -92,6 +92,9 @@ class User(UserMixin, Base):
     # its role, environments and active flag follow the directory or provider (services.sso)
     source: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
     sso_checked_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    # an OpenID account's refresh token (offline_access), sealed with the node key: how the
+    # console asks the provider about the user again without them (services.sso.recheck)
+    sso_refresh: Mapped[str | None] = mapped_column(Text, nullable=True)
     # "admin" (sticks) or the SSO source that refused the user (its next yes enables again)
     disabled_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)

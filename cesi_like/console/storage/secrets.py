@@ -1,5 +1,5 @@
-"""Node passwords (and the alert rules' channel URLs and webhook secrets) encrypted at rest
-(Fernet, from `cryptography`).
+"""Node passwords (and the other secrets the console must send on: alert channel URLs and
+webhook secrets, OpenID refresh tokens) encrypted at rest (Fernet, from `cryptography`).
 
 The console must present each node's password to the node, so it cannot hash it; it encrypts
 it with a key that lives outside the database: `node_key` in the settings (or
@@ -126,11 +126,13 @@ def write_key_file(path: str, keys: Sequence[str]) -> None:
 
 def sealed_columns() -> list[tuple[Any, str]]:
     """Every column sealed with the node key, with what a message calls its values: the node
-    passwords, and the alert rules' channel URLs and webhook secrets (they hold tokens)."""
-    from .models import AlertRule, Node
+    passwords, the alert rules' channel URLs and webhook secrets (they hold tokens), and the
+    OpenID accounts' refresh tokens."""
+    from .models import AlertRule, Node, User
 
     return [(Node.password, "node password"), (AlertRule.notify, "alert channel list"),
-            (AlertRule.webhook_secret, "alert webhook secret")]
+            (AlertRule.webhook_secret, "alert webhook secret"),
+            (User.sso_refresh, "OpenID refresh token")]
 
 
 def _rows(db: Session, column: Any) -> Iterator[tuple[Any, str]]:
@@ -153,7 +155,7 @@ def seal_plaintext(db: Session, secrets: NodeSecrets) -> int:
             try:
                 secrets.decrypt(value)
             except NodeKeyError:
-                unreadable.append(f"the {what} of {row.name}")
+                unreadable.append(f"the {what} of {getattr(row, 'name', None) or row.username}")
     if unreadable:
         db.rollback()
         raise NodeKeyError(f"the node key does not open {', '.join(unreadable[:10])}: set "

@@ -22,7 +22,7 @@ from flask_login import LoginManager, current_user, login_required, login_user, 
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from ..context import actor, client_ip
+from ..context import actor, client_ip, console
 from ..guard import safe_next
 from ..services import Problem, logins, sso
 from ..services import tokens as token_rules
@@ -30,8 +30,8 @@ from ..services import users as user_rules
 from ..services.access import Permission
 from ..services.activity import Actor, record
 from ..services.credentials import token_for_secret
-from ..sso import Unavailable
-from ..sso.config import SignIn
+from ..sso import Identity, Unavailable, oidc
+from ..sso.config import OidcSettings, SignIn
 from ..sso.ldap import Directory
 from ..storage import db as database
 from ..storage.models import Source, User, utcnow
@@ -84,21 +84,44 @@ def load_user_from_token(req: object) -> User | None:
 
 def _confirmed(db: Session, user: User, from_session: bool) -> bool:
     """An SSO account whose last confirmation is older than `sso_recheck_minutes` is asked
-    about again (services.sso.recheck). A token has no session to end: only a directory that
-    can be asked without the user (LDAP with a service account) re-checks it. An OpenID
-    session that ends here is marked for a silent sign-in (RESUME)."""
+    about again (services.sso.recheck). A token has no session to end: it is re-checked only
+    where the directory or provider can be asked without the user (`_lookup`), and works on
+    otherwise. An OpenID session that ends here is marked for a silent sign-in (RESUME)."""
     sign_in: SignIn = current_app.config["CESI_SIGN_IN"]
     if not sso.due(user, sign_in.recheck_minutes):
         return True
-    directory = _directory(sign_in)
-    if not from_session and (user.source != Source.LDAP or directory is None
-                             or not directory.settings.can_search):
+    lookup = _lookup(sign_in, user)
+    if lookup is None and not from_session:
         return True
     who = Actor(user, client_ip(), current_app.config.get("CESI_ACTIVITY_LOG"))
-    confirmed = sso.recheck(db, who, user, directory, sign_in.rules(user.source))
+    confirmed = sso.recheck(db, who, user, lookup, sign_in.rules(user.source))
     if not confirmed and from_session and user.source == Source.OIDC:
         session[RESUME] = True
     return confirmed
+
+
+def _lookup(sign_in: SignIn, user: User) -> sso.Lookup | None:
+    """How `user` can be asked about without them: the directory's service account, or the
+    refresh token the provider gave at sign-in; None when neither is there."""
+    if user.source == Source.LDAP and sign_in.active_ldap and sign_in.active_ldap.can_search:
+        directory = Directory(sign_in.active_ldap)
+        return lambda found: directory.lookup(found.username)
+    settings = sign_in.active_oidc
+    if user.source == Source.OIDC and settings is not None and user.sso_refresh:
+        return lambda found: _ask_provider(settings, found)
+    return None
+
+
+def _ask_provider(settings: OidcSettings, user: User) -> Identity | None:
+    """The provider's word on `user` from their refresh token, which is kept sealed (a
+    provider may give a new one with each answer)."""
+    assert user.sso_refresh is not None
+    secrets = console().secrets
+
+    def keep(token: str) -> None:
+        user.sso_refresh = secrets.encrypt(token)
+
+    return oidc.ask_again(settings, secrets.decrypt(user.sso_refresh), keep)
 
 
 def _directory(sign_in: SignIn) -> Directory | None:

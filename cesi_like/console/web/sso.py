@@ -1,6 +1,9 @@
 """Signing in with an OpenID Connect provider: the redirect to it, its answer, and the end of
 its session at logout (where it offers an end-session endpoint).
 
+With `offline_access` in the scopes, the refresh token the provider gives is kept (sealed) so
+that re-checks can ask the provider without the user (web.auth).
+
 Every failure comes back to the login page with what went wrong (a tampered or stale `state`,
 a code used twice, an ID token for another client or expired), is recorded, and logs nobody
 in."""
@@ -16,7 +19,7 @@ from flask import Blueprint, abort, current_app, redirect, request, session, url
 from joserfc.errors import JoseError
 from werkzeug.wrappers import Response
 
-from ..context import actor
+from ..context import actor, console
 from ..guard import safe_next
 from ..services import logins, sso
 from ..services.activity import Result, record
@@ -47,12 +50,14 @@ def oidc_login() -> Response | tuple[str, int]:
     """Off to the provider, with a fresh state, nonce and PKCE verifier in the session;
     `silent=1` (a session whose check was due, web.auth.RESUME) asks it to answer without
     showing a page."""
-    _settings()
+    settings = _settings().oidc
+    assert settings is not None
     session[NEXT] = safe_next(request.args.get("next"), url_for("fleet.dashboard"))
     silent = session[SILENT] = request.args.get("silent") == "1"
+    prompt = "none" if silent else settings.prompt
     try:
         answer: Response = oidc.client().authorize_redirect(
-            url_for("sso.oidc_callback", _external=True), **({"prompt": "none"} if silent
+            url_for("sso.oidc_callback", _external=True), **({"prompt": prompt} if prompt
                                                                else {}))
     except (requests.RequestException, AuthlibBaseError, ValueError) as exc:
         log.warning("OpenID provider discovery failed: %s", exc)
@@ -95,6 +100,10 @@ def oidc_callback() -> Response | tuple[str, int]:
         user = sso.admit(db, actor(), identity, sign_in.rules("oidc"), method)
     except sso.LoginRefused as exc:
         return login_page(exc.message, exc.status)
+    if token.get("refresh_token") and sign_in.oidc.offline:
+        # asks the provider about the user at each re-check, without them (web.auth); a
+        # silent sign-in may bring none, and the one kept still holds
+        user.sso_refresh = console().secrets.encrypt(str(token["refresh_token"]))
     logins.address_succeeded(db, actor().ip)
     db.commit()
     target = session.pop(NEXT, None) or url_for("fleet.dashboard")
