@@ -194,6 +194,8 @@ class NodeClient:
             raise NodeError(NodeState.ERROR, _root_cause(exc)) from None
         except ValueError as exc:  # urllib3 refuses some URLs itself
             raise NodeError(NodeState.ERROR, f"bad URL: {exc}") from None
+        except OSError as exc:  # requests' own check of the CA and certificate files
+            raise NodeError(NodeState.ERROR, f"TLS files: {exc}"[:300]) from None
         complete = False
         try:
             data = self._read(response)

@@ -5,6 +5,7 @@ match the documented status codes, content types and schemas."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -25,7 +26,17 @@ from tests.support.console import make_app, token_for
 from tests.support.daemons import daemons
 from tests.support.hostile import hostile_node
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+
+def not_the_consoles_error(ctx: Any, response: Any, case: schemathesis.Case) -> bool | None:
+    """No 5xx but 502: the answer for a node that cannot be reached or answers badly, which
+    the fuzzer meets once it has made nodes of its own (hosts that do not resolve) and acts
+    on them. Documented on the node operations (status_code_conformance checks that)."""
+    if response.status_code == 502:
+        return None
+    return not_a_server_error(ctx, response, case)  # type: ignore[no-any-return]
+
+
+CHECKS = [not_the_consoles_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
 
@@ -52,12 +63,21 @@ def test_api_answers_as_documented(fuzzed: tuple[Flask, str]) -> None:
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app, headers=auth)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15
+    statuses: list[int] = []
     for operation in operations:
+        # a token of its own: DELETE /tokens/{id} may revoke the one before, and everything
+        # after would be a documented 401 that tests nothing
+        fuzz(operation, {"Authorization": f"Bearer {token_for(app, 'admin')}"}, statuses)
+    assert statuses.count(401) < len(statuses) / 10, statuses
 
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None)
-        @given(case=operation.as_strategy())
-        def fuzz(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers=auth, checks=CHECKS)
 
-        fuzz()
+def fuzz(operation: Any, headers: dict[str, str], statuses: list[int]) -> None:
+    """25 generated requests to `operation`, each answer checked; their statuses noted."""
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck),
+              database=None)
+    @given(case=operation.as_strategy())
+    def run(case: schemathesis.Case) -> None:
+        statuses.append(case.call_and_validate(headers=headers, checks=CHECKS).status_code)
+
+    run()

@@ -400,6 +400,13 @@ def test_tls_settings_through_the_api(fleet_app: Flask, nodes: dict[str, Any]) -
     assert state()["state"] == "online"
     bad = client.patch("/api/v1/nodes/tls2", headers=admin, json={"verify_tls": "yes"})
     assert bad.status_code == 400
+    for key in ("ca_file", "client_cert"):  # a path the console cannot read: said, not stored
+        missing = client.patch("/api/v1/nodes/tls2", headers=admin,
+                               json={key: "/nonexistent/ca.pem"})
+        assert missing.status_code == 400, missing.get_json()
+        assert missing.get_json()["error"] == (f"{key}: no readable file at "
+                                               "/nonexistent/ca.pem on the console host")
+    assert state()["state"] == "online"  # still verified with the CA file it had
 
 
 def held_once(pollers: tuple[Poller, ...]) -> bool:

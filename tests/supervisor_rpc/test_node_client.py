@@ -113,6 +113,12 @@ def test_https_node_is_verified(start_daemon: StartDaemon, client: NodeClient,
         assert untrusted.value.state is NodeState.ERROR
         assert "TLS" in untrusted.value.reason and "certificate" in untrusted.value.reason
         assert len(client.snapshot(NodeAddress("n", url, verify=False)).processes) == 3
+        # a CA file or client certificate that is gone is the node's error, not the caller's
+        for missing in (NodeAddress("n", url, verify=str(tmp_path / "gone.pem")),
+                        NodeAddress("n", url, cert=str(tmp_path / "gone.pem"))):
+            with pytest.raises(NodeError) as gone:
+                client.snapshot(missing)
+            assert gone.value.state is NodeState.ERROR and "gone.pem" in gone.value.reason
 
 
 def test_node_without_the_rpc_interface(tmp_path: Path, client: NodeClient) -> None:
