@@ -297,8 +297,9 @@ def _node_values(name: str, values: Mapping[str, Any], environ: Mapping[str, str
     clean = {}
     for key in ("username", "password", "url", "host", "ca_file", "client_cert"):
         if values.get(key) is not None:
+            check = validate.tls_file if key in ("ca_file", "client_cert") else validate.text
             try:
-                clean[key] = validate.text(str(values[key]), key)
+                clean[key] = check(str(values[key]), key)
             except ValueError as exc:
                 raise fail(key, str(exc)) from None
     return checked_name, clean

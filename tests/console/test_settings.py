@@ -112,6 +112,8 @@ def test_no_file_means_defaults(tmp_path: Path) -> None:
      "longer than 128"),
     ("[node:a]\nhost = h\n[environment:prod env]\nmembers = a\n", 3, "name",
      "environment name: 1 to 64"),
+    ("[node:a]\nhost = h\nca_file = /nonexistent/ca.pem\n", 3, "ca_file",
+     "no readable file at /nonexistent/ca.pem"),
 ])
 def test_bad_ini_names_line_and_key(tmp_path: Path, text: str, line: int, key: str,
                                     reason: str) -> None:

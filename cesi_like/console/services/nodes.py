@@ -67,12 +67,12 @@ def _apply_node(db: Session, node: Node, fields: Mapping[str, Any], creating: bo
             values["url"] = node_url(name, url, host, fields.get("port"))
         except ValueError as exc:
             raise Invalid(str(exc), "url") from None
-    for key in ("username", "password", "ca_file", "client_cert"):
+    for key in ("username", "password"):
         if key in fields:  # empty (or null) clears
             values[key] = validate.text(fields[key], key) or None
     for key in ("ca_file", "client_cert"):
-        if values.get(key) and not _readable_file(values[key]):
-            raise Invalid(f"{key}: no readable file at {values[key]} on the console host", key)
+        if key in fields:
+            values[key] = validate.tls_file(fields[key], key) or None
     if values.get("password"):
         values["password"] = secrets.encrypt(values["password"])
     if "notes" in fields:
@@ -86,16 +86,6 @@ def _apply_node(db: Session, node: Node, fields: Mapping[str, Any], creating: bo
         setattr(node, key, value)
     if node.notes is None:
         node.notes = ""
-
-
-def _readable_file(path: str) -> bool:
-    """The node client reads TLS files on every call: one that is missing or unreadable is a
-    mistake to point out while it is being made."""
-    try:
-        with open(path, "rb"):
-            return True
-    except OSError:
-        return False
 
 
 def create_node(db: Session, client: NodeClient | None, secrets: NodeSecrets, actor: Actor,

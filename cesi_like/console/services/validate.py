@@ -39,6 +39,21 @@ def name(value: Any, what: str = "name") -> str:
     return clean
 
 
+def tls_file(value: Any, what: str) -> str:
+    """A node's CA file or client certificate: "" to clear, else a file this console host can
+    read (the node client opens it on every call, so a missing one is pointed out while the
+    mistake is being made)."""
+    clean = text(value, what)
+    if clean:
+        try:
+            with open(clean, "rb"):
+                pass
+        except OSError:
+            raise Invalid(f"{what}: no readable file at {clean} on the console host",
+                          what) from None
+    return clean
+
+
 def text(value: Any, what: str, limit: int | None = None, required: bool = False) -> str:
     """A string field, stripped: "" when absent and not `required`. Refuses other types,
     NUL and (outside notes and descriptions) control characters, lone surrogates, and
