@@ -194,9 +194,11 @@ def test_a_slow_tail_f_keeps_following(start_daemon: StartDaemon, kind: str) -> 
     finally:
         tail.kill()
         tail.wait()
+    # far past where it was cut off (how far depends on the machine's load), every line in
+    # order, and behind the writer all along
     seen = numbers(bytes(got))
-    assert len(got) > 5_000_000 and seen == list(range(seen[0], seen[0] + len(seen)))
-    assert (daemon.dir / "fast.log").stat().st_size > len(got) + 5_000_000  # it was behind
+    assert len(got) > 2_000_000 and seen == list(range(seen[0], seen[0] + len(seen)))
+    assert (daemon.dir / "fast.log").stat().st_size > len(got) + 1_000_000
 
 
 def _read(path: Path) -> bytes:

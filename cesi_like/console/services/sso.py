@@ -18,8 +18,9 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..sso import Identity, Unavailable
@@ -125,8 +126,26 @@ def due(user: User, recheck_minutes: float, now: datetime.datetime | None = None
         minutes=recheck_minutes)
 
 
+def _claim(db: Session, user: User, recheck_minutes: float) -> bool:
+    """Whether this request is the one to ask about `user` now (committed). Concurrent
+    requests of one user (an automation's parallel API calls) would each trade the same
+    refresh token, and a provider that rotates them takes a spent one used again as theft
+    and revokes the grant: one UPDATE, of the row only while it is still `due`, picks one."""
+    now = utcnow()
+    cutoff = now - datetime.timedelta(minutes=recheck_minutes)
+    result = cast(CursorResult[Any], db.execute(
+        update(User).where(User.id == user.id, or_(User.sso_checked_at.is_(None),
+                                                    User.sso_checked_at < cutoff))
+        .values(sso_checked_at=now)))
+    won = result.rowcount == 1
+    db.commit()
+    if won:
+        user.sso_checked_at = now
+    return won
+
+
 def recheck(db: Session, actor: Actor, user: User, lookup: Lookup | None,
-            rules: tuple[GroupRule, ...]) -> bool:
+            rules: tuple[GroupRule, ...], recheck_minutes: float) -> bool:
     """Confirm an SSO account whose check is `due` (committed): True when it may go on.
     `lookup` asks the directory or provider about the user without them (LDAP with a service
     account, OpenID with a refresh token); without one, and when it cannot answer, the
@@ -138,9 +157,13 @@ def recheck(db: Session, actor: Actor, user: User, lookup: Lookup | None,
                detail=f"{user.source} session over: sign in again to be checked")
         db.commit()
         return False
+    before = user.sso_checked_at
+    if not _claim(db, user, recheck_minutes):
+        return True  # another request of this user is asking right now: it decides
     try:
         identity = lookup(user)
     except Unavailable as exc:
+        user.sso_checked_at = before  # unanswered: the next request asks again
         user.end_sessions()
         record(db, actor, "logout", user.username, Result.FAILED,
                f"the {where} could not confirm the session: {exc}")

@@ -94,7 +94,8 @@ def _confirmed(db: Session, user: User, from_session: bool) -> bool:
     if lookup is None and not from_session:
         return True
     who = Actor(user, client_ip(), current_app.config.get("CESI_ACTIVITY_LOG"))
-    confirmed = sso.recheck(db, who, user, lookup, sign_in.rules(user.source))
+    confirmed = sso.recheck(db, who, user, lookup, sign_in.rules(user.source),
+                            sign_in.recheck_minutes)
     if not confirmed and from_session and user.source == Source.OIDC:
         session[RESUME] = True
     return confirmed
