@@ -123,19 +123,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def make_poller(app: Flask, shards: frozenset[int] = frozenset(range(SHARDS))) -> Poller:
+def make_poller(app: Flask, shards: frozenset[int] = frozenset(range(SHARDS)),
+                standby: bool = False) -> Poller:
     found = console(app)
     return Poller(found.sessions, found.nodes, app.config["CESI_POLL_INTERVAL"],
-                  app.config["CESI_POLL_CONCURRENCY"], shards, app.config["CESI_HISTORY_DAYS"])
+                  app.config["CESI_POLL_CONCURRENCY"], shards, app.config["CESI_HISTORY_DAYS"],
+                  standby)
 
 
 def start_poller(app: Flask, standby: bool = False,
                  shards: frozenset[int] = frozenset(range(SHARDS))) -> Poller:
     """Run this process's poller in the background; it polls the shards whose leases it
-    holds. A standby poller (every shard, after a delay) lets the dedicated ones claim first
-    and takes over the shares of any that dies."""
+    holds. A standby poller (every shard, after a delay) lets the dedicated ones claim first,
+    takes over the shares of any that dies, and gives a share back to a dedicated poller
+    that asks for it (one that started late)."""
     found = console(app)
-    poller = found.poller = make_poller(app, shards)
+    poller = found.poller = make_poller(app, shards, standby)
     # the poller process needs a few seconds to start: let it claim the lease first
     delay = max(2 * app.config["CESI_POLL_INTERVAL"], 5.0) if standby else 0.0
     poller.start(delay)

@@ -4,7 +4,8 @@ The master starts the poller as processes of their own (`poll_processes`, each p
 share of the nodes), beside the workers: polling a thousand nodes is CPU work, and in a worker
 it would share one interpreter lock with page rendering. Each worker still runs a standby
 poller that waits for the leases, so if a poller process dies a worker takes its share over
-within a few intervals (and gives way again on the next restart).
+within a few intervals; a poller process that asks for a share a worker holds (one that
+started late, on a slow host) gets it at once.
 """
 
 from __future__ import annotations

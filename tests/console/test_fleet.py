@@ -441,6 +441,28 @@ def test_shard_leases_are_held_by_one_poller_each(fleet_app: Flask) -> None:
             poller.stop()
 
 
+def test_a_late_dedicated_poller_takes_its_shares_from_a_standby_one(fleet_app: Flask) -> None:
+    """A web worker's standby poller that claimed every share (the dedicated poller process
+    started late, on a slow host) gives the dedicated one its shares at its first claim,
+    and keeps the others; dedicated pollers never take from each other."""
+    fleet_app.config["CESI_POLL_INTERVAL"] = 60.0  # leases far from lapsing: no takeover
+    standby = make_poller(fleet_app, standby=True)
+    late, other = make_poller(fleet_app, shares(0, 2)), make_poller(fleet_app)
+    try:
+        standby._claim()
+        assert standby.held == frozenset(range(SHARDS))
+        late._claim()
+        assert late.held == shares(0, 2)
+        standby._claim()
+        assert standby.held == shares(1, 2)
+        other._claim()  # another dedicated one: the standby's shares, never `late`'s
+        late._claim()
+        assert (other.held, late.held) == (shares(1, 2), shares(0, 2))
+    finally:
+        for poller in (standby, late, other):
+            poller.stop()
+
+
 EURO_LINE = r"'\u20ac\u20ac\n'"  # "€€\n", 7 bytes: 1 KB windows cut its characters
 EUROS = f"""
 [program:euros]

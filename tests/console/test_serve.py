@@ -35,9 +35,12 @@ def test_poller_processes_share_the_nodes_and_a_worker_takes_over(tmp_path: Path
     config = "[cesi]\npoll_interval = 0.3\npoll_processes = 2\n"
     with serve_console(tmp_path, "serve admin pw", config):
         db = tmp_path / "e2e.db"
+        # a worker's standby poller may claim first on a slow machine: the poller processes
+        # take their shares from it
         owners = wait_for(lambda: (o := lease_owners(db)) and len(o) == SHARDS
-                          and len(set(o.values())) == 2 and o,
-                          what="two poller processes to hold every share")
+                          and len(set(o.values())) == 2
+                          and not any(v.endswith(":standby") for v in o.values()) and o,
+                          timeout=30, what="two poller processes to hold every share")
         pollers = {pid_of(owner) for owner in owners.values()}
         for pid in pollers:  # the dedicated processes, "poll --share N/2"
             assert command_of(pid)[-4:-2] == [b"poll", b"--share"]
@@ -55,6 +58,7 @@ def test_poller_processes_share_the_nodes_and_a_worker_takes_over(tmp_path: Path
         after = wait_for(taken_over, timeout=15, what="a worker to take the dead share over")
         takers = {pid_of(after[f"poller:{shard}"]) for shard in shares[victim]}
         assert all(b"poll" not in command_of(pid) for pid in takers)  # gunicorn workers
+        assert all(after[f"poller:{shard}"].endswith(":standby") for shard in shares[victim])
         assert all(pid_of(after[f"poller:{shard}"]) == survivor for shard in shares[survivor])
     # no control socket at the per-user path another console on the host would take over
     assert "Control socket listening" not in (tmp_path / "gunicorn.log").read_text()

@@ -51,6 +51,9 @@ MAX_BACKOFF = 8  # intervals between polls of a node that keeps failing
 # little.
 LEASE_INTERVALS = 1.5
 PRUNE_EVERY = 3600.0  # seconds between two prunes of old history
+# ends the owner of a standby poller (a web worker's): a dedicated poller takes its shares
+# from it, so one that started late, on a slow host, still gets them
+STANDBY = ":standby"
 CLAIMS_PER_INTERVAL = 4
 
 
@@ -66,10 +69,11 @@ def shares(index: int, processes: int) -> frozenset[int]:
     return frozenset(range(index, SHARDS, processes))
 
 
-def acquire_leases(db: Session, names: list[str], owner: str, seconds: float) -> set[str]:
-    """Take or renew, for `seconds`, each of `names` that is free, expired or already ours;
-    the names now held. One atomic UPDATE, so two pollers (or hosts) racing for a lease
-    cannot both win it."""
+def acquire_leases(db: Session, names: list[str], owner: str, seconds: float,
+                   over_standby: bool = False) -> set[str]:
+    """Take or renew, for `seconds`, each of `names` that is free, expired or already ours
+    (and, with `over_standby`, held by a standby poller); the names now held. One atomic
+    UPDATE, so two pollers (or hosts) racing for a lease cannot both win it."""
     now = utcnow()
     known = set(db.scalars(select(Lease.name).where(Lease.name.in_(names))))
     for name in names:
@@ -80,10 +84,12 @@ def acquire_leases(db: Session, names: list[str], owner: str, seconds: float) ->
                 db.commit()
             except IntegrityError:  # another poller created it first: fine
                 db.rollback()
-    taken = db.scalars(update(Lease).where(
-        Lease.name.in_(names), (Lease.owner == owner) | (Lease.expires < now)
-    ).values(owner=owner, expires=now + datetime.timedelta(seconds=seconds))
-        .returning(Lease.name)).all()
+    free = (Lease.owner == owner) | (Lease.expires < now)
+    if over_standby:
+        free |= Lease.owner.like(f"%{STANDBY}")
+    taken = db.scalars(update(Lease).where(Lease.name.in_(names), free).values(
+        owner=owner, expires=now + datetime.timedelta(seconds=seconds)
+    ).returning(Lease.name)).all()
     db.commit()
     return set(taken)
 
@@ -124,13 +130,15 @@ class Poller(Background):
     def __init__(self, sessions: sessionmaker[Session], client: NodeClient,
                  interval: float = 2.0, concurrency: int = 32,
                  shards: frozenset[int] = frozenset(range(SHARDS)),
-                 history_days: float = 30.0) -> None:
+                 history_days: float = 30.0, standby: bool = False) -> None:
         self.sessions = sessions
         self.client = client
         self.interval = interval
         self.shards = shards  # the shares it may claim
         self.held: frozenset[int] = frozenset()
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = (f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+                      + (STANDBY if standby else ""))
+        self.standby = standby
         self._pool = ThreadPoolExecutor(max_workers=concurrency,
                                         thread_name_prefix="node-poll")
         self._results: queue.SimpleQueue[Poll] = queue.SimpleQueue()
@@ -182,7 +190,8 @@ class Poller(Background):
         names = {lease_name(shard): shard for shard in sorted(self.shards)}
         with self.sessions() as db:
             taken = acquire_leases(db, list(names), self.owner,
-                                   LEASE_INTERVALS * self.interval)
+                                   LEASE_INTERVALS * self.interval,
+                                   over_standby=not self.standby)
         held = frozenset(names[name] for name in taken)
         if held != self.held:
             log.info("poller %s: polls shards %s of %d", self.owner,
