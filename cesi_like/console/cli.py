@@ -180,8 +180,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_nodes(args: argparse.Namespace) -> int:
     """list (default); rotate-key: seal every stored secret (node passwords, alert channels and
-    webhook secrets) with a new key; reseal: seal them again with the newest configured key;
-    new-key: print a fresh key."""
+    webhook secrets, OpenID refresh tokens: storage.secrets.sealed_columns) with a new key;
+    reseal: seal them again with the newest configured key; new-key: print a fresh key."""
     from .storage import secrets as node_secrets
 
     if args.action == "new-key":
@@ -365,7 +365,7 @@ def parser() -> argparse.ArgumentParser:
     nodes.add_argument("action", nargs="?", default="list",
                        choices=["list", "rotate-key", "reseal", "new-key"],
                        help="rotate-key: a new key in the key file, every stored secret (node "
-                            "passwords, alert channels and webhook secrets) sealed with it; "
+                            "passwords, alert secrets, OpenID refresh tokens) sealed with it; "
                             "reseal: seal them with the newest key of node_key; new-key: print "
                             "a fresh key")
     nodes.set_defaults(run=cmd_nodes)

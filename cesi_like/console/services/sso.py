@@ -169,14 +169,16 @@ def recheck(db: Session, actor: Actor, user: User, lookup: Lookup | None,
                f"the {where} could not confirm the session: {exc}")
         db.commit()
         return False
-    granted = None if identity is None or identity.username != user.username \
-        else _grant(db, identity, rules)
-    if granted is None:
-        gone = "no longer in the directory" if user.source == Source.LDAP \
+    granted = None
+    if identity is None:
+        refused = "no longer in the directory" if user.source == Source.LDAP \
             else "the provider refused its refresh token"
-        shut_out(db, actor, user, gone if identity is None
-                 else "named another user" if identity.username != user.username
-                 else "in no mapped group")
+    elif identity.username != user.username:
+        refused = "named another user"
+    else:
+        granted, refused = _grant(db, identity, rules), "in no mapped group"
+    if granted is None:
+        shut_out(db, actor, user, refused)
         db.commit()
         return False
     grant, scope = granted

@@ -104,8 +104,8 @@ def _confirmed(db: Session, user: User, from_session: bool) -> bool:
 def _lookup(sign_in: SignIn, user: User) -> sso.Lookup | None:
     """How `user` can be asked about without them: the directory's service account, or the
     refresh token the provider gave at sign-in; None when neither is there."""
-    if user.source == Source.LDAP and sign_in.active_ldap and sign_in.active_ldap.can_search:
-        directory = Directory(sign_in.active_ldap)
+    directory = _directory(sign_in)
+    if user.source == Source.LDAP and directory is not None and directory.settings.can_search:
         return lambda found: directory.lookup(found.username)
     settings = sign_in.active_oidc
     if user.source == Source.OIDC and settings is not None and user.sso_refresh:
